@@ -1,0 +1,3 @@
+from mailwoman_eval.cli import main
+
+main()

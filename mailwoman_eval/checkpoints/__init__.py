@@ -1,0 +1,1 @@
+"""Checkpoint formats: upstream PyTorch directories, ONNX graphs, weights packages."""

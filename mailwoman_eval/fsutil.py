@@ -1,0 +1,86 @@
+"""Atomic file output and hashing: a reader never sees a half-written file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from mailwoman_eval.errors import MwevalError
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to a temp file beside `path`, fsync, then rename over it."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise MwevalError(f"cannot write: {e.strerror}", where=str(path)) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_lines(path: str | os.PathLike, lines: Iterable[str]) -> None:
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def prepare_output_dir(out: Path, marker: str, force: bool) -> None:
+    """Check `out` may receive an mweval output whose marker file is `marker`.
+
+    design.md Decisions: an existing directory holding an output of the same kind is replaced;
+    a non-empty directory that does not is refused unless `force`.
+    """
+    if out.exists() and not out.is_dir():
+        raise MwevalError("output path exists and is not a directory", where=str(out))
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).exists() and not force:
+        raise MwevalError(
+            f"output directory is not empty and holds no mweval {marker}; refusing to write (use --force)",
+            where=str(out),
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MwevalError(f"cannot create output directory: {e.strerror}", where=str(out)) from None
+    if not os.access(out, os.W_OK):
+        raise MwevalError("output directory is not writable", where=str(out))
+
+
+def replace_dir_atomically(staging: Path, final: Path) -> None:
+    """Move a fully written `staging` directory into place as `final`."""
+    backup = None
+    if final.exists():
+        backup = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, backup)
+    os.replace(staging, final)
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)

@@ -1,0 +1,83 @@
+"""SentencePiece pieces with Python char spans, exactly as upstream's `encode_with_spans`.
+
+upstream-formats.md §3/§3.1: `proto` output gives UTF-8 *byte* offsets; each byte maps to the
+index of the char it belongs to, and an offset equal to the byte length maps to len(raw). The
+consequences are kept on purpose: a `▁Word` span includes the whitespace before it, the first
+n-1 byte-fallback pieces of an unknown char are zero-width, and no special tokens are added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import sentencepiece as spm
+
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.fsutil import sha256_file
+
+MAX_LENGTH = 128  # upstream truncates input ids to 128 pieces
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """All pieces of one raw string (not truncated); `begin`/`end` are Python char offsets."""
+
+    pieces: tuple[str, ...]
+    ids: tuple[int, ...]
+    begin: tuple[int, ...]
+    end: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if not (len(self.pieces) == len(self.begin) == len(self.end) == n):
+            raise ValueError("pieces, ids and spans differ in length")
+        for b, e in zip(self.begin, self.end, strict=True):
+            if not 0 <= b <= e:
+                raise ValueError(f"bad piece span ({b}, {e})")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def byte_to_char_table(raw: str) -> list[int]:
+    """table[b] = index of the char holding byte b; table[len(bytes)] = len(raw)."""
+    if raw.isascii():
+        return list(range(len(raw) + 1))
+    table: list[int] = []
+    for i, ch in enumerate(raw):
+        table.extend([i] * len(ch.encode("utf-8", "surrogatepass")))
+    table.append(len(raw))
+    return table
+
+
+class Tokenizer:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise MwevalError("tokenizer model not found", where=str(self.path))
+        self.sp = spm.SentencePieceProcessor()
+        try:
+            ok = self.sp.Load(str(self.path))
+        except (OSError, RuntimeError) as e:
+            raise MwevalError(f"not a SentencePiece model ({' '.join(str(e).split())[:120]})", where=str(self.path)) from None
+        if not ok:
+            raise MwevalError("not a SentencePiece model", where=str(self.path))
+        self.sha256 = sha256_file(self.path)
+        self.vocab_size = self.sp.GetPieceSize()
+        self.pad_id = max(self.sp.pad_id(), 0)
+
+    def encode(self, raw: str) -> Encoding:
+        # sentencepiece 0.2.2/0.2.3 reject "immutable_proto"; "proto" gives byte offsets (§3.1).
+        proto = self.sp.encode(raw, out_type="proto")
+        table = byte_to_char_table(raw)
+        pieces, ids, begin, end = [], [], [], []
+        for p in proto.pieces:
+            pieces.append(p.piece)
+            ids.append(p.id)
+            begin.append(table[p.begin])
+            end.append(table[p.end])
+        return Encoding(tuple(pieces), tuple(ids), tuple(begin), tuple(end))
+
+    def encode_many(self, raws: list[str]) -> list[Encoding]:
+        return [self.encode(r) for r in raws]
