@@ -320,3 +320,13 @@ def resolve_golden(spec: str) -> tuple[Path, str]:
     names = sorted({n for n, _, _ in available_golden()})
     listing = ", ".join(names) if names else "none found"
     raise MwevalError(f"unknown golden set {spec!r}; available: {listing}")
+
+
+def substring_problems(gset: GoldenSet) -> list[str]:
+    """One line per component value that is not an exact substring of its row's raw."""
+    out = []
+    for e in gset.entries:
+        for tag, value in e.components.items():
+            if value and value not in e.raw:
+                out.append(f"{e.id}: {tag} {value!r} is not a substring of raw {e.raw!r}")
+    return out

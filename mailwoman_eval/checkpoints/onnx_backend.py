@@ -1,0 +1,268 @@
+"""ONNX graphs (upstream exports, int8 quantized copies, the published weights package).
+
+upstream-formats.md §5 and §10.3: `logits` is fetched by name; extra float inputs (side
+channels) are zero-fed and listed; batch support is decided by trial, never from declared
+shapes; int8 graphs are fed padded to 128 by default because dynamic int8 scales see padding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from mailwoman_eval.checkpoints.backend import Backend, Progress, cpu_count, run_batched
+from mailwoman_eval.decode import CRFParams
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.fsutil import sha256_file
+from mailwoman_eval.labels import V040_LABELS
+from mailwoman_eval.tokenizer import MAX_LENGTH
+
+# Op types that only appear in quantized graphs. onnxruntime cannot list a graph's nodes and the
+# `onnx` package is an optional extra, so the serialized op_type strings are searched for.
+INT8_OPS = (b"DynamicQuantizeLinear", b"MatMulInteger", b"QLinearMatMul", b"DynamicQuantizeMatMul", b"QAttention")
+
+
+def read_labels_arg(arg: str) -> list[str]:
+    """`--labels`: a JSON file (list, or an object with `labels`), a text file (one per line), or a comma list."""
+    p = Path(arg)
+    if p.is_file():
+        text = p.read_text(encoding="utf-8")
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            return [line.strip() for line in text.splitlines() if line.strip()]
+        if isinstance(obj, dict):
+            obj = obj.get("labels")
+        if not isinstance(obj, list) or not all(isinstance(x, str) for x in obj):
+            raise MwevalError("--labels file holds no list of label strings", where=str(p))
+        return obj
+    return [x.strip() for x in arg.split(",") if x.strip()]
+
+
+def read_sidecar(path: Path) -> tuple[list[str], CRFParams]:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+        labels = list(obj["labels"])
+        crf = CRFParams(
+            source="sidecar",
+            transitions=np.asarray(obj["transitions"], dtype=np.float32),
+            start=np.asarray(obj["start_transitions"], dtype=np.float32),
+            end=np.asarray(obj["end_transitions"], dtype=np.float32),
+        )
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise MwevalError(f"unreadable crf-transitions.json ({e})", where=str(path)) from None
+    if crf.start.shape[0] != len(labels):
+        raise MwevalError("crf-transitions.json size differs from its label list", where=str(path))
+    return labels, crf
+
+
+class OnnxBackend(Backend):
+    def __init__(
+        self,
+        model_path: Path,
+        labels_arg: str | None = None,
+        pad_to: str = "auto",
+        threads: int | None = None,
+        workers: int | None = None,
+    ):
+        import onnxruntime as ort
+
+        self.model_path = model_path
+        directory = model_path.parent
+        warnings: list[str] = []
+        try:
+            data = model_path.read_bytes()
+        except OSError as e:
+            raise MwevalError(f"cannot read ONNX model: {e.strerror}", where=str(model_path)) from None
+        self.int8 = any(op in data for op in INT8_OPS)
+        cores = threads or cpu_count()
+
+        def make_session(n_threads: int):
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = n_threads
+            so.inter_op_num_threads = 1
+            so.log_severity_level = 3  # upstream exports declare batch 1 and warn on every batched run
+            try:
+                return ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+            except Exception as e:  # onnxruntime raises its own exception types
+                msg = " ".join(str(e).split())[:160]
+                raise MwevalError(f"not a loadable ONNX model ({msg})", where=str(model_path)) from None
+
+        self._make_session = make_session
+        self.session = make_session(cores)
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = [o.name for o in self.session.get_outputs()]
+        if "logits" not in outputs:
+            raise MwevalError(f"ONNX graph has no `logits` output (outputs: {', '.join(outputs)})", where=str(model_path))
+        for name in ("input_ids", "attention_mask"):
+            if name not in inputs:
+                raise MwevalError(f"ONNX graph has no `{name}` input", where=str(model_path))
+        self.extra_inputs: list[tuple[str, list]] = []
+        zero_fed = []
+        for name, i in inputs.items():
+            if name in ("input_ids", "attention_mask"):
+                continue
+            if i.type != "tensor(float)":
+                raise MwevalError(f"ONNX input {name!r} has type {i.type}; only float side channels can be zero-fed", where=str(model_path))
+            self.extra_inputs.append((name, list(i.shape)))
+            zero_fed.append(name)
+
+        # labels: model card, --labels, sidecar, else the v0.4.0 default
+        card_path = directory / "model-card.json"
+        card = None
+        if card_path.is_file():
+            try:
+                card = json.loads(card_path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise MwevalError(f"malformed model-card.json ({e})", where=str(card_path)) from None
+        sidecar_path = directory / "crf-transitions.json"
+        sidecar = read_sidecar(sidecar_path) if sidecar_path.is_file() else None
+        if labels_arg:
+            labels, source = read_labels_arg(labels_arg), "--labels"
+        elif card is not None and isinstance(card.get("labels"), list):
+            labels, source = [str(x) for x in card["labels"]], "model-card.json labels"
+        elif card is not None:
+            raise MwevalError("model-card.json has no `labels`; pass --labels", where=str(card_path))
+        elif sidecar is not None:
+            labels, source = sidecar[0], "crf-transitions.json labels"
+        else:
+            labels, source = list(V040_LABELS), "v0.4.0 default (no model card, sidecar or --labels)"
+            warnings.append("no label list found beside the ONNX model; assuming the v0.4.0 21-label list")
+        crf = None
+        if sidecar is not None:
+            if sidecar[0] != labels:
+                raise MwevalError("crf-transitions.json labels differ from the model's label list", where=str(sidecar_path))
+            crf = sidecar[1]
+
+        if pad_to == "auto":
+            pad_to = "128" if self.int8 else "batch"
+        if pad_to not in ("128", "own", "batch"):
+            raise MwevalError(f"--pad-to must be 128 or own, not {pad_to!r}")
+        self.pad_to = pad_to
+
+        info = {
+            "format": "onnx",
+            "sha256": sha256_file(model_path),
+            "files": {model_path.name: None},
+            "int8": self.int8,
+            "inputs": sorted(inputs),
+            "outputs": outputs,
+            "zero_fed_inputs": zero_fed,
+        }
+        info["files"][model_path.name] = info["sha256"]
+        if sidecar is not None:
+            info["files"]["crf-transitions.json"] = sha256_file(sidecar_path)
+        if card is not None:
+            info["files"]["model-card.json"] = sha256_file(card_path)
+            info["model_card"] = {
+                "version": card.get("version"),
+                "lineage": (card.get("model_lineage") or "")[:200] or None,
+            }
+            required = [k for k, v in (card.get("requires") or {}).items() if isinstance(v, dict) and v.get("required")]
+            if required:
+                info["model_card"]["requires"] = required
+        pkg = directory / "package.json"
+        if pkg.is_file():
+            try:
+                info["package"] = {"name": json.loads(pkg.read_text())["name"], "version": json.loads(pkg.read_text())["version"]}
+            except (OSError, ValueError, KeyError):
+                pass
+        if zero_fed:
+            req = ", ".join(info.get("model_card", {}).get("requires", [])) or "its side channels"
+            warnings.append(
+                f"OUT OF DISTRIBUTION: {len(zero_fed)} side-channel inputs are zero-fed ({', '.join(zero_fed)}); "
+                f"the model card declares {req} required, so these numbers do not measure the shipped model"
+            )
+        super().__init__(labels=labels, labels_source=source, crf=crf, info=info, warnings=warnings)
+
+        # batch support and label dimension, by trial
+        self.batchable, n_out = self._probe_batch()
+        if n_out != len(labels):
+            raise MwevalError(
+                f"ONNX logits have {n_out} labels but the label list ({source}) has {len(labels)}",
+                where=str(model_path),
+            )
+        if self.pad_to == "batch" and not self.batchable:
+            self.pad_to = "own"
+        self.workers = 1
+        if not self.batchable:
+            self.workers = workers if workers is not None else min(2, cores)
+            if self.workers > 1:
+                per = max(1, cores // self.workers)
+                self.sessions = [make_session(per) for _ in range(self.workers)]
+        info["batchable"] = self.batchable
+        info["padding"] = {"128": "pad-to-128", "own": "own-length", "batch": "within-batch"}[self.pad_to]
+
+    def _feed(self, x: np.ndarray, m: np.ndarray) -> dict:
+        feed = {"input_ids": x, "attention_mask": m}
+        B, S = x.shape
+        for name, shape in self.extra_inputs:
+            tail = [d if isinstance(d, int) else 1 for d in shape[2:]]
+            feed[name] = np.zeros([B, S, *tail], dtype=np.float32)
+        return feed
+
+    def _run(self, x: np.ndarray, m: np.ndarray, session=None) -> np.ndarray:
+        sess = session or self.session
+        try:
+            return sess.run(["logits"], self._feed(x, m))[0]
+        except Exception as e:  # onnxruntime's own exception types
+            msg = " ".join(str(e).split())[:200]
+            raise MwevalError(f"ONNX inference failed ({msg})", where=str(self.model_path)) from None
+
+    def _probe_batch(self) -> tuple[bool, int]:
+        """Run two rows as a batch and each alone; batchable iff it runs and agrees (design.md Parity)."""
+        width = 8
+        a = np.array([[5, 6, 7, 8, 9, 10, 11, 12]], dtype=np.int64)
+        b = np.array([[13, 14, 15, 0, 0, 0, 0, 0]], dtype=np.int64)
+        ma = np.ones((1, width), dtype=np.int64)
+        mb = np.array([[1, 1, 1, 0, 0, 0, 0, 0]], dtype=np.int64)
+        single_a = self._run(a, ma)
+        n_out = int(single_a.shape[-1])
+        try:
+            pair = self.session.run(["logits"], self._feed(np.concatenate([a, b]), np.concatenate([ma, mb])))[0]
+        except Exception:
+            return False, n_out
+        single_b = self._run(b, mb)
+        ok = (
+            pair.shape[0] == 2
+            and np.allclose(pair[0], single_a[0], atol=1e-4)
+            and np.allclose(pair[1, :3], single_b[0, :3], atol=1e-4)
+        )
+        return bool(ok), n_out
+
+    def infer(self, ids: Sequence[np.ndarray], progress: Progress | None = None) -> list[np.ndarray]:
+        if self.batchable and self.pad_to == "batch":
+            return run_batched(self._run, ids, self.pad_id, progress)
+        width = MAX_LENGTH if self.pad_to == "128" else None
+        out: list[np.ndarray | None] = [None] * len(ids)
+
+        def one(i: int, session) -> None:
+            n = len(ids[i])
+            w = width or max(n, 1)
+            x = np.full((1, w), self.pad_id, dtype=np.int64)
+            m = np.zeros((1, w), dtype=np.int64)
+            x[0, :n] = ids[i]
+            m[0, :n] = 1
+            out[i] = np.array(self._run(x, m, session)[0, :n], dtype=np.float32)
+
+        if self.workers > 1:
+            shards = [list(range(k, len(ids), self.workers)) for k in range(self.workers)]
+
+            def work(k: int) -> None:
+                for i in shards[k]:
+                    one(i, self.sessions[k])
+                    if progress and k == 0:
+                        progress(self.workers)
+
+            with ThreadPoolExecutor(self.workers) as pool:
+                list(pool.map(work, range(self.workers)))
+        else:
+            for i in range(len(ids)):
+                one(i, self.session)
+                if progress:
+                    progress(1)
+        return out  # type: ignore[return-value]

@@ -1,0 +1,202 @@
+"""Upstream PyTorch checkpoint directories: `config.json` + `pytorch_model.bin` (upstream-formats.md §1).
+
+Two engines run the same weights: `numpy` (default; no torch import, see numpy_encoder.py) and
+`torch` (the upstream-compatible nn.Module in model.py). Both load the state dict strictly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mailwoman_eval.checkpoints.backend import Backend, Progress, cpu_count, run_batched
+from mailwoman_eval.checkpoints.torchfile import load_state_dict
+from mailwoman_eval.decode import CRFParams
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.fsutil import sha256_file
+from mailwoman_eval.labels import V040_LABELS
+
+REQUIRED_CONFIG = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "num_labels",
+)
+
+
+def read_config(path: Path) -> dict:
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MwevalError("checkpoint has no config.json", where=str(path)) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MwevalError(f"malformed config.json ({e})", where=str(path)) from None
+    if not isinstance(cfg, dict):
+        raise MwevalError("config.json is not a JSON object", where=str(path))
+    missing = [k for k in REQUIRED_CONFIG if k not in cfg]
+    if missing:
+        raise MwevalError(f"config.json is missing keys: {', '.join(missing)}", where=str(path))
+    for k in REQUIRED_CONFIG:
+        if not isinstance(cfg[k], int) or isinstance(cfg[k], bool) or cfg[k] <= 0:
+            raise MwevalError(f"config.json key {k!r} must be a positive integer", where=str(path))
+    if cfg["hidden_size"] % cfg["num_attention_heads"]:
+        raise MwevalError("hidden_size is not divisible by num_attention_heads", where=str(path))
+    return cfg
+
+
+def labels_from_config(cfg: dict, where: str) -> tuple[list[str], str]:
+    id2label = cfg.get("id2label")
+    if id2label:
+        try:
+            labels = [id2label[str(i)] for i in range(len(id2label))]
+        except KeyError:
+            raise MwevalError("config.json id2label keys are not 0..N-1", where=where) from None
+        source = "config.json id2label"
+    else:
+        labels = list(V040_LABELS)
+        source = "v0.4.0 default (config.json has no id2label)"
+    if len(labels) != cfg["num_labels"]:
+        raise MwevalError(f"{len(labels)} labels ({source}) but num_labels = {cfg['num_labels']}", where=where)
+    return labels, source
+
+
+def expected_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+    """state_dict names and shapes for a V040 config (upstream-formats.md §1.5)."""
+    V, H, F, L = cfg["vocab_size"], cfg["hidden_size"], cfg["intermediate_size"], cfg["num_labels"]
+    shapes: dict[str, tuple[int, ...]] = {
+        "token_embeddings.weight": (V, H),
+        "position_embeddings.weight": (cfg["max_position_embeddings"], H),
+        "input_ln.weight": (H,),
+        "input_ln.bias": (H,),
+    }
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"blocks.{i}."
+        shapes.update(
+            {
+                p + "ln1.weight": (H,),
+                p + "ln1.bias": (H,),
+                p + "attn.in_proj_weight": (3 * H, H),
+                p + "attn.in_proj_bias": (3 * H,),
+                p + "attn.out_proj.weight": (H, H),
+                p + "attn.out_proj.bias": (H,),
+                p + "ln2.weight": (H,),
+                p + "ln2.bias": (H,),
+                p + "ff.0.weight": (F, H),
+                p + "ff.0.bias": (F,),
+                p + "ff.3.weight": (H, F),
+                p + "ff.3.bias": (H,),
+            }
+        )
+    shapes.update({"final_ln.weight": (H,), "final_ln.bias": (H,), "classifier.weight": (L, H), "classifier.bias": (L,)})
+    if cfg.get("use_crf", False):
+        shapes.update(
+            {
+                "crf.transitions": (L, L),
+                "crf.start_transitions": (L,),
+                "crf.end_transitions": (L,),
+                "crf.transition_mask": (L, L),
+                "crf.start_mask": (L,),
+            }
+        )
+    if cfg.get("class_weights"):
+        shapes["class_weights"] = (L,)
+    return shapes
+
+
+def check_state_dict(state: dict[str, np.ndarray], cfg: dict, where: str) -> None:
+    """strict=True semantics, with every missing/unexpected/mis-shaped key listed in one line."""
+    want = expected_shapes(cfg)
+    missing = [k for k in want if k not in state]
+    unexpected = [k for k in state if k not in want]
+    wrong = [f"{k} {tuple(state[k].shape)}!={want[k]}" for k in want if k in state and tuple(state[k].shape) != want[k]]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}")
+    if unexpected:
+        problems.append(f"unexpected keys: {', '.join(unexpected[:8])}{' …' if len(unexpected) > 8 else ''}")
+    if wrong:
+        problems.append(f"shape mismatches: {', '.join(wrong[:6])}{' …' if len(wrong) > 6 else ''}")
+    if problems:
+        raise MwevalError("state dict does not match config.json — " + "; ".join(problems), where=where)
+
+
+def crf_from_state(state: dict[str, np.ndarray]) -> CRFParams | None:
+    if "crf.transitions" not in state:
+        return None
+    return CRFParams(
+        source="learned",
+        transitions=state["crf.transitions"].astype(np.float32),
+        start=state["crf.start_transitions"].astype(np.float32),
+        end=state["crf.end_transitions"].astype(np.float32),
+        transition_mask=state.get("crf.transition_mask"),
+        start_mask=state.get("crf.start_mask"),
+    )
+
+
+class PytorchBackend(Backend):
+    def __init__(self, ckpt_dir: Path, engine: str = "numpy", threads: int | None = None):
+        cfg_path = ckpt_dir / "config.json"
+        bin_path = ckpt_dir / "pytorch_model.bin"
+        cfg = read_config(cfg_path)
+        labels, source = labels_from_config(cfg, str(cfg_path))
+        if not bin_path.exists():
+            raise MwevalError("checkpoint has no pytorch_model.bin", where=str(bin_path))
+        state, dtypes = load_state_dict(bin_path)
+        check_state_dict(state, cfg, str(bin_path))
+        self.config = cfg
+        self.threads = threads or cpu_count()
+        self.engine = engine
+        info = {
+            "format": "pytorch",
+            "engine": engine,
+            "sha256": sha256_file(bin_path),
+            "files": {"config.json": sha256_file(cfg_path), "pytorch_model.bin": None},
+            "stored_dtypes": sorted(dtypes),
+            "params": int(sum(v.size for k, v in state.items() if not k.endswith("_mask") and k != "class_weights")),
+            "config": {k: cfg[k] for k in REQUIRED_CONFIG + ("use_crf",) if k in cfg},
+        }
+        info["files"]["pytorch_model.bin"] = info["sha256"]
+        super().__init__(
+            labels=labels,
+            labels_source=source,
+            crf=crf_from_state(state),
+            info=info,
+            embedding_rows=cfg["vocab_size"],
+            pad_id=int(cfg.get("pad_token_id", 0)),
+        )
+        if engine == "numpy":
+            from mailwoman_eval.checkpoints.numpy_encoder import NumpyEncoder
+
+            self._forward = NumpyEncoder(state, cfg)
+        elif engine == "torch":
+            self._forward = _torch_forward(state, cfg, labels, self.threads)
+        else:
+            raise MwevalError(f"unknown engine {engine!r} (numpy or torch)")
+
+    def infer(self, ids: Sequence[np.ndarray], progress: Progress | None = None) -> list[np.ndarray]:
+        return run_batched(self._forward, ids, self.pad_id, progress)
+
+
+def _torch_forward(state: dict[str, np.ndarray], cfg: dict, labels: list[str], threads: int):
+    try:
+        import torch
+    except ImportError:
+        raise MwevalError("--engine torch needs torch: pip install torch==2.13.0") from None
+    from mailwoman_eval.checkpoints.model import MailwomanCoarseEncoder
+
+    torch.set_num_threads(threads)
+    model = MailwomanCoarseEncoder(cfg, labels)
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
+    model.eval()
+
+    def forward(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x), torch.from_numpy(m)).numpy()
+
+    return forward

@@ -1,0 +1,131 @@
+"""`--ckpt NAME|PATH` and tokenizer lookup (design.md Decisions, "Names" and "Tokenizer")."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.golden import REPO_ROOT
+
+BUNDLED_RUNS = REPO_ROOT / "demo" / "runs"
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    spec: str  # what the user typed
+    name: str  # display name: run/step, package dir name or onnx file
+    path: Path  # a step dir, a weights package dir, or an .onnx file
+    kind: str  # "pytorch" | "onnx" | "package"
+    found_in: str  # "path" or the search level
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent if self.path.is_file() else self.path
+
+    @property
+    def onnx_file(self) -> Path | None:
+        if self.kind == "onnx":
+            return self.path
+        if self.kind == "package":
+            return self.path / "model.onnx"
+        return None
+
+
+def classify(path: Path) -> str:
+    if path.is_file():
+        if path.suffix == ".onnx":
+            return "onnx"
+        raise MwevalError("not a checkpoint: a file that is not .onnx", where=str(path))
+    if (path / "pytorch_model.bin").exists() or (path / "config.json").exists():
+        return "pytorch"
+    if (path / "model.onnx").exists():
+        return "package"
+    raise MwevalError("not a checkpoint: no pytorch_model.bin, config.json or model.onnx", where=str(path))
+
+
+def display_name(path: Path) -> str:
+    path = path.resolve()
+    if path.name.startswith("step-"):
+        return f"{path.parent.name}/{path.name}"
+    return path.name
+
+
+def ckpt_search_levels(cli_roots: tuple[str, ...] = ()) -> list[tuple[str, list[Path]]]:
+    env = [Path(p) for p in os.environ.get("MWEVAL_CKPT_PATH", "").split(os.pathsep) if p]
+    return [("--ckpt-root", [Path(r) for r in cli_roots]), ("MWEVAL_CKPT_PATH", env), ("bundled demo runs", [BUNDLED_RUNS])]
+
+
+def resolve_checkpoint(spec: str, cli_roots: tuple[str, ...] = ()) -> CheckpointRef:
+    p = Path(spec).expanduser()
+    if p.exists():
+        return CheckpointRef(spec, display_name(p), p, classify(p), "path")
+    if spec.startswith(("/", "./", "../", "~")):
+        raise MwevalError("checkpoint path does not exist", where=spec)
+    for level, roots in ckpt_search_levels(cli_roots):
+        hits: list[Path] = []
+        for root in roots:
+            if not root.is_dir():
+                continue
+            hits += [c for c in [root / spec] if c.exists()]
+            hits += sorted(c for c in root.glob(f"*/{spec}") if c.exists())
+        hits = sorted({h.resolve() for h in hits})
+        if len(hits) > 1:
+            listing = ", ".join(display_name(h) for h in hits)
+            raise MwevalError(f"checkpoint name {spec!r} is ambiguous in {level}: {listing} (name one as RUN/STEP)")
+        if hits:
+            return CheckpointRef(spec, display_name(hits[0]), hits[0], classify(hits[0]), level)
+    raise MwevalError(
+        f"checkpoint {spec!r} not found (not a path; searched --ckpt-root, MWEVAL_CKPT_PATH, bundled demo runs)"
+    )
+
+
+def find_tokenizer(ref: CheckpointRef, explicit: str | None) -> tuple[Path, str]:
+    """--tokenizer; tokenizer.model in the checkpoint dir, then its parent (run) dir; then
+    training_state.json config.data.tokenizer_dir (+/tokenizer.model, relative to the run dir)."""
+    if explicit:
+        p = Path(explicit)
+        if not p.is_file():
+            raise MwevalError("tokenizer file not found", where=explicit)
+        return p, "--tokenizer"
+    tried: list[str] = []
+    d = ref.directory
+    for cand, why in ((d / "tokenizer.model", "checkpoint dir"), (d.parent / "tokenizer.model", "run dir")):
+        if cand.is_file():
+            return cand, why
+        tried.append(str(cand))
+    state = d / "training_state.json"
+    if state.is_file():
+        try:
+            tdir = json.loads(state.read_text(encoding="utf-8"))["config"]["data"]["tokenizer_dir"]
+        except (OSError, ValueError, KeyError, TypeError):
+            tdir = None
+        if isinstance(tdir, str) and tdir:
+            cand = Path(tdir)
+            if not cand.is_absolute():
+                cand = d.parent / cand
+            cand = cand / "tokenizer.model"
+            if cand.is_file():
+                return cand, "training_state.json tokenizer_dir"
+            tried.append(f"{cand} (training_state.json)")
+    raise MwevalError(f"no tokenizer found for {ref.name}; tried {', '.join(tried)}; pass --tokenizer")
+
+
+def load_backend(
+    ref: CheckpointRef,
+    *,
+    labels: str | None = None,
+    pad_to: str = "auto",
+    engine: str = "numpy",
+    threads: int | None = None,
+    workers: int | None = None,
+):
+    if ref.kind == "pytorch":
+        from mailwoman_eval.checkpoints.pytorch_dir import PytorchBackend
+
+        return PytorchBackend(ref.path, engine=engine, threads=threads)
+    from mailwoman_eval.checkpoints.onnx_backend import OnnxBackend
+
+    return OnnxBackend(ref.onnx_file, labels_arg=labels, pad_to=pad_to, threads=threads, workers=workers)

@@ -1,0 +1,116 @@
+"""Read a `torch.save`d state dict into numpy arrays without importing torch.
+
+`import torch` alone costs 2-3 s here; evaluation only needs the tensors. The zip layout is
+`<prefix>/data.pkl` (a pickle whose tensors refer to storages by persistent id) plus
+`<prefix>/data/<key>` raw little-endian storages. The unpickler below is restricted to the few
+globals a state dict uses (like `torch.load(weights_only=True)`), so a hostile file cannot run code.
+"""
+
+from __future__ import annotations
+
+import collections
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from mailwoman_eval.errors import MwevalError
+
+_STORAGE_DTYPES = {
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
+}
+
+
+class _StorageType:
+    def __init__(self, name: str):
+        self.name = name
+
+
+def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
+    arr, dtype_name = storage
+    if len(size) == 0:
+        return arr[offset : offset + 1].reshape(()).copy()
+    itemsize = arr.dtype.itemsize
+    view = np.lib.stride_tricks.as_strided(
+        arr[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride), writeable=False
+    )
+    return np.array(view)  # contiguous copy
+
+
+def _rebuild_parameter(data, requires_grad=False, hooks=None):
+    return data
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, fh, zf: zipfile.ZipFile, prefix: str):
+        super().__init__(fh)
+        self.zf = zf
+        self.prefix = prefix
+        self.cache: dict[str, tuple[np.ndarray, str]] = {}
+        self.dtypes: set[str] = set()
+
+    def find_class(self, module: str, name: str):
+        if module == "collections" and name == "OrderedDict":
+            return collections.OrderedDict
+        if module == "torch._utils" and name == "_rebuild_tensor_v2":
+            return _rebuild_tensor_v2
+        if module == "torch._utils" and name == "_rebuild_parameter":
+            return _rebuild_parameter
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(name)
+        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a state dict")
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
+            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+        _, stype, key, _location, _numel = pid
+        name = stype.name if isinstance(stype, _StorageType) else str(stype)
+        if key not in self.cache:
+            raw = self.zf.read(f"{self.prefix}/data/{key}")
+            dt = _STORAGE_DTYPES[name]
+            if dt == "bfloat16":
+                # bf16 is the top half of a float32: widen exactly (upstream's loader upcasts too).
+                arr = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+            else:
+                arr = np.frombuffer(raw, dtype=np.dtype(dt).newbyteorder("<"))
+            self.dtypes.add("bfloat16" if dt == "bfloat16" else np.dtype(dt).name)
+            self.cache[key] = (arr, name)
+        return self.cache[key]
+
+
+def load_state_dict(path: str | Path) -> tuple[dict[str, np.ndarray], set[str]]:
+    """(name -> float32/int array, set of stored dtypes). Errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise MwevalError("checkpoint weights not found", where=str(path))
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise MwevalError(f"not a torch.save zip archive (truncated or corrupt?): {e}", where=str(path)) from None
+    with zf:
+        pkls = [n for n in zf.namelist() if n.endswith("/data.pkl")]
+        if len(pkls) != 1:
+            raise MwevalError("torch archive has no single data.pkl", where=str(path))
+        prefix = pkls[0][: -len("/data.pkl")]
+        byteorder = f"{prefix}/byteorder"
+        if byteorder in zf.namelist() and zf.read(byteorder).strip() != b"little":
+            raise MwevalError("big-endian torch archives are not supported", where=str(path))
+        try:
+            with zf.open(pkls[0]) as fh:
+                up = _Unpickler(fh, zf, prefix)
+                obj = up.load()
+        except (pickle.UnpicklingError, KeyError, EOFError, ValueError, zipfile.BadZipFile, OSError) as e:
+            raise MwevalError(f"cannot read the state dict ({e})", where=str(path)) from None
+    if not isinstance(obj, dict) or not all(isinstance(v, np.ndarray) for v in obj.values()):
+        raise MwevalError("file does not hold a state dict (a mapping of names to tensors)", where=str(path))
+    return dict(obj), up.dtypes

@@ -1,0 +1,201 @@
+"""`mweval` — a thin click shell over the library. Every MwevalError becomes one line + exit 2."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from mailwoman_eval import __version__
+from mailwoman_eval.errors import MwevalError
+
+
+def fail(msg: str) -> None:
+    click.echo(f"mweval: error: {msg}", err=True)
+    sys.exit(2)
+
+
+def guarded(fn):
+    """Turn user-caused errors into one stderr line and exit code 2; bugs stay tracebacks."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MwevalError as e:
+            fail(e.one_line)
+
+    return wrapper
+
+
+def info(msg: str, quiet: bool = False) -> None:
+    if not quiet:
+        click.echo(msg, err=True)
+
+
+class _Bar:
+    def __init__(self, total: int, label: str, quiet: bool):
+        self.ctx = None if quiet else click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True)
+        if self.ctx:
+            self.ctx.__enter__()
+
+    def update(self, n: int) -> None:
+        if self.ctx:
+            self.ctx.update(n)
+
+    def finish(self) -> None:
+        if self.ctx:
+            self.ctx.__exit__(None, None, None)
+            self.ctx = None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mweval")
+def main() -> None:
+    """Evaluate and diagnose Mailwoman address-parser checkpoints."""
+
+
+# ---------------------------------------------------------------------------------------------
+# shared option sets
+
+def ckpt_options(fn):
+    opts = [
+        click.option("--ckpt", required=True, help="Checkpoint: step dir, ONNX file, weights package, or a name like step-002200."),
+        click.option("--golden", required=True, help="Golden set: a name (v0.1.2, v0.1.2/test, demo-v1) or a directory."),
+        click.option("--profile", default="runtime", show_default=True, type=click.Choice(["runtime", "upstream-eval"])),
+        click.option("--tokenizer", default=None, help="SentencePiece model (default: found beside the checkpoint)."),
+        click.option("--labels", default=None, help="Label list for ONNX models without a model card (file or comma list)."),
+        click.option("--pad-to", "pad_to", default="auto", type=click.Choice(["auto", "128", "own"]), show_default=True,
+                     help="ONNX feeding: auto = 128 for int8 graphs (what ships), within-batch otherwise."),
+        click.option("--engine", default="numpy", type=click.Choice(["numpy", "torch"]), show_default=True,
+                     help="Engine for PyTorch checkpoints (numpy needs no torch)."),
+        click.option("--ckpt-root", "ckpt_roots", multiple=True, help="Extra root to look up checkpoint names in."),
+        click.option("--no-cache", is_flag=True, help="Do not reuse or store cached runs."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes on stderr."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out=None, force=False):
+    """Resolve names, evaluate (or reuse the cache) and return (Run, out dir)."""
+    from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
+    from mailwoman_eval.evaluate import EvalOptions, evaluate
+    from mailwoman_eval.golden import load_golden, resolve_golden
+    from mailwoman_eval.profiles import get_profile
+
+    ref = resolve_checkpoint(ckpt, tuple(ckpt_roots))
+    gpath, gname = resolve_golden(golden)
+    gset = load_golden(gpath, gname)
+    if out is None:
+        safe = lambda s: s.replace("/", "-").replace("\\", "-")  # noqa: E731
+        out = Path("runs") / f"{safe(ref.name)}__{safe(gname)}__{profile}"
+    opts = EvalOptions(
+        profile=get_profile(profile), tokenizer=tokenizer, labels=labels, pad_to=pad_to, engine=engine,
+        use_cache=not no_cache, force=force,
+    )
+    info(f"mweval: {ref.name} ({ref.kind}) on {gname} ({len(gset.entries)} rows), profile {profile}", quiet)
+    run = evaluate(ref, gset, opts, Path(out), progress=lambda n, label: _Bar(n, label, quiet), log=lambda s: info(s, quiet))
+    for w in run.meta["warnings"]:
+        if not w.startswith("OUT OF DISTRIBUTION") or quiet:
+            continue
+    return run, Path(out)
+
+
+@main.command("eval")
+@ckpt_options
+@click.option("--out", default=None, type=click.Path(), help="Run directory (default runs/<ckpt>__<golden>__<profile>/).")
+@click.option("--force", is_flag=True, help="Write into a non-empty directory that is not an mweval run.")
+@guarded
+def eval_cmd(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out, force):
+    """Evaluate a checkpoint on a golden set; write run.json + predictions.jsonl."""
+    from mailwoman_eval.console import per_tag_table
+
+    run, out_dir = run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out, force)
+    m = run.meta
+    click.echo(f"{m['checkpoint']['name']} on {m['golden']['name']} — profile {m['profile']['name']}, "
+               f"transitions {m['decode']['transitions']}, labels from {m['checkpoint']['labels_source']}")
+    zero = m["checkpoint"].get("zero_fed_inputs") or []
+    if zero:
+        click.echo(f"zero_fed_inputs ({len(zero)}): {', '.join(zero)}")
+    for w in m["warnings"]:
+        click.echo(f"warning: {w}", err=True)
+    click.echo(per_tag_table(m["metrics"]["views"]["all"], run.tags))
+    click.echo(f"run written to {out_dir}/ ({m['timings'].get('cache', 'miss')} cache)")
+
+
+# ---------------------------------------------------------------------------------------------
+# golden sets
+
+@main.group()
+def golden() -> None:
+    """List, verify and fetch golden sets."""
+
+
+@golden.command("list")
+@guarded
+def golden_list():
+    """Golden sets found under MWEVAL_GOLDEN_PATH, ./data/eval/golden, the user data dir and bundled golden/."""
+    from mailwoman_eval.console import table
+    from mailwoman_eval.golden import available_golden, load_golden
+
+    rows = []
+    for name, path, level in available_golden():
+        try:
+            g = load_golden(path, name)
+            rows.append([name, len(g.entries), len(g.files), g.manifest.status, level, str(path)])
+        except MwevalError as e:
+            rows.append([name, "", "", f"error: {e.one_line[:60]}", level, str(path)])
+    if not rows:
+        click.echo("no golden sets found")
+        return
+    click.echo(table(["name", "rows", "files", "manifest", "found in", "path"], rows, align="lrrlll"))
+
+
+@golden.command("verify")
+@click.argument("name")
+@click.option("--strict", is_flag=True, help="Exit 2 on a manifest mismatch (default: warn, exit 0).")
+@guarded
+def golden_verify(name, strict):
+    """Check a set's files against MANIFEST.json (or SPLIT-MANIFEST.json for dev/test)."""
+    from mailwoman_eval.golden import load_golden, resolve_golden
+
+    path, gname = resolve_golden(name)
+    g = load_golden(path, gname)
+    for f in g.files:
+        click.echo(f"{f.name}  {f.entries} rows  sha256 {f.sha256}")
+    m = g.manifest
+    if m.status == "absent":
+        click.echo(f"{gname}: no manifest to verify against")
+    elif m.status == "ok":
+        click.echo(f"{gname}: manifest OK ({m.manifest})")
+    else:
+        for p in m.problems:
+            click.echo(f"warning: {p}", err=True)
+        msg = f"{gname}: manifest mismatch ({len(m.problems)} problems, {m.manifest})"
+        if strict:
+            raise MwevalError(msg)
+        click.echo(msg)
+
+
+@golden.command("validate")
+@click.argument("name")
+@guarded
+def golden_validate(name):
+    """Check every component value is a substring of raw; exit 1 when one is not."""
+    from mailwoman_eval.golden import load_golden, resolve_golden, substring_problems
+
+    path, gname = resolve_golden(name)
+    g = load_golden(path, gname)
+    problems = substring_problems(g)
+    for p in problems:
+        click.echo(p)
+    click.echo(f"{gname}: {len(g.entries)} rows, {len(problems)} component values not found in raw")
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

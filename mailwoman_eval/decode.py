@@ -1,0 +1,265 @@
+"""Logits -> labels -> components: Viterbi, span building, boundary trim.
+
+Viterbi is hand-written (it is the domain): vectorized over a batch and over labels, a Python
+loop only over time steps. Two arithmetic flavours are kept apart on purpose:
+- `python-masked` mirrors upstream crf.py in float32 with the same addition order, so ties and
+  rounding land where torch puts them (upstream-formats.md §1.6);
+- `structural` mirrors the TS viterbi.ts in float64 (JS numbers), strict `>` (first index wins).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mailwoman_eval.labels import tag_of
+from mailwoman_eval.profiles import Profile
+
+TS_NEG_INF = -1e9  # viterbi.ts NEG_INF
+
+
+@dataclass(frozen=True)
+class CRFParams:
+    """Learned CRF parameters as stored (raw, unmasked), from a checkpoint or a sidecar."""
+
+    source: str  # "learned" (pytorch_model.bin) | "sidecar" (crf-transitions.json)
+    transitions: np.ndarray  # (L, L) row = prev, col = curr
+    start: np.ndarray  # (L,)
+    end: np.ndarray  # (L,)
+    transition_mask: np.ndarray | None = None  # the stored crf.transition_mask buffer, if any
+    start_mask: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = self.start.shape[0]
+        if self.transitions.shape != (n, n) or self.end.shape != (n,):
+            raise ValueError("CRF parameter shapes disagree")
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """What Viterbi actually uses, and where it came from (recorded in the run)."""
+
+    source: str  # "learned" | "sidecar" | "structural" | "argmax"
+    flavour: str  # "python-masked" | "structural" | "argmax"
+    trans: np.ndarray | None
+    start: np.ndarray | None
+    end: np.ndarray | None
+
+
+def python_valid(prev: str, curr: str) -> bool:
+    """crf.py `_is_valid_transition`: malformed `curr` is invalid."""
+    if curr == "O":
+        return True
+    t = tag_of(curr)
+    if t is None:
+        return False
+    return curr.startswith("B-") or tag_of(prev) == t
+
+
+def ts_valid(prev: str, curr: str) -> bool:
+    """viterbi.ts `buildBIOTransitionMask`: like Python, except a malformed `to` counts as valid."""
+    t = tag_of(curr)
+    if curr == "O" or t is None or curr.startswith("B-"):
+        return True
+    return tag_of(prev) == t
+
+
+def python_masks(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    n = len(labels)
+    trans = np.zeros((n, n), dtype=np.float32)
+    for i, p in enumerate(labels):
+        for j, c in enumerate(labels):
+            if not python_valid(p, c):
+                trans[i, j] = -np.inf
+    start = np.array([-np.inf if lab.startswith("I-") else 0.0 for lab in labels], dtype=np.float32)
+    return trans, start
+
+
+def structural_masks(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    n = len(labels)
+    trans = np.zeros((n, n), dtype=np.float64)
+    for i, p in enumerate(labels):
+        for j, c in enumerate(labels):
+            if not ts_valid(p, c):
+                trans[i, j] = TS_NEG_INF
+    start = np.array([TS_NEG_INF if lab.startswith("I-") else 0.0 for lab in labels], dtype=np.float64)
+    return trans, start
+
+
+def build_transitions(profile: Profile, labels: Sequence[str], crf: CRFParams | None) -> Transitions:
+    """design.md Decisions, profile table, rows 'transitions'."""
+    n = len(labels)
+    if profile.transitions == "python-masked":
+        if crf is None:
+            return Transitions("argmax", "argmax", None, None, None)
+        tmask, smask = python_masks(labels)
+        if crf.transition_mask is not None:  # what upstream actually adds: the buffer stored in the .bin
+            tmask = crf.transition_mask.astype(np.float32)
+        if crf.start_mask is not None:
+            smask = crf.start_mask.astype(np.float32)
+        return Transitions(
+            crf.source,
+            "python-masked",
+            crf.transitions.astype(np.float32) + tmask,
+            crf.start.astype(np.float32) + smask,
+            crf.end.astype(np.float32),
+        )
+    tmask, smask = structural_masks(labels)
+    if crf is None:
+        return Transitions("structural", "structural", tmask, smask, np.zeros(n))
+    # classifier.ts: transitions = mask + learned; start = learned start WITHOUT the start mask.
+    return Transitions(
+        crf.source,
+        "structural",
+        tmask + crf.transitions.astype(np.float64),
+        crf.start.astype(np.float64),
+        crf.end.astype(np.float64),
+    )
+
+
+def viterbi_batch(emissions: np.ndarray, lengths: np.ndarray, tr: Transitions) -> np.ndarray:
+    """Best label path per row. emissions (B, S, L) raw logits; returns (B, S) int, -1 past length."""
+    B, S, L = emissions.shape
+    path = np.full((B, S), -1, dtype=np.int64)
+    if B == 0 or S == 0:
+        return path
+    if tr.flavour == "argmax":
+        am = emissions.argmax(-1)
+        valid = np.arange(S)[None, :] < lengths[:, None]
+        return np.where(valid, am, -1)
+    dtype = np.float32 if tr.flavour == "python-masked" else np.float64
+    em = emissions.astype(dtype, copy=False)
+    trans = tr.trans.astype(dtype)
+    score = tr.start.astype(dtype)[None, :] + em[:, 0]
+    back = np.zeros((B, S, L), dtype=np.int16)
+    active = np.arange(S)[None, :] < lengths[:, None]
+    for t in range(1, S):
+        if tr.flavour == "python-masked":
+            cand = score[:, :, None] + trans[None] + em[:, t, None, :]  # crf.py order of additions
+            best_prev = cand.argmax(1)
+            best = np.take_along_axis(cand, best_prev[:, None, :], 1)[:, 0]
+        else:
+            cand = score[:, :, None] + trans[None]  # viterbi.ts: max_j(dp + trans) + e
+            best_prev = cand.argmax(1)
+            best = np.take_along_axis(cand, best_prev[:, None, :], 1)[:, 0] + em[:, t]
+        back[:, t] = best_prev
+        score = np.where(active[:, t, None], best, score)
+    final = score + tr.end.astype(dtype)[None, :]
+    cur = final.argmax(1)
+    rows = np.arange(B)
+    for t in range(S - 1, -1, -1):
+        on = t < lengths
+        path[on, t] = cur[on]
+        if t > 0:
+            cur = np.where(on, back[rows, t, cur], cur)
+    return path
+
+
+def viterbi(emissions: np.ndarray, tr: Transitions) -> np.ndarray:
+    """One sequence (S, L) -> (S,) label ids."""
+    return viterbi_batch(emissions[None], np.array([emissions.shape[0]]), tr)[0]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(-1, keepdims=True)
+    return z
+
+
+# ---------------------------------------------------------------------------------------------
+# Spans
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    tag: str
+    first: int  # piece index, inclusive
+    last: int  # piece index, inclusive
+
+
+def label_spans(labels: Sequence[str]) -> list[Span]:
+    """Open on B-t, or on I-t when the open tag differs (orphan I); extend on I-t; close on O.
+
+    Both eval.py `decode_components` and V040 `emitSpans` group pieces this way.
+    """
+    spans: list[Span] = []
+    tag: str | None = None
+    first = 0
+    for i, lab in enumerate(labels):
+        t = tag_of(lab)
+        if t is None:
+            if tag is not None:
+                spans.append(Span(tag, first, i - 1))
+            tag = None
+            continue
+        if lab.startswith("B-") or t != tag:
+            if tag is not None:
+                spans.append(Span(tag, first, i - 1))
+            tag, first = t, i
+    if tag is not None:
+        spans.append(Span(tag, first, len(labels) - 1))
+    return spans
+
+
+def _is_word_unit(ch: str) -> bool:
+    """`/[\\p{L}\\p{N}]/u` tested on one UTF-16 code unit: an astral char's surrogates never match."""
+    return ord(ch) <= 0xFFFF and unicodedata.category(ch)[0] in "LN"
+
+
+def trim_boundary(raw: str, start: int, end: int) -> tuple[int, int] | None:
+    """V040 `trimBoundary`: advance/retreat past chars that are not a letter or number; None if empty."""
+    s, e = start, end
+    while s < e and not _is_word_unit(raw[s]):
+        s += 1
+    while e > s and not _is_word_unit(raw[e - 1]):
+        e -= 1
+    return (s, e) if s < e else None
+
+
+def _strip_span(raw: str, start: int, end: int) -> tuple[int, int]:
+    s, e = start, end
+    while s < e and raw[s].isspace():
+        s += 1
+    while e > s and raw[e - 1].isspace():
+        e -= 1
+    return s, e
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    tag: str
+    value: str
+    start: int
+    end: int
+    confidence: float
+
+
+def components_from_labels(
+    raw: str,
+    labels: Sequence[str],
+    begin: Sequence[int],
+    end: Sequence[int],
+    conf: Sequence[float],
+    profile: Profile,
+) -> dict[str, Component]:
+    """First span per tag (upstream-eval) or first surviving trimmed span per tag (runtime)."""
+    out: dict[str, Component] = {}
+    for sp in label_spans(labels):
+        if sp.tag in out:
+            continue
+        s, e = begin[sp.first], end[sp.last]
+        c = float(np.mean(conf[sp.first : sp.last + 1]))
+        if profile.spans == "strip":
+            # eval.py: raw[first.char_begin:last.char_end].strip(); the first span wins even if empty.
+            s, e = _strip_span(raw, s, max(s, e))
+        else:
+            trimmed = trim_boundary(raw, s, max(s, e))
+            if trimmed is None:
+                continue  # a span that trims to empty is dropped; a later span of the tag may survive
+            s, e = trimmed
+        out[sp.tag] = Component(sp.tag, raw[s:e], s, e, c)
+    return out

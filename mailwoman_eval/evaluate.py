@@ -1,0 +1,320 @@
+"""Checkpoint + golden set -> run artifact (`mweval eval`)."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mailwoman_eval import __version__
+from mailwoman_eval.align import gold_bio
+from mailwoman_eval.checkpoints.resolve import CheckpointRef, find_tokenizer, load_backend
+from mailwoman_eval.decode import build_transitions, components_from_labels, softmax, trim_boundary, viterbi_batch
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.golden import GoldenSet
+from mailwoman_eval.labels import tags_from_labels
+from mailwoman_eval.metrics import (
+    EntryVectors,
+    calibration,
+    invalid_bio_count,
+    outcome_matrix,
+    outcome_row,
+    seqeval_section,
+    summarize_views,
+)
+from mailwoman_eval.profiles import Profile
+from mailwoman_eval.run import SCHEMA, cache_key, cached_run_dir, git_commit, load_run, store_in_cache, write_run
+from mailwoman_eval.tokenizer import MAX_LENGTH, Tokenizer
+
+ProgressFactory = Callable[[int, str], "object"]
+
+
+@dataclass
+class EvalOptions:
+    profile: Profile
+    tokenizer: str | None = None
+    labels: str | None = None
+    pad_to: str = "auto"
+    engine: str = "numpy"
+    threads: int | None = None
+    workers: int | None = None
+    use_cache: bool = True
+    force: bool = False
+
+
+def _r(x: float) -> float:
+    return round(float(x), 6)
+
+
+def audit(gset: GoldenSet, tags: list[str], profile: Profile) -> dict:
+    """Gold hazards: tags outside the label set, values not in raw, values the profile cannot reach."""
+    active = set(tags)
+    outside: Counter = Counter()
+    not_found: list[dict] = []
+    unreachable: list[dict] = []
+    case_only = 0
+    for e in gset.entries:
+        for tag, value in e.components.items():
+            if not value:
+                continue
+            if tag not in active:
+                outside[tag] += 1
+                continue
+            v = value.strip()
+            found = v in e.raw
+            found_ci = v.lower() in e.raw.lower()
+            if not found:
+                not_found.append({"id": e.id, "tag": tag, "value": value, "case_only": found_ci})
+                case_only += found_ci
+            if profile.compare == "exact":
+                reason = None if found else ("case differs from raw" if found_ci else "not in raw")
+            else:
+                trimmed = trim_boundary(v, 0, len(v))
+                if not found_ci:
+                    reason = "not in raw"
+                elif trimmed is None or trimmed != (0, len(v)):
+                    reason = "leading/trailing non-word chars are always trimmed"
+                else:
+                    reason = None
+            if reason:
+                unreachable.append({"id": e.id, "tag": tag, "value": value, "reason": reason})
+    return {
+        "gold_tags_outside_labels": dict(sorted(outside.items())),
+        "values_not_in_raw": len(not_found),
+        "values_case_only_in_raw": case_only,
+        "values_not_in_raw_examples": not_found[:200],
+        "unreachable_under_profile": len(unreachable),
+        "unreachable_examples": unreachable[:200],
+        "duplicate_rows": gset.duplicates,
+        "manifest": gset.manifest.to_json(),
+    }
+
+
+def environment() -> dict:
+    import onnxruntime
+    import sentencepiece
+
+    env = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "sentencepiece": sentencepiece.__version__,
+        "platform": platform.system().lower() + "-" + platform.machine(),
+    }
+    if "torch" in sys.modules:
+        env["torch"] = sys.modules["torch"].__version__
+    return env
+
+
+def evaluate(
+    ref: CheckpointRef,
+    gset: GoldenSet,
+    opts: EvalOptions,
+    out: Path,
+    progress: ProgressFactory | None = None,
+    log: Callable[[str], None] = lambda s: None,
+):
+    """Evaluate and write the run directory `out`; returns the loaded Run."""
+    t0 = time.perf_counter()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    tok_path, tok_source = find_tokenizer(ref, opts.tokenizer)
+    tokenizer = Tokenizer(tok_path)
+    backend = load_backend(ref, labels=opts.labels, pad_to=opts.pad_to, engine=opts.engine, threads=opts.threads, workers=opts.workers)
+    if backend.embedding_rows is not None and tokenizer.vocab_size > backend.embedding_rows:
+        raise MwevalError(
+            f"tokenizer vocab {tokenizer.vocab_size} is larger than the model's embedding ({backend.embedding_rows} rows)",
+            where=str(tok_path),
+        )
+    labels = backend.labels
+    tags = tags_from_labels(labels)
+    transitions = build_transitions(opts.profile, labels, backend.crf)
+    for w in backend.warnings:
+        log(f"warning: {w}")
+    t_load = time.perf_counter()
+
+    key = cache_key(
+        {
+            "checkpoint": backend.info["sha256"],
+            "files": backend.info.get("files"),
+            "tokenizer": tokenizer.sha256,
+            "golden": [(f.name, f.sha256) for f in gset.files],
+            "golden_name": gset.name,
+            "profile": opts.profile.name,
+            "transitions": transitions.source,
+            "labels": labels,
+            "padding": backend.info.get("padding"),
+            "engine": backend.info.get("engine"),
+        }
+    )
+    if opts.use_cache:
+        hit = cached_run_dir(key)
+        if hit is not None:
+            cached = load_run(hit)
+            meta = dict(cached.meta)
+            meta["checkpoint"] = {**meta["checkpoint"], "name": ref.name, "path": str(ref.path)}
+            meta["timings"] = {"started_at": started, "cache": "hit", "cache_key": key, "total_s": _r(time.perf_counter() - t0)}
+            meta.pop("predictions_sha256", None)
+            write_run(out, meta, cached.predictions, force=opts.force)
+            return load_run(out)
+
+    entries = gset.entries
+    encodings = tokenizer.encode_many([e.raw for e in entries])
+    ids = [np.asarray(enc.ids[:MAX_LENGTH], dtype=np.int64) for enc in encodings]
+    t_tok = time.perf_counter()
+
+    bar = progress(len(ids), "inference") if progress else None
+    logits = backend.infer(ids, progress=(bar.update if bar else None))
+    if bar:
+        bar.finish()
+    t_inf = time.perf_counter()
+
+    # Viterbi over length-bucketed batches
+    n = len(entries)
+    paths: list[np.ndarray | None] = [None] * n
+    order = sorted(range(n), key=lambda i: len(ids[i]))
+    for start in range(0, n, 256):
+        rows = order[start : start + 256]
+        width = max(1, max(len(ids[i]) for i in rows))
+        em = np.zeros((len(rows), width, len(labels)), dtype=np.float32)
+        lengths = np.array([len(ids[i]) for i in rows])
+        for r, i in enumerate(rows):
+            em[r, : len(ids[i])] = logits[i]
+        best = viterbi_batch(em, lengths, transitions)
+        for r, i in enumerate(rows):
+            paths[i] = best[r, : len(ids[i])]
+
+    predictions: list[dict] = []
+    outcome_rows: list[list[int]] = []
+    all_conf: list[np.ndarray] = []
+    all_correct: list[np.ndarray] = []
+    gold_seqs: list[list[str]] = []
+    pred_seqs: list[list[str]] = []
+    invalid_argmax = invalid_decoded = 0
+    label_arr = np.array(labels, dtype=object)
+    label_index = {lab: k for k, lab in enumerate(labels)}
+    for i, e in enumerate(entries):
+        enc = encodings[i]
+        k = len(ids[i])
+        lg = logits[i]
+        probs = softmax(lg.astype(np.float64)) if k else np.zeros((0, len(labels)))
+        path = paths[i]
+        amax = probs.max(-1) if k else np.zeros(0)
+        chosen = probs[np.arange(k), path] if k else np.zeros(0)
+        lab = list(label_arr[path]) if k else []
+        comps = components_from_labels(e.raw, lab, enc.begin, enc.end, chosen, opts.profile)
+        gold_lab = gold_bio(e.raw, e.components, tags, enc, limit=MAX_LENGTH)
+        invalid_argmax += invalid_bio_count(list(label_arr[lg.argmax(-1)])) if k else 0
+        invalid_decoded += invalid_bio_count(lab)
+        gold_ids = np.array([label_index.get(g, 0) for g in gold_lab], dtype=np.int64)
+        all_conf.append(amax)
+        all_correct.append(path == gold_ids if k else np.zeros(0, dtype=bool))
+        gold_seqs.append(gold_lab)
+        pred_seqs.append(lab)
+        pred = {t: {"value": c.value, "start": c.start, "end": c.end, "confidence": _r(c.confidence)} for t, c in comps.items()}
+        outcome_rows.append(outcome_row(e.components, {t: c.value for t, c in comps.items()}, tags, opts.profile))
+        predictions.append(
+            {
+                "id": e.id,
+                "file": e.file,
+                "line": e.line,
+                "raw": e.raw,
+                "country": e.country,
+                "source": e.source,
+                "notes": e.notes,
+                "adversarial": e.adversarial,
+                "non_latin": e.non_latin,
+                "truncated": len(enc) > MAX_LENGTH,
+                "n_pieces": len(enc),
+                "gold": e.components,
+                "pred": pred,
+                "pieces": list(enc.pieces[:MAX_LENGTH]),
+                "spans": [[b, x] for b, x in zip(enc.begin[:MAX_LENGTH], enc.end[:MAX_LENGTH], strict=True)],
+                "labels": lab,
+                "gold_labels": gold_lab,
+                "conf": [_r(x) for x in chosen],
+                "amax_conf": [_r(x) for x in amax],
+            }
+        )
+    t_dec = time.perf_counter()
+
+    adversarial = np.array([p["adversarial"] for p in predictions], dtype=bool)
+    vectors = EntryVectors(
+        tags=tags,
+        out=outcome_matrix(outcome_rows, len(tags)),
+        conf_sum=np.array([sum(p["amax_conf"]) for p in predictions], dtype=np.float64),
+        chosen_sum=np.array([sum(p["conf"]) for p in predictions], dtype=np.float64),
+        n_pieces=np.array([len(p["labels"]) for p in predictions], dtype=np.int64),
+    )
+    metrics = {"views": summarize_views(vectors, adversarial)}
+    conf_all = np.concatenate(all_conf) if all_conf else np.zeros(0)
+    correct_all = np.concatenate(all_correct) if all_correct else np.zeros(0, dtype=bool)
+    metrics["calibration"] = calibration(conf_all, correct_all)
+    metrics["seqeval"] = seqeval_section(gold_seqs, pred_seqs, tags)
+    t_score = time.perf_counter()
+
+    warnings = list(backend.warnings)
+    aud = audit(gset, tags, opts.profile)
+    if aud["gold_tags_outside_labels"]:
+        outside = ", ".join(f"{t} ({c})" for t, c in aud["gold_tags_outside_labels"].items())
+        warnings.append(f"gold tags outside the checkpoint's label set are not scored: {outside}")
+    if gset.manifest.status == "mismatch":
+        warnings.append("golden set does not match its manifest: " + "; ".join(gset.manifest.problems))
+    truncated = sum(p["truncated"] for p in predictions)
+    if truncated:
+        warnings.append(f"{truncated} entries exceed {MAX_LENGTH} pieces and were truncated (scored as upstream does)")
+
+    checkpoint = {"name": ref.name, "path": str(ref.path), "kind": ref.kind, "found_in": ref.found_in}
+    checkpoint.update(backend.info)
+    checkpoint["labels"] = labels
+    checkpoint["labels_source"] = backend.labels_source
+    meta = {
+        "schema": SCHEMA,
+        "mweval_version": __version__,
+        "mweval_git_commit": git_commit(),
+        "checkpoint": checkpoint,
+        "tokenizer": {"path": str(tok_path), "source": tok_source, "sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size},
+        "golden": gset.to_json(),
+        "profile": opts.profile.to_json(),
+        "decode": {
+            "transitions": transitions.source,
+            "viterbi": transitions.flavour,
+            "max_length": MAX_LENGTH,
+            "padding": backend.info.get("padding", "within-batch"),
+        },
+        "tags": tags,
+        "counts": {
+            "entries": n,
+            "adversarial": int(adversarial.sum()),
+            "non_latin": int(sum(p["non_latin"] for p in predictions)),
+            "truncated": int(truncated),
+            "pieces_decoded": int(vectors.n_pieces.sum()),
+            "invalid_bio_argmax": invalid_argmax,
+            "invalid_bio_decoded": invalid_decoded,
+        },
+        "metrics": metrics,
+        "audit": aud,
+        "warnings": warnings,
+        "environment": environment(),
+        "timings": {
+            "started_at": started,
+            "cache": "miss",
+            "cache_key": key,
+            "load_s": _r(t_load - t0),
+            "tokenize_s": _r(t_tok - t_load),
+            "inference_s": _r(t_inf - t_tok),
+            "decode_s": _r(t_dec - t_inf),
+            "score_s": _r(t_score - t_dec),
+            "total_s": _r(time.perf_counter() - t0),
+            "rows_per_s": _r(n / max(1e-9, time.perf_counter() - t0)),
+        },
+    }
+    write_run(out, meta, predictions, force=opts.force)
+    if opts.use_cache:
+        store_in_cache(key, out)
+    return load_run(out)

@@ -1,0 +1,172 @@
+"""Component-level scoring (upstream-formats.md §4, §10.1), per view, from run predictions.
+
+Everything is computed from an outcome matrix: one row per entry, one column per scored tag,
+so views, bootstraps and compare are index operations on arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mailwoman_eval.profiles import Profile
+
+NONE, TP, FP, FN, WRONG = 0, 1, 2, 3, 4  # WRONG = gold and pred present but different: FP and FN
+VIEWS = ("all", "excluding_adversarial", "adversarial_only")
+
+
+def outcome(gold: str | None, pred: str | None, profile: Profile) -> int:
+    """eval.py per-tag rule: TP if same; FP if pred only; FN if gold only; a wrong value is FP and FN."""
+    if gold and pred:
+        return TP if profile.same(pred, gold) else WRONG
+    if pred:
+        return FP
+    if gold:
+        return FN
+    return NONE
+
+
+def scored_gold(components: Mapping[str, str], tags: Sequence[str]) -> dict[str, str]:
+    """`{k: v for k, v in components.items() if k in ACTIVE_TAGS and v}` — unstripped, as eval.py."""
+    active = set(tags)
+    return {k: v for k, v in components.items() if k in active and v}
+
+
+def outcome_row(gold: Mapping[str, str], pred: Mapping[str, str], tags: Sequence[str], profile: Profile) -> list[int]:
+    g = scored_gold(gold, tags)
+    return [outcome(g.get(t), pred.get(t) or None, profile) for t in tags]
+
+
+def outcome_matrix(rows: Sequence[Sequence[int]], n_tags: int) -> np.ndarray:
+    return np.asarray(rows, dtype=np.int8).reshape(len(rows), n_tags)
+
+
+def counts(out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    tp = (out == TP).sum(0)
+    fp = ((out == FP) | (out == WRONG)).sum(0)
+    fn = ((out == FN) | (out == WRONG)).sum(0)
+    return tp, fp, fn
+
+
+def prf(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall, F1 with 0 where a denominator is 0 (eval.py adds 1e-9 instead; same to 1e-9)."""
+    tp, fp, fn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        r = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        f = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
+    return p, r, f
+
+
+def exact_match_vector(out: np.ndarray) -> np.ndarray:
+    """§10.1: no FP/FN on any scored tag AND the scored gold is non-empty (so at least one TP)."""
+    clean = np.isin(out, (NONE, TP)).all(1)
+    return clean & (out == TP).any(1)
+
+
+@dataclass
+class EntryVectors:
+    """What a view's numbers are computed from; all arrays are indexed by entry."""
+
+    tags: list[str]
+    out: np.ndarray  # (n, T) outcomes
+    conf_sum: np.ndarray  # (n,) sum of emission-argmax confidence over decoded pieces
+    chosen_sum: np.ndarray  # (n,) sum of chosen-label confidence
+    n_pieces: np.ndarray  # (n,) decoded pieces
+
+    def subset(self, idx: np.ndarray) -> EntryVectors:
+        return EntryVectors(self.tags, self.out[idx], self.conf_sum[idx], self.chosen_sum[idx], self.n_pieces[idx])
+
+
+def summarize(v: EntryVectors) -> dict:
+    """Per-tag table + micro/macro F1 + exact match + confidences for one view."""
+    n = int(v.out.shape[0])
+    tp, fp, fn = counts(v.out)
+    p, r, f = prf(tp, fp, fn)
+    support = tp + fn
+    per_tag = {
+        t: {
+            "tp": int(tp[k]),
+            "fp": int(fp[k]),
+            "fn": int(fn[k]),
+            "support": int(support[k]),
+            "precision": round(float(p[k]), 6),
+            "recall": round(float(r[k]), 6),
+            "f1": round(float(f[k]), 6),
+        }
+        for k, t in enumerate(v.tags)
+    }
+    used = [t for k, t in enumerate(v.tags) if support[k] > 0]
+    macro = float(np.mean([f[k] for k, t in enumerate(v.tags) if support[k] > 0])) if used else 0.0
+    mp, mr, mf = prf(tp.sum(), fp.sum(), fn.sum())
+    pieces = int(v.n_pieces.sum())
+    return {
+        "entries": n,
+        "per_tag": per_tag,
+        "micro": {"precision": round(float(mp), 6), "recall": round(float(mr), 6), "f1": round(float(mf), 6)},
+        "macro_f1": round(macro, 6),
+        "macro_f1_denominator": {"rule": "mean over tags with support > 0", "tags": used},
+        "exact_match": round(float(exact_match_vector(v.out).sum()) / max(1, n), 6),
+        "mean_token_confidence": round(float(v.conf_sum.sum()) / pieces, 6) if pieces else 0.0,
+        "mean_chosen_confidence": round(float(v.chosen_sum.sum()) / pieces, 6) if pieces else 0.0,
+    }
+
+
+def view_masks(adversarial: np.ndarray) -> dict[str, np.ndarray]:
+    return {"all": np.ones_like(adversarial, dtype=bool), "excluding_adversarial": ~adversarial, "adversarial_only": adversarial}
+
+
+def summarize_views(v: EntryVectors, adversarial: np.ndarray) -> dict[str, dict]:
+    return {name: summarize(v.subset(np.flatnonzero(mask))) for name, mask in view_masks(adversarial).items()}
+
+
+def calibration(conf: np.ndarray, correct: np.ndarray) -> list[dict]:
+    """10 equal buckets over emission-argmax confidence; bucket = min(9, int(conf*10)) (§10.1)."""
+    idx = np.minimum(9, (conf * 10).astype(np.int64))
+    out = []
+    for b in range(10):
+        m = idx == b
+        n = int(m.sum())
+        out.append({"low": b / 10, "high": (b + 1) / 10, "n": n, "acc": round(float(correct[m].mean()), 6) if n else None})
+    return out
+
+
+def invalid_bio_count(labels: Sequence[str]) -> int:
+    """I-X not preceded by B-X/I-X (or at the start): an invalid transition in a label path."""
+    bad = 0
+    prev = "O"
+    for lab in labels:
+        if lab.startswith("I-") and prev[2:] != lab[2:]:
+            bad += 1
+        prev = lab
+    return bad
+
+
+def seqeval_section(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]], tags: Sequence[str]) -> dict:
+    """Entity-level P/R/F1 by seqeval's strict IOB2 entity extraction (a cross-check on pieces).
+
+    `seqeval.scheme.Entities` in strict IOB2 mode: an entity must open with B-. seqeval's default
+    (conlleval) mode is not used because `seqeval.metrics` imports scikit-learn (≈1 s per run).
+    """
+    from seqeval.scheme import IOB2, Entities
+
+    g = Entities([list(s) for s in gold_seqs], IOB2, suffix=False).entities
+    p = Entities([list(s) for s in pred_seqs], IOB2, suffix=False).entities
+    gold_set = {e.to_tuple() for sent in g for e in sent}
+    pred_set = {e.to_tuple() for sent in p for e in sent}
+    per_tag = {}
+    for t in tags:
+        gt = {e for e in gold_set if e[1] == t}
+        pt = {e for e in pred_set if e[1] == t}
+        tp = len(gt & pt)
+        pr, rc, f1 = prf(np.array(tp), np.array(len(pt) - tp), np.array(len(gt) - tp))
+        per_tag[t] = {"precision": round(float(pr), 6), "recall": round(float(rc), 6), "f1": round(float(f1), 6), "support": len(gt)}
+    tp = len(gold_set & pred_set)
+    pr, rc, f1 = prf(np.array(tp), np.array(len(pred_set) - tp), np.array(len(gold_set) - tp))
+    return {
+        "mode": "seqeval.scheme IOB2 strict, entities over pieces (gold = upstream alignment)",
+        "micro": {"precision": round(float(pr), 6), "recall": round(float(rc), 6), "f1": round(float(f1), 6)},
+        "per_tag": per_tag,
+    }

@@ -1,0 +1,173 @@
+"""The run artifact: `run.json` (provenance, counts, metrics) + `predictions.jsonl` (per entry).
+
+It is the one seam: diagnose, compare, gate and report read run directories, never the model.
+Reruns on the same inputs are byte-identical except the `timings` block.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from mailwoman_eval import __version__
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.fsutil import atomic_write_bytes, prepare_output_dir, sha256_bytes
+from mailwoman_eval.golden import REPO_ROOT
+from mailwoman_eval.metrics import EntryVectors, outcome_row, outcome_matrix
+from mailwoman_eval.profiles import Profile, get_profile
+
+SCHEMA = "mweval.run/1"
+RUN_FILE = "run.json"
+PRED_FILE = "predictions.jsonl"
+
+
+def dumps_line(obj: dict) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def dumps_doc(obj: dict) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def cache_root() -> Path:
+    if os.environ.get("MWEVAL_CACHE"):
+        return Path(os.environ["MWEVAL_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "mweval"
+
+
+def cache_key(parts: dict) -> str:
+    return sha256_bytes(json.dumps({**parts, "mweval_version": __version__}, sort_keys=True).encode())[:32]
+
+
+def write_run(out: Path, run_json: dict, predictions: list[dict], force: bool = False) -> None:
+    """predictions first, run.json last (its `predictions_sha256` ties the pair together)."""
+    prepare_output_dir(out, RUN_FILE, force)
+    pred_bytes = "".join(dumps_line(p) + "\n" for p in predictions).encode("utf-8")
+    run_json = dict(run_json)
+    run_json["predictions_sha256"] = sha256_bytes(pred_bytes)
+    atomic_write_bytes(out / PRED_FILE, pred_bytes)
+    atomic_write_bytes(out / RUN_FILE, dumps_doc(run_json).encode("utf-8"))
+
+
+def store_in_cache(key: str, run_dir: Path) -> None:
+    dest = cache_root() / "runs" / key
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in (PRED_FILE, RUN_FILE):
+            atomic_write_bytes(dest / name, (run_dir / name).read_bytes())
+    except (OSError, MwevalError):
+        pass  # a cache that cannot be written is only a slower next run
+
+
+def cached_run_dir(key: str) -> Path | None:
+    d = cache_root() / "runs" / key
+    if (d / RUN_FILE).is_file() and (d / PRED_FILE).is_file():
+        try:
+            load_run(d)
+        except MwevalError:
+            shutil.rmtree(d, ignore_errors=True)
+            return None
+        return d
+    return None
+
+
+@dataclass
+class Run:
+    path: Path
+    meta: dict
+    predictions: list[dict]
+
+    @property
+    def profile(self) -> Profile:
+        return get_profile(self.meta["profile"]["name"])
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.meta["tags"])
+
+    @property
+    def ids(self) -> list[str]:
+        return [p["id"] for p in self.predictions]
+
+    @property
+    def golden_sha256(self) -> str:
+        return self.meta["golden"]["sha256"]
+
+    @property
+    def label(self) -> str:
+        return self.meta["checkpoint"]["name"]
+
+    @cached_property
+    def outcomes(self) -> np.ndarray:
+        prof = self.profile
+        rows = [
+            outcome_row(p["gold"], {t: c["value"] for t, c in p["pred"].items()}, self.tags, prof) for p in self.predictions
+        ]
+        return outcome_matrix(rows, len(self.tags))
+
+    @cached_property
+    def vectors(self) -> EntryVectors:
+        return EntryVectors(
+            tags=self.tags,
+            out=self.outcomes,
+            conf_sum=np.array([sum(p["amax_conf"]) for p in self.predictions], dtype=np.float64),
+            chosen_sum=np.array([sum(p["conf"]) for p in self.predictions], dtype=np.float64),
+            n_pieces=np.array([len(p["labels"]) for p in self.predictions], dtype=np.int64),
+        )
+
+    def adversarial_mask(self, mode: str = "default") -> np.ndarray:
+        """Adversarial = adversarial.jsonl or kryptonite/graceful notes; `non-latin` adds non-Latin rows."""
+        adv = np.array([bool(p["adversarial"]) for p in self.predictions], dtype=bool)
+        if mode == "non-latin":
+            adv |= np.array([bool(p["non_latin"]) for p in self.predictions], dtype=bool)
+        elif mode != "default":
+            raise MwevalError(f"unknown --adversarial mode {mode!r} (default or non-latin)")
+        return adv
+
+
+def load_run(path: str | Path) -> Run:
+    path = Path(path)
+    if not path.is_dir():
+        raise MwevalError("run directory does not exist", where=str(path))
+    run_file, pred_file = path / RUN_FILE, path / PRED_FILE
+    if not run_file.is_file():
+        raise MwevalError("not an mweval run directory (no run.json)", where=str(path))
+    try:
+        meta = json.loads(run_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MwevalError(f"unreadable run.json ({e})", where=str(run_file)) from None
+    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
+        raise MwevalError(f"run.json schema is not {SCHEMA}", where=str(run_file))
+    try:
+        data = pred_file.read_bytes()
+    except OSError as e:
+        raise MwevalError(f"cannot read predictions: {e.strerror}", where=str(pred_file)) from None
+    if meta.get("predictions_sha256") and sha256_bytes(data) != meta["predictions_sha256"]:
+        raise MwevalError("predictions.jsonl does not match run.json (interrupted or edited write)", where=str(pred_file))
+    preds = []
+    for n, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                preds.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise MwevalError(f"malformed prediction ({e})", where=f"{pred_file}:{n}") from None
+    return Run(path, meta, preds)
+
