@@ -183,7 +183,13 @@ US_UNITS: tuple[str, ...] = (
     "#5", "#204", "Unit 7", "Unit C", "Fl 3", "Floor 2", "Rm 101", "Bldg 2", "Apt 2F", "Suite 5A",
 )  # fmt: skip
 
-US_PO_BOX_FORMS: tuple[str, ...] = ("PO Box {n}", "P.O. Box {n}", "POB {n}", "Post Office Box {n}", "PO BOX {n}")
+US_PO_BOX_FORMS: tuple[str, ...] = (
+    "PO Box {n}",
+    "P.O. Box {n}",
+    "POB {n}",
+    "Post Office Box {n}",
+    "PO BOX {n}",
+)
 
 US_VENUES: tuple[str, ...] = (
     "Riverside Dental Group", "Blue Heron Books", "Northside Family Clinic", "Cedar Ridge Veterinary",
@@ -201,10 +207,21 @@ US_VENUE_LOCALITY_PATTERNS: tuple[str, ...] = (
 
 # venue patterns placed *after* the postcode (mid-position postcode)
 US_TRAILING_VENUE_PATTERNS: tuple[str, ...] = (
-    "{L} Health Center", "{L} Town Office", "{L} Fire Station", "{L} Middle School", "{L} Food Shelf",
+    "{L} Health Center",
+    "{L} Town Office",
+    "{L} Fire Station",
+    "{L} Middle School",
+    "{L} Food Shelf",
 )
 
-US_COUNTRY_LINES: tuple[str, ...] = ("USA", "USA", "United States", "United States of America", "US", "U.S.A.")
+US_COUNTRY_LINES: tuple[str, ...] = (
+    "USA",
+    "USA",
+    "United States",
+    "United States of America",
+    "US",
+    "U.S.A.",
+)
 
 # Non-Latin names for the mixed-script rows (~5% of us.jsonl). Venues are invented.
 US_NON_LATIN_VENUES: tuple[str, ...] = (
@@ -569,9 +586,9 @@ ADVERSARIAL_ROWS: tuple[tuple[str, dict[str, str], str, str], ...] = (
     ("17 RUE DES TANNEURS 67000 STRASBOURG",
      {"house_number": "17", "street": "RUE DES TANNEURS", "postcode": "67000", "locality": "STRASBOURG"},
      "FR", "graceful/mis-casing: all caps, no commas."),
-    ("1500 w colfax ave denver co 80204",
-     {"house_number": "1500", "street": "w colfax ave", "locality": "denver", "region": "co", "postcode": "80204"},
-     "US", "graceful/mis-casing: all lower case, region 'co' looks like a word."),
+    ("2100 n high st columbus oh 43201",
+     {"house_number": "2100", "street": "n high st", "locality": "columbus", "region": "oh", "postcode": "43201"},
+     "US", "graceful/mis-casing: all lower case, no commas; region 'oh' looks like a word."),
     ("456 ElM sT, DaYtOn, OH 45402",
      {"house_number": "456", "street": "ElM sT", "locality": "DaYtOn", "region": "OH", "postcode": "45402"},
      "US", "graceful/mis-casing: alternating case."),
@@ -693,6 +710,9 @@ US_HAND_ROWS: tuple[tuple[str, dict[str, str], str, str], ...] = (
     ("Old Mill Antiques, Route 7A, Arlington, VT 05250",
      {"venue": "Old Mill Antiques", "street": "Route 7A", "locality": "Arlington", "region": "VT", "postcode": "05250"},
      "US", "route designator as street, no house number"),
+    ("Чикаго, Иллинойс 60601, США",
+     {"locality": "Чикаго", "region": "Иллинойс", "postcode": "60601", "country": "США"},
+     "US", "fully Cyrillic locality line (Chicago, Illinois, USA)"),
 )  # fmt: skip
 
 FR_HAND_ROWS: tuple[tuple[str, dict[str, str], str, str], ...] = (
@@ -714,9 +734,9 @@ FR_HAND_ROWS: tuple[tuple[str, dict[str, str], str, str], ...] = (
     ("110 bis Boulevard Saint-Germain, 75006 Paris",
      {"house_number": "110 bis", "street": "Boulevard Saint-Germain", "postcode": "75006", "locality": "Paris"},
      "FR", "'bis' house number"),
-    ("Paris 8e",
-     {"locality": "Paris"},
-     "FR", "arrondissement written as '8e'; no postcode"),
+    ("Place Bellecour, Lyon 2e arrondissement",
+     {"street": "Place Bellecour", "locality": "Lyon"},
+     "FR", "arrondissement written out instead of a postcode"),
     ("Route de Quintin, 22000 Saint-Brieuc, Côtes-d'Armor",
      {"street": "Route de Quintin", "postcode": "22000", "locality": "Saint-Brieuc", "subregion": "Côtes-d'Armor"},
      "FR", "département after the commune"),
@@ -732,4 +752,7 @@ FR_HAND_ROWS: tuple[tuple[str, dict[str, str], str, str], ...] = (
     ("Gare SNCF, Place de la Gare, 57000 Metz",
      {"venue": "Gare SNCF", "street": "Place de la Gare", "postcode": "57000", "locality": "Metz"},
      "FR", "railway station, no house number"),
+    ("75008 Париж, Франция",
+     {"postcode": "75008", "locality": "Париж", "country": "Франция"},
+     "FR", "Cyrillic commune and country after a French postcode"),
 )  # fmt: skip
