@@ -1,0 +1,62 @@
+"""Shared fixtures. Upstream data is read in place from ../shared (MWEVAL_SHARED overrides).
+
+Tests that need it skip with a reason when it is absent; `.ci/run` sets MWEVAL_REQUIRE_SHARED=1
+so that in CI an absent ../shared fails instead of silently skipping.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MWEVAL_SHARED", REPO.parent / "shared")).resolve()
+UPSTREAM = SHARED / "upstream"
+TOKENIZER_V010 = UPSTREAM / "tokenizer" / "tokenizer-v0.1.0.model"
+TINY = UPSTREAM / "checkpoints" / "tiny-v040"
+TINY_STEP = TINY / "step-000300"
+TINY_BF16 = UPSTREAM / "checkpoints" / "tiny-v040-bf16" / "step-000300"
+V040SIZE = UPSTREAM / "checkpoints" / "v040size-random" / "step-002200"
+EN_US = UPSTREAM / "weights" / "en-us-10.0.0"
+GOLDEN_ROOT = UPSTREAM / "golden"
+GOLDEN_V012 = GOLDEN_ROOT / "v0.1.2"
+
+
+def need_shared() -> None:
+    if not UPSTREAM.is_dir():
+        if os.environ.get("MWEVAL_REQUIRE_SHARED") == "1":
+            pytest.fail(f"upstream test data missing at {UPSTREAM} (MWEVAL_REQUIRE_SHARED=1)")
+        pytest.skip(f"upstream test data not found at {UPSTREAM} (set MWEVAL_SHARED)")
+
+
+@pytest.fixture
+def shared() -> Path:
+    need_shared()
+    return UPSTREAM
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache and user data dir, and no inherited search paths."""
+    base = tmp_path_factory.mktemp("env")
+    monkeypatch.setenv("MWEVAL_CACHE", str(base / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(base / "data"))
+    monkeypatch.delenv("MWEVAL_GOLDEN_PATH", raising=False)
+    monkeypatch.delenv("MWEVAL_CKPT_PATH", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_test_run(tmp_path_factory):
+    """One runtime-profile run of the tiny upstream checkpoint on golden v0.1.2/test (shared, read-only)."""
+    need_shared()
+    from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
+    from mailwoman_eval.evaluate import EvalOptions, evaluate
+    from mailwoman_eval.golden import load_golden
+    from mailwoman_eval.profiles import RUNTIME
+
+    out = tmp_path_factory.mktemp("tinyrun") / "run"
+    gset = load_golden(GOLDEN_V012 / "test", "v0.1.2/test")
+    opts = EvalOptions(profile=RUNTIME, tokenizer=str(TOKENIZER_V010), use_cache=False)
+    return evaluate(resolve_checkpoint(str(TINY_STEP)), gset, opts, out)

@@ -1,0 +1,104 @@
+"""Loading upstream checkpoints: fp32/bf16 PyTorch dirs, upstream's ONNX exports, the en-us package."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import EN_US, GOLDEN_V012, TINY, TINY_BF16, TINY_STEP, TOKENIZER_V010, V040SIZE, need_shared
+from mailwoman_eval.checkpoints.onnx_backend import OnnxBackend
+from mailwoman_eval.checkpoints.pytorch_dir import PytorchBackend
+from mailwoman_eval.checkpoints.torchfile import load_state_dict
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.golden import load_golden
+from mailwoman_eval.tokenizer import MAX_LENGTH, Tokenizer
+
+
+@pytest.fixture(scope="module")
+def test_ids():
+    need_shared()
+    tok = Tokenizer(TOKENIZER_V010)
+    gset = load_golden(GOLDEN_V012 / "test")
+    return [np.asarray(tok.encode(e.raw).ids[:MAX_LENGTH], dtype=np.int64) for e in gset.entries]
+
+
+def test_state_dict_reader_matches_torch_load_for_every_checkpoint(shared):
+    torch = pytest.importorskip("torch")
+    files = sorted(shared.glob("checkpoints/*/step-*/pytorch_model.bin"))
+    assert len(files) == 4
+    for f in files:
+        ours, dtypes = load_state_dict(f)
+        ref = torch.load(f, map_location="cpu", weights_only=True)
+        assert list(ours) == list(ref)
+        for k, v in ref.items():
+            assert np.array_equal(ours[k], v.float().numpy(), equal_nan=True), (f, k)
+    assert load_state_dict(TINY_BF16 / "pytorch_model.bin")[1] == {"bfloat16"}
+
+
+def test_v040_size_checkpoint_has_the_real_parameter_count(shared):
+    b = PytorchBackend(V040SIZE)
+    assert b.info["params"] == 8_874_232
+    assert b.labels_source == "config.json id2label" and len(b.labels) == 21
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_tiny_fp32_logits_equal_upstream_onnx_export_and_decodes_match(test_ids, engine):
+    if engine == "torch":
+        pytest.importorskip("torch")
+    ours = PytorchBackend(TINY_STEP, engine=engine).infer(test_ids)
+    onnx = OnnxBackend(TINY / "onnx" / "model.onnx", pad_to="own").infer(test_ids)
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(ours, onnx, strict=True))
+    assert diff <= 1e-4
+    assert all((a.argmax(-1) == b.argmax(-1)).all() for a, b in zip(ours, onnx, strict=True))
+
+
+def test_bf16_copy_decodes_at_least_99_percent_of_pieces_like_fp32(test_ids):
+    fp32 = PytorchBackend(TINY_STEP).infer(test_ids)
+    bf16 = PytorchBackend(TINY_BF16).infer(test_ids)
+    same = sum(int((a.argmax(-1) == b.argmax(-1)).sum()) for a, b in zip(fp32, bf16, strict=True))
+    total = sum(len(a) for a in fp32)
+    assert same / total >= 0.99
+
+
+def test_fp32_torch_and_upstream_onnx_give_identical_runs_on_test_split(tmp_path, shared):
+    from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
+    from mailwoman_eval.evaluate import EvalOptions, evaluate
+    from mailwoman_eval.profiles import RUNTIME
+
+    gset = load_golden(GOLDEN_V012 / "test", "v0.1.2/test")
+    opts = EvalOptions(profile=RUNTIME, tokenizer=str(TOKENIZER_V010), use_cache=False)
+    a = evaluate(resolve_checkpoint(str(TINY_STEP)), gset, opts, tmp_path / "a")
+    b = evaluate(resolve_checkpoint(str(TINY / "onnx" / "model.onnx")), gset, opts, tmp_path / "b")  # + sidecar
+    assert a.meta["decode"]["transitions"] == "learned" and b.meta["decode"]["transitions"] == "sidecar"
+    assert [p["labels"] for p in a.predictions] == [p["labels"] for p in b.predictions]
+
+
+def test_upstream_onnx_export_is_batchable_by_trial_and_int8_is_fed_padded(shared):
+    fp32 = OnnxBackend(TINY / "onnx" / "model.onnx")
+    assert fp32.batchable and fp32.info["padding"] == "within-batch" and not fp32.int8
+    int8 = OnnxBackend(TINY / "onnx" / "model.int8.onnx")
+    assert int8.int8 and int8.info["padding"] == "pad-to-128"
+    assert int8.crf is not None and int8.crf.source == "sidecar"
+
+
+def test_en_us_package_zero_feeds_ten_side_channels_and_refuses_batches(shared):
+    b = OnnxBackend(EN_US / "model.onnx", pad_to="own")
+    assert len(b.info["zero_fed_inputs"]) == 10
+    assert not b.batchable
+    assert b.labels_source == "model-card.json labels" and len(b.labels) == 33
+    assert any(w.startswith("OUT OF DISTRIBUTION") for w in b.warnings)
+    assert b.info["package"]["version"] == "10.0.0" and b.info["model_card"]["version"] == "9.1.0"
+
+
+def test_state_dict_not_matching_config_lists_the_keys(tmp_path, shared):
+    d = tmp_path / "step-000001"
+    shutil.copytree(TINY_STEP, d, ignore=shutil.ignore_patterns("optimizer.pt"))
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["num_hidden_layers"] = 3
+    cfg["hidden_size"] = 32
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(MwevalError) as e:
+        PytorchBackend(d)
+    msg = e.value.one_line
+    assert "missing keys: blocks.2.ln1.weight" in msg and "shape mismatches" in msg and "pytorch_model.bin" in msg

@@ -1,0 +1,100 @@
+"""`mweval eval` end to end through the CLI, on real upstream data."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import EN_US, GOLDEN_ROOT, TINY_STEP, TOKENIZER_V010, need_shared
+from mailwoman_eval.cli import main
+
+
+def run_cli(*args, env=None):
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def test_upstream_eval_reproduces_the_reference_numbers_on_tiny(tmp_path, shared):
+    """upstream-formats.md §10.1 reference: country F1 0.9336 and exact match 0.5711 on full v0.1.2."""
+    out = tmp_path / "run"
+    r = run_cli(
+        "eval", "--ckpt", str(TINY_STEP), "--golden", str(GOLDEN_ROOT / "v0.1.2"), "--tokenizer", str(TOKENIZER_V010),
+        "--profile", "upstream-eval", "--out", str(out), "-q",
+    )
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "run.json").read_text())
+    view = meta["metrics"]["views"]["all"]
+    assert view["entries"] == 4561
+    assert round(view["per_tag"]["country"]["f1"], 4) == 0.9336
+    assert round(view["exact_match"], 4) == 0.5711
+    assert meta["profile"]["name"] == "upstream-eval" and meta["decode"]["transitions"] == "learned"
+    assert meta["checkpoint"]["labels_source"] == "config.json id2label"
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 4561
+
+
+def test_en_us_package_scores_all_rows_lists_zero_fed_inputs_and_prints_16_tags(tmp_path, shared):
+    """Issue acceptance, literally: the default feeding (int8 -> padded to 128)."""
+    env = {**os.environ, "MWEVAL_GOLDEN_PATH": str(GOLDEN_ROOT)}
+    out = tmp_path / "run"
+    p = subprocess.run(
+        [sys.executable, "-m", "mailwoman_eval", "eval", "--ckpt", str(EN_US), "--golden", "v0.1.2", "--out", str(out), "-q"],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert p.returncode == 0, p.stderr
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["counts"]["entries"] == 4561
+    assert len(meta["checkpoint"]["zero_fed_inputs"]) == 10
+    assert "zero_fed_inputs (10)" in p.stdout
+    assert "OUT OF DISTRIBUTION" in p.stderr
+    assert meta["decode"]["padding"] == "pad-to-128"
+    table = p.stdout.split("---")[-1]
+    tag_lines = [ln for ln in p.stdout.splitlines() if ln.split() and ln.split()[0] in meta["tags"]]
+    assert len(meta["tags"]) == 16 and len(tag_lines) == 16, table
+
+
+def test_rerun_is_byte_identical_apart_from_timings(tmp_path, shared):
+    args = ["eval", "--ckpt", str(TINY_STEP), "--golden", str(GOLDEN_ROOT / "v0.1.2" / "test"),
+            "--tokenizer", str(TOKENIZER_V010), "-q", "--no-cache"]
+    assert run_cli(*args, "--out", str(tmp_path / "a")).exit_code == 0
+    assert run_cli(*args, "--out", str(tmp_path / "b")).exit_code == 0
+    a = json.loads((tmp_path / "a" / "run.json").read_text())
+    b = json.loads((tmp_path / "b" / "run.json").read_text())
+    a.pop("timings"), b.pop("timings")
+    assert a == b
+    assert (tmp_path / "a" / "predictions.jsonl").read_bytes() == (tmp_path / "b" / "predictions.jsonl").read_bytes()
+
+
+def test_cache_hit_skips_inference_and_gives_the_same_predictions(tmp_path, shared):
+    args = ["eval", "--ckpt", str(TINY_STEP), "--golden", str(GOLDEN_ROOT / "v0.1.2" / "test"), "--tokenizer", str(TOKENIZER_V010), "-q"]
+    run_cli(*args, "--out", str(tmp_path / "a"))
+    r = run_cli(*args, "--out", str(tmp_path / "b"))
+    assert "hit cache" in r.output
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["timings"]["cache"] == "hit"
+    assert (tmp_path / "a" / "predictions.jsonl").read_bytes() == (tmp_path / "b" / "predictions.jsonl").read_bytes()
+
+
+def test_missing_tokenizer_names_what_was_tried(tmp_path, shared):
+    r = CliRunner().invoke(main, ["eval", "--ckpt", str(TINY_STEP), "--golden", str(GOLDEN_ROOT / "v0.1.2" / "test"),
+                                  "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert "no tokenizer found" in r.output and "training_state.json" in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_golden_name_lists_the_available_ones(tmp_path):
+    need_shared()
+    r = CliRunner().invoke(main, ["eval", "--ckpt", str(TINY_STEP), "--golden", "v9.9.9"], env={"MWEVAL_GOLDEN_PATH": str(GOLDEN_ROOT)})
+    assert r.exit_code == 2
+    assert "unknown golden set 'v9.9.9'" in r.output and "v0.1.2/test" in r.output
+
+
+@pytest.mark.parametrize("split,status", [("v0.1.2/dev", "mismatch"), ("v0.1.2/test", "ok"), ("v0.1.2", "ok")])
+def test_golden_verify_checks_manifests_and_splits(split, status):
+    need_shared()
+    r = CliRunner().invoke(main, ["golden", "verify", split], env={"MWEVAL_GOLDEN_PATH": str(GOLDEN_ROOT)})
+    assert r.exit_code == 0
+    assert ("manifest OK" in r.output) == (status == "ok")
+    strict = CliRunner().invoke(main, ["golden", "verify", split, "--strict"], env={"MWEVAL_GOLDEN_PATH": str(GOLDEN_ROOT)})
+    assert strict.exit_code == (2 if status == "mismatch" else 0)

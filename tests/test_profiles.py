@@ -1,0 +1,148 @@
+"""Hand-checked rules of both profiles (design.md Decisions; upstream-formats.md §4, §5.3, §10.1)."""
+
+import json
+
+import numpy as np
+
+from conftest import TINY_STEP, TOKENIZER_V010, need_shared
+from mailwoman_eval.decode import components_from_labels, label_spans, trim_boundary
+from mailwoman_eval.metrics import FN, FP, NONE, TP, WRONG, EntryVectors, exact_match_vector, outcome_row, summarize
+from mailwoman_eval.profiles import RUNTIME, UPSTREAM_EVAL
+
+
+def words(raw):
+    """Pieces = whitespace-led words with Python-style spans (leading space included)."""
+    begin, end, i = [], [], 0
+    for w in raw.split(" "):
+        b = i - 1 if i > 0 else 0
+        begin.append(b)
+        end.append(i + len(w))
+        i += len(w) + 1
+    return begin, end
+
+
+def decode(raw, labels, profile):
+    b, e = words(raw)
+    comps = components_from_labels(raw, labels, b, e, [0.9] * len(labels), profile)
+    return {t: c.value for t, c in comps.items()}
+
+
+# ---- upstream-eval ---------------------------------------------------------------------------
+
+def test_upstream_first_span_per_tag_only():
+    raw = "Paris Lyon Nice"
+    got = decode(raw, ["B-locality", "O", "B-locality"], UPSTREAM_EVAL)
+    assert got == {"locality": "Paris"}
+
+
+def test_upstream_strips_whitespace_but_not_punctuation():
+    raw = "Main St, Paris"
+    got = decode(raw, ["B-street", "I-street", "O"], UPSTREAM_EVAL)
+    assert got == {"street": "Main St,"}
+
+
+def test_upstream_comparison_is_case_sensitive():
+    assert outcome_row({"locality": "PARIS"}, {"locality": "Paris"}, ["locality"], UPSTREAM_EVAL) == [WRONG]
+    assert outcome_row({"locality": "PARIS"}, {"locality": "Paris"}, ["locality"], RUNTIME) == [TP]
+
+
+def test_wrong_value_counts_as_fp_and_fn():
+    v = EntryVectors(["postcode"], np.array([[WRONG]], dtype=np.int8), np.zeros(1), np.zeros(1), np.ones(1))
+    m = summarize(v)["per_tag"]["postcode"]
+    assert (m["tp"], m["fp"], m["fn"], m["support"]) == (0, 1, 1, 1)
+
+
+def test_outcome_codes():
+    row = outcome_row(
+        {"a": "x", "b": "y", "c": "  "}, {"a": "x", "d": "z", "c": "q"}, ["a", "b", "c", "d", "e"], UPSTREAM_EVAL
+    )
+    # whitespace-only gold is "non-empty" (eval.py keeps values unstripped) so c is a wrong value
+    assert row == [TP, FN, WRONG, FP, NONE]
+
+
+def test_exact_match_needs_nonempty_gold_and_divides_by_all_entries():
+    out = np.array(
+        [
+            [TP, NONE],  # counts
+            [NONE, NONE],  # no gold: does not count, but is in the denominator
+            [TP, FP],  # extra prediction breaks it
+            [TP, TP],  # counts
+        ],
+        dtype=np.int8,
+    )
+    assert exact_match_vector(out).tolist() == [True, False, False, True]
+    v = EntryVectors(["a", "b"], out, np.zeros(4), np.zeros(4), np.ones(4))
+    assert summarize(v)["exact_match"] == 0.5
+
+
+def test_orphan_i_opens_a_span_and_o_closes_it():
+    spans = label_spans(["I-a", "I-a", "O", "I-a", "B-b", "I-a"])
+    assert [(s.tag, s.first, s.last) for s in spans] == [("a", 0, 1), ("a", 3, 3), ("b", 4, 4), ("a", 5, 5)]
+
+
+def test_truncation_to_128_pieces_scores_gold_beyond_as_fn(tmp_path):
+    need_shared()
+    from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
+    from mailwoman_eval.evaluate import EvalOptions, evaluate
+    from mailwoman_eval.golden import load_golden
+
+    filler = " ".join(["Foo"] * 140)
+    raw = f"{filler} 12 Main St, Springfield, IL 62701"
+    gdir = tmp_path / "g"
+    gdir.mkdir()
+    (gdir / "us.jsonl").write_text(json.dumps({"raw": raw, "components": {"postcode": "62701", "locality": "Springfield"}}) + "\n")
+    run = evaluate(
+        resolve_checkpoint(str(TINY_STEP)),
+        load_golden(gdir),
+        EvalOptions(profile=UPSTREAM_EVAL, tokenizer=str(TOKENIZER_V010), use_cache=False),
+        tmp_path / "run",
+    )
+    p = run.predictions[0]
+    assert p["truncated"] is True and p["n_pieces"] > 128 and len(p["labels"]) == 128
+    assert run.meta["counts"]["truncated"] == 1
+    per_tag = run.meta["metrics"]["views"]["all"]["per_tag"]
+    assert per_tag["postcode"]["fn"] == 1 and per_tag["locality"]["fn"] == 1
+    assert any("truncated" in w for w in run.meta["warnings"])
+
+
+# ---- runtime trimBoundary ------------------------------------------------------------------
+
+def test_trim_leading_and_trailing_punctuation():
+    raw = ", 7647"
+    assert trim_boundary(raw, 0, len(raw)) == (2, 6)
+    assert decode("LE TRÉPORT, 76470", ["O", "B-postcode", "I-postcode"], RUNTIME) == {"postcode": "TRÉPORT, 76470"}
+    assert decode("(Paris),", ["B-locality"], RUNTIME) == {"locality": "Paris"}
+
+
+def test_all_punctuation_span_is_dropped_and_a_later_span_survives():
+    raw = "-- Paris"
+    got = decode(raw, ["B-locality", "B-locality"], RUNTIME)
+    assert got == {"locality": "Paris"}
+    assert trim_boundary(", .", 0, 3) is None
+
+
+def test_word_internal_hyphen_and_accents_are_kept():
+    raw = "Sainte-Livrade-sur-Lot, Montréal."
+    assert decode(raw, ["B-locality", "B-region"], RUNTIME) == {"locality": "Sainte-Livrade-sur-Lot", "region": "Montréal"}
+
+
+def test_trim_works_per_utf16_code_unit_so_astral_edges_are_trimmed():
+    raw = "𠀀Paris𠀀"  # a non-BMP letter: its surrogates fail /[\p{L}\p{N}]/u in the TS runtime
+    assert trim_boundary(raw, 0, len(raw)) == (1, 6)
+
+
+def test_upstream_keeps_punctuation_runtime_trims_it():
+    raw = "Paris, 75008,"
+    labels = ["B-locality", "B-postcode"]
+    assert decode(raw, labels, UPSTREAM_EVAL) == {"locality": "Paris,", "postcode": "75008,"}
+    assert decode(raw, labels, RUNTIME) == {"locality": "Paris", "postcode": "75008"}
+
+
+def test_value_and_offsets_stay_in_sync():
+    raw = "  (Main St),  Paris"
+    b, e = [0, 7, 11], [6, 11, 19]
+    comps = components_from_labels(raw, ["B-street", "I-street", "B-locality"], b, e, [1, 1, 1], RUNTIME)
+    for c in comps.values():
+        assert raw[c.start : c.end] == c.value
+    assert comps["street"].value == "Main St"
+
