@@ -128,6 +128,88 @@ def eval_cmd(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
 
 
 # ---------------------------------------------------------------------------------------------
+# diagnose
+
+def load_or_eval(run_dir, ckpt, golden, eval_args, quiet):
+    """A run directory, or --ckpt/--golden evaluated first (reusing a cached run when it matches)."""
+    from mailwoman_eval.run import load_run
+
+    if run_dir and (ckpt or golden):
+        raise MwevalError("give either --run or --ckpt/--golden, not both")
+    if run_dir:
+        return load_run(run_dir)
+    if not (ckpt and golden):
+        raise MwevalError("give --run DIR, or both --ckpt and --golden")
+    run, _ = run_eval(ckpt, golden, *eval_args, quiet=quiet)
+    return run
+
+
+def optional_ckpt_options(fn):
+    opts = [
+        click.option("--run", "run_dir", default=None, type=click.Path(), help="A run directory written by mweval eval."),
+        click.option("--ckpt", default=None, help="Evaluate this checkpoint first (or reuse the cached run)."),
+        click.option("--golden", default=None, help="Golden set for --ckpt."),
+        click.option("--profile", default="runtime", show_default=True, type=click.Choice(["runtime", "upstream-eval"])),
+        click.option("--tokenizer", default=None),
+        click.option("--labels", default=None),
+        click.option("--pad-to", "pad_to", default="auto", type=click.Choice(["auto", "128", "own"]), show_default=True),
+        click.option("--engine", default="numpy", type=click.Choice(["numpy", "torch"]), show_default=True),
+        click.option("--ckpt-root", "ckpt_roots", multiple=True),
+        click.option("--no-cache", is_flag=True),
+        click.option("--quiet", "-q", is_flag=True),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+@main.command("diagnose")
+@optional_ckpt_options
+@click.option("--buckets", "scheme", default="default", type=click.Choice(["default", "upstream"]), show_default=True,
+              help="Error-category scheme: default (fixed rules) or upstream (diagnose_regression.py exactly).")
+@click.option("--adversarial", "adversarial", default="default", type=click.Choice(["default", "non-latin"]), show_default=True,
+              help="What counts as adversarial: adversarial.jsonl + kryptonite/graceful notes, optionally + non-Latin rows.")
+@click.option("--tags", default=None, help="Comma-separated tags (default: all scored tags).")
+@click.option("--examples-per-bucket", "examples", default=3, show_default=True, type=click.IntRange(0))
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
+@click.option("--out", default=None, type=click.Path(), help="HTML report path (default reports/<run>.html).")
+@click.option("--no-html", is_flag=True, help="Skip the HTML report and the error table.")
+@guarded
+def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet,
+                 scheme, adversarial, tags, examples, seed, as_json, out, no_html):
+    """Per-tag FP/FN error categories in three views (all / excluding / only adversarial) + HTML report."""
+    import json as _json
+
+    from mailwoman_eval.diagnose import console, diagnose, to_json, upstream_console, write_error_table
+
+    run = load_or_eval(run_dir, ckpt, golden, (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache), quiet)
+    d = diagnose(run, scheme=scheme, adversarial=adversarial, tags=tags)
+    written = []
+    if not no_html:
+        from mailwoman_eval.report.render import render_diagnose
+
+        html_path = Path(out) if out else Path("reports") / f"{run.path.name}.html"
+        csv_path = html_path.with_name(html_path.stem + ".errors.csv")
+        written = write_error_table(d, csv_path)
+        render_diagnose(d, html_path, csv_path.name)
+        written.insert(0, html_path)
+    if as_json:
+        doc = to_json(d)
+        doc["outputs"] = [str(p) for p in written]
+        click.echo(_json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    if scheme == "upstream":
+        click.echo(f"loaded {len(run.predictions)} golden entries", err=True)
+        click.echo(upstream_console(d, examples, seed), nl=False)
+    else:
+        click.echo(console(d, examples, seed), nl=False)
+    if written:
+        click.echo(f"report: {written[0]}")
+        click.echo("error table: " + ", ".join(str(p) for p in written[1:]))
+
+
+# ---------------------------------------------------------------------------------------------
 # golden sets
 
 @main.group()

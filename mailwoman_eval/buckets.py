@@ -1,0 +1,186 @@
+"""Error categories for each false positive / false negative of each tag.
+
+Two named schemes (design.md Decisions, upstream-formats.md §8 and §10.2):
+- `upstream`: diagnose_regression.py exactly — errors by case-sensitive `p != g` after strip,
+  one category, first match wins: non_latin (any char > U+007F in raw) → empty_pred → case_only
+  → bio_slip (substring either way, or pred minus edge `[^\\w]+` == gold) → num_confused
+  (postcode only, both digits after removing '-') → other.
+- `default`: errors by the run's profile comparison (so counts match the metrics table); a
+  primary category by precedence empty_pred → hallucinated → case_only → bio_slip → num_confused
+  → other, plus every category the error qualifies for; `non_latin` is script-based and only a
+  flag (never primary).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import regex
+
+from mailwoman_eval.golden import has_non_latin_letters
+from mailwoman_eval.profiles import Profile
+
+SCHEMES = ("default", "upstream")
+DEFAULT_CATEGORIES = ("empty_pred", "hallucinated", "case_only", "bio_slip", "num_confused", "other")
+UPSTREAM_CATEGORIES = ("non_latin", "empty_pred", "case_only", "bio_slip", "num_confused", "other")
+
+RULES = {
+    "default": {
+        "empty_pred": "False negative with nothing predicted for the tag.",
+        "hallucinated": "False positive where the gold has no value for the tag.",
+        "case_only": "Prediction and gold differ only in letter case (an error only under the case-sensitive upstream-eval profile).",
+        "bio_slip": "Prediction and gold differ only by leading/trailing punctuation, or by whole whitespace-separated words added or missing at either end.",
+        "num_confused": "Both values are numeric after removing spaces and '-', or a numeric gold value was taken by another tag (FN) / a numeric prediction is another tag's gold value (FP); the other tag is recorded.",
+        "other": "None of the above: a different value.",
+        "non_latin": "Flag, never primary: the raw text has letters of a script other than Latin/Common/Inherited (Unicode script property), so accented French is Latin.",
+    },
+    "upstream": {
+        "non_latin": "Any char of raw with code point > 127 (really non-ASCII: accented French lands here). Checked first.",
+        "empty_pred": "Nothing predicted and a gold value exists.",
+        "case_only": "pred.lower() == gold.lower() and pred != gold.",
+        "bio_slip": "One is a substring of the other (and they differ), or pred with leading/trailing [^\\w]+ removed equals gold.",
+        "num_confused": "Tag is postcode and both pred and gold are digits once '-' is removed.",
+        "other": "None of the above (a FP with empty gold lands here or in non_latin).",
+    },
+}
+
+_EDGE_PUNCT = regex.compile(r"^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$")
+_UPSTREAM_EDGE = re.compile(r"^[^\w]+|[^\w]+$")  # Python `re` on str: \w is Unicode-aware, as upstream
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    entry: int  # index into the run's predictions
+    tag: str
+    kind: str  # "FP" | "FN"
+    gold: str  # stripped
+    pred: str  # stripped
+    primary: str
+    categories: tuple[str, ...]
+    other_tag: str | None = None  # num_confused: the tag that took the gold value / whose gold was taken
+
+
+def _numeric(x: str) -> bool:
+    y = re.sub(r"[\s-]", "", x)
+    return bool(y) and y.isdecimal()
+
+
+def _num_norm(x: str) -> str:
+    return re.sub(r"[\s-]", "", x)
+
+
+def _edge_strip(x: str) -> str:
+    return _EDGE_PUNCT.sub("", x)
+
+
+def _words(x: str) -> list[str]:
+    return [w for w in (_edge_strip(t) for t in x.split()) if w]
+
+
+def _contiguous_in(short: list[str], long: list[str]) -> bool:
+    n = len(short)
+    return any(long[i : i + n] == short for i in range(len(long) - n + 1))
+
+
+def is_bio_slip(pred: str, gold: str, fold: bool) -> bool:
+    """Differ only by edge punctuation, or by whole words added/missing at either end."""
+    if not pred or not gold:
+        return False
+    p, g = (pred.lower(), gold.lower()) if fold else (pred, gold)
+    if p == g:
+        return False
+    if _edge_strip(p) == _edge_strip(g) and _edge_strip(p):
+        return True
+    pw, gw = _words(p), _words(g)
+    if not pw or not gw or pw == gw:
+        return pw == gw and bool(pw)
+    short, long = (pw, gw) if len(pw) < len(gw) else (gw, pw)
+    return len(short) < len(long) and _contiguous_in(short, long)
+
+
+def classify_default(
+    tag: str,
+    kind: str,
+    gold: str,
+    pred: str,
+    raw: str,
+    pred_all: Mapping[str, str],
+    gold_all: Mapping[str, str],
+    fold: bool,
+) -> tuple[str, tuple[str, ...], str | None]:
+    cats: list[str] = []
+    other: str | None = None
+    if kind == "FN" and not pred:
+        cats.append("empty_pred")
+    if kind == "FP" and not gold:
+        cats.append("hallucinated")
+    if pred and gold and pred != gold and pred.lower() == gold.lower():
+        cats.append("case_only")
+    if is_bio_slip(pred, gold, fold):
+        cats.append("bio_slip")
+    numeric = pred and gold and _numeric(pred) and _numeric(gold)
+    if kind == "FN" and gold and _numeric(gold):
+        other = next((t for t, v in pred_all.items() if t != tag and v and _num_norm(v) == _num_norm(gold)), None)
+    elif kind == "FP" and pred and _numeric(pred):
+        other = next((t for t, v in gold_all.items() if t != tag and v and _num_norm(v.strip()) == _num_norm(pred)), None)
+    if numeric or other:
+        cats.append("num_confused")
+    primary = next((c for c in DEFAULT_CATEGORIES if c in cats), "other")
+    if not cats:
+        cats.append("other")
+    if has_non_latin_letters(raw):
+        cats.append("non_latin")
+    return primary, tuple(cats), other
+
+
+def classify_upstream(raw: str, gold: str, pred: str, tag: str) -> str:
+    """diagnose_regression.py `classify_error`, first match wins (upstream-formats.md §10.2)."""
+    if any(ord(c) > 127 for c in raw):
+        return "non_latin"
+    if not pred and gold:
+        return "empty_pred"
+    if pred and gold and pred.lower() == gold.lower() and pred != gold:
+        return "case_only"
+    if pred and gold and (pred in gold or gold in pred) and pred != gold:
+        return "bio_slip"
+    if pred and gold and _UPSTREAM_EDGE.sub("", pred) == gold:
+        return "bio_slip"
+    if tag == "postcode" and pred and gold and pred.replace("-", "").isdigit() and gold.replace("-", "").isdigit():
+        return "num_confused"
+    return "other"
+
+
+def bucket_errors(predictions: Sequence[dict], tags: Sequence[str], profile: Profile, scheme: str = "default") -> list[ErrorRecord]:
+    """Every FP and FN of every tag, in entry order then tag order (FP before FN), classified."""
+    if scheme not in SCHEMES:
+        raise ValueError(scheme)
+    fold = profile.compare == "casefold"
+    out: list[ErrorRecord] = []
+    active = set(tags)
+    for i, p in enumerate(predictions):
+        gold_all = p["gold"]
+        pred_all = {t: c["value"] for t, c in p["pred"].items()}
+        for tag in tags:
+            g = (gold_all.get(tag) or "").strip()
+            pr = (pred_all.get(tag) or "").strip()
+            if scheme == "upstream":
+                # diagnose_regression.py: gold is the raw components dict; comparison is `p != g`.
+                if pr and (not g or pr != g):
+                    out.append(ErrorRecord(i, tag, "FP", g, pr, classify_upstream(p["raw"], g, pr, tag), ()))
+                if g and (not pr or pr != g):
+                    out.append(ErrorRecord(i, tag, "FN", g, pr, classify_upstream(p["raw"], g, pr, tag), ()))
+                continue
+            # default: errors exactly as the metrics count them under the run's profile
+            graw = gold_all.get(tag) if tag in active else None
+            has_g = bool(graw)
+            same = has_g and bool(pr) and profile.same(pr, graw)
+            for kind, cond in (("FP", bool(pr) and not same), ("FN", has_g and not same)):
+                if cond:
+                    prim, cats, other = classify_default(tag, kind, g, pr, p["raw"], pred_all, gold_all, fold)
+                    out.append(ErrorRecord(i, tag, kind, g, pr, prim, cats, other))
+    for e in out:
+        if e.primary not in RULES[scheme]:
+            raise AssertionError(e)
+    return out

@@ -1,0 +1,251 @@
+"""Per-tag FP/FN categories over the three views, from a run directory (`mweval diagnose`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mailwoman_eval.buckets import DEFAULT_CATEGORIES, RULES, UPSTREAM_CATEGORIES, ErrorRecord, bucket_errors
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.fsutil import atomic_write_bytes, atomic_write_text
+from mailwoman_eval.metrics import VIEWS, summarize_views, view_masks
+from mailwoman_eval.run import Run
+
+KINDS = ("FP", "FN")
+KIND_TITLES = {"FP": "FALSE POSITIVES", "FN": "FALSE NEGATIVES"}
+
+
+@dataclass
+class Diagnosis:
+    run: Run
+    scheme: str
+    adversarial_mode: str
+    tags: list[str]
+    errors: list[ErrorRecord]
+    view_mask: dict[str, np.ndarray]
+    metrics: dict[str, dict]  # view -> summarize() output
+    buckets: dict[str, dict] = field(default_factory=dict)  # view -> tag -> kind -> counts
+    headline: list[dict] = field(default_factory=list)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return DEFAULT_CATEGORIES if self.scheme == "default" else UPSTREAM_CATEGORIES
+
+
+def select_tags(run: Run, tags: str | None) -> list[str]:
+    if not tags:
+        return run.tags
+    wanted = [t.strip() for t in tags.split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in run.tags]
+    if unknown:
+        raise MwevalError(f"--tags: {', '.join(unknown)} not scored in this run (tags: {', '.join(run.tags)})")
+    return wanted
+
+
+def diagnose(run: Run, scheme: str = "default", adversarial: str = "default", tags: str | None = None) -> Diagnosis:
+    chosen = select_tags(run, tags)
+    errors = [e for e in bucket_errors(run.predictions, run.tags, run.profile, scheme) if e.tag in chosen]
+    adv = run.adversarial_mask(adversarial)
+    masks = view_masks(adv)
+    d = Diagnosis(run, scheme, adversarial, chosen, errors, masks, summarize_views(run.vectors, adv))
+    for view in VIEWS:
+        in_view = masks[view]
+        per_tag: dict[str, dict] = {}
+        for tag in chosen:
+            per_tag[tag] = {}
+            for kind in KINDS:
+                errs = [e for e in errors if e.tag == tag and e.kind == kind and in_view[e.entry]]
+                primary = Counter(e.primary for e in errs)
+                every = Counter(c for e in errs for c in e.categories)
+                secondary = Counter(c for e in errs for c in e.categories if c != e.primary)
+                taken = Counter(e.other_tag for e in errs if e.other_tag)
+                per_tag[tag][kind] = {
+                    "total": len(errs),
+                    "primary": _ordered(primary, errs),
+                    "all_categories": dict(sorted(every.items(), key=lambda kv: (-kv[1], kv[0]))),
+                    "secondary": dict(sorted(secondary.items(), key=lambda kv: (-kv[1], kv[0]))),
+                    "num_confused_with": dict(sorted(taken.items(), key=lambda kv: (-kv[1], kv[0]))),
+                }
+        d.buckets[view] = per_tag
+    d.headline = headline(d)
+    return d
+
+
+def _ordered(counter: Counter, errs: list[ErrorRecord]) -> dict[str, int]:
+    """Categories by count, descending; ties keep first-occurrence order (upstream's stable sort)."""
+    first = {}
+    for e in errs:
+        first.setdefault(e.primary, len(first))
+    return dict(sorted(counter.items(), key=lambda kv: (-kv[1], first[kv[0]])))
+
+
+def headline(d: Diagnosis) -> list[dict]:
+    """One line per tag with errors, most false negatives first: the dominant category of each."""
+    out = []
+    b = d.buckets["all"]
+    for tag in sorted(d.tags, key=lambda t: (-b[t]["FN"]["total"], -b[t]["FP"]["total"], d.tags.index(t))):
+        fn, fp = b[tag]["FN"], b[tag]["FP"]
+        if not fn["total"] and not fp["total"]:
+            continue
+        item = {"tag": tag, "fn": fn["total"], "fp": fp["total"]}
+        for kind, c in (("fn", fn), ("fp", fp)):
+            if c["total"]:
+                cat, n = next(iter(c["primary"].items()))
+                item[f"{kind}_top"] = {"category": cat, "count": n, "share": round(n / c["total"], 4)}
+        fnt = item.get("fn_top")
+        item["text"] = (
+            f"{tag} FN {fn['total']}: {fnt['share'] * 100:.0f}% {fnt['category']} ({fnt['count']})" if fnt else f"{tag} FN 0"
+        ) + (f"; FP {fp['total']}: {item['fp_top']['share'] * 100:.0f}% {item['fp_top']['category']}" if fp["total"] else "")
+        out.append(item)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Console output
+
+
+def upstream_console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
+    """diagnose_regression.py's stdout layout (upstream-formats.md §10.2), byte for byte."""
+    rng = random.Random(seed)  # same sequence as random.seed(seed) + random.sample
+    preds = d.run.predictions
+    lines: list[str] = []
+    for tag in d.tags:
+        lines.append("")
+        lines.append(f"=== TAG: {tag} ===")
+        for kind in KINDS:
+            errs = [e for e in d.errors if e.tag == tag and e.kind == kind]
+            lines.append("")
+            lines.append(f"{KIND_TITLES[kind]} ({len(errs)} total)")
+            if not errs:
+                continue
+            by_cat: dict[str, list[ErrorRecord]] = {}
+            for e in errs:
+                by_cat.setdefault(e.primary, []).append(e)
+            for cat, items in sorted(by_cat.items(), key=lambda kv: -len(kv[1])):
+                pct = len(items) / len(errs) * 100
+                lines.append(f"  {cat:14s} {len(items):4d} ({pct:.1f}%)")
+                for e in rng.sample(items, min(examples, len(items))):
+                    lines.append(f"    - raw  : {preds[e.entry]['raw'][:90]}")
+                    lines.append(f"      gold : {e.gold!r}")
+                    lines.append(f"      pred : {e.pred!r}")
+    return "\n".join(lines) + "\n"
+
+
+def console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
+    """Default console: headline and per-view F1, then upstream's per-tag layout (primary categories)."""
+    m = d.metrics
+    out = [
+        f"{d.run.label} on {d.run.meta['golden']['name']} — profile {d.run.profile.name}, buckets {d.scheme}, "
+        f"adversarial = {'adversarial.jsonl + kryptonite/graceful notes' + (' + non-Latin rows' if d.adversarial_mode == 'non-latin' else '')}",
+        "",
+        "headline:",
+    ]
+    out += [f"  {h['text']}" for h in d.headline[:8]] or ["  no errors"]
+    out.append("")
+    out.append(f"{'tag':20s} {'F1 all':>8s} {'excl adv':>9s} {'adv only':>9s} {'Δ(excl-all)':>12s} {'support':>8s}")
+    for tag in d.tags:
+        fa = m["all"]["per_tag"][tag]["f1"]
+        fe = m["excluding_adversarial"]["per_tag"][tag]["f1"]
+        fo = m["adversarial_only"]["per_tag"][tag]["f1"]
+        out.append(f"{tag:20s} {fa:8.4f} {fe:9.4f} {fo:9.4f} {fe - fa:+12.4f} {m['all']['per_tag'][tag]['support']:8d}")
+    out.append(
+        f"{'macro F1':20s} {m['all']['macro_f1']:8.4f} {m['excluding_adversarial']['macro_f1']:9.4f} "
+        f"{m['adversarial_only']['macro_f1']:9.4f} {m['excluding_adversarial']['macro_f1'] - m['all']['macro_f1']:+12.4f}"
+    )
+    body = upstream_console(d, examples, seed)
+    # annotate each tag's totals with the secondary categories the default scheme also records
+    extra = []
+    for line in body.splitlines():
+        extra.append(line)
+        if line.startswith(("FALSE POSITIVES", "FALSE NEGATIVES")) and d.scheme == "default":
+            tag = current_tag
+            kind = "FP" if line.startswith("FALSE POSITIVES") else "FN"
+            b = d.buckets["all"][tag][kind]
+            if b["secondary"]:
+                extra.append("  (also, as a secondary category: " + ", ".join(f"{c} {n}" for c, n in b["secondary"].items()) + ")")
+            if b["num_confused_with"]:
+                extra.append("  (numeric value taken by/from: " + ", ".join(f"{t} {n}" for t, n in b["num_confused_with"].items()) + ")")
+        elif line.startswith("=== TAG: "):
+            current_tag = line[len("=== TAG: ") : -len(" ===")]
+    return "\n".join(out) + "\n" + "\n".join(extra) + "\n"
+
+
+def to_json(d: Diagnosis) -> dict:
+    return {
+        "run": str(d.run.path),
+        "checkpoint": d.run.label,
+        "golden": {"name": d.run.meta["golden"]["name"], "sha256": d.run.golden_sha256},
+        "profile": d.run.profile.name,
+        "scheme": d.scheme,
+        "rules": RULES[d.scheme],
+        "adversarial": d.adversarial_mode,
+        "view_entries": {v: int(m.sum()) for v, m in d.view_mask.items()},
+        "headline": d.headline,
+        "metrics": {v: d.metrics[v] for v in VIEWS},
+        "delta_excluding_minus_all": {
+            t: round(d.metrics["excluding_adversarial"]["per_tag"][t]["f1"] - d.metrics["all"]["per_tag"][t]["f1"], 6)
+            for t in d.tags
+        },
+        "buckets": d.buckets,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Exports
+
+ERROR_COLUMNS = ["id", "file", "line", "country", "adversarial", "non_latin", "tag", "kind", "primary", "categories", "other_tag", "gold", "pred", "raw"]
+
+
+def error_rows(d: Diagnosis) -> list[dict]:
+    preds = d.run.predictions
+    rows = []
+    for e in d.errors:
+        p = preds[e.entry]
+        rows.append(
+            {
+                "id": p["id"],
+                "file": p["file"],
+                "line": p["line"],
+                "country": p.get("country") or "",
+                "adversarial": bool(d.view_mask["adversarial_only"][e.entry]),
+                "non_latin": bool(p["non_latin"]),
+                "tag": e.tag,
+                "kind": e.kind,
+                "primary": e.primary,
+                "categories": ";".join(e.categories or (e.primary,)),
+                "other_tag": e.other_tag or "",
+                "gold": e.gold,
+                "pred": e.pred,
+                "raw": p["raw"],
+            }
+        )
+    return rows
+
+
+def write_error_table(d: Diagnosis, csv_path: Path, parquet: bool = True) -> list[Path]:
+    rows = error_rows(d)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=ERROR_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(csv_path, buf.getvalue())
+    written = [csv_path]
+    if parquet:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            return written
+        import pandas as pd
+
+        pq = csv_path.with_suffix(".parquet")
+        sink = io.BytesIO()
+        pd.DataFrame(rows, columns=ERROR_COLUMNS).to_parquet(sink, index=False)
+        atomic_write_bytes(pq, sink.getvalue())
+        written.append(pq)
+    return written
