@@ -210,6 +210,133 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
 
 
 # ---------------------------------------------------------------------------------------------
+# compare and gate
+
+def run_or_ckpt(spec, golden, eval_args, quiet, partner=None):
+    """A run dir / run.json / scores JSON when the path exists; else a checkpoint name evaluated on --golden."""
+    from mailwoman_eval.run import load_run_or_scores
+
+    if Path(spec).exists():
+        return load_run_or_scores(spec, partner)
+    if not golden:
+        raise MwevalError(f"{spec!r} is not a run directory; to evaluate it as a checkpoint, pass --golden")
+    run, _ = run_eval(spec, golden, *eval_args, quiet=quiet)
+    return run
+
+
+def eval_options_for_compare(fn):
+    opts = [
+        click.option("--golden", default=None, help="Evaluate BASE/CAND given as checkpoint names on this golden set."),
+        click.option("--profile", default="runtime", show_default=True, type=click.Choice(["runtime", "upstream-eval"])),
+        click.option("--tokenizer", default=None),
+        click.option("--labels", default=None),
+        click.option("--pad-to", "pad_to", default="auto", type=click.Choice(["auto", "128", "own"]), show_default=True),
+        click.option("--engine", default="numpy", type=click.Choice(["numpy", "torch"]), show_default=True),
+        click.option("--ckpt-root", "ckpt_roots", multiple=True),
+        click.option("--no-cache", is_flag=True),
+        click.option("--quiet", "-q", is_flag=True),
+        click.option("--allow-mismatch", is_flag=True, help="Compare runs on different golden sets/profiles (said in every output)."),
+        click.option("--adversarial", default="default", type=click.Choice(["default", "non-latin"]), show_default=True),
+        click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+@main.command("compare")
+@click.argument("base")
+@click.argument("cand")
+@eval_options_for_compare
+@click.option("--resamples", default=2000, show_default=True, type=click.IntRange(1000), help="Paired bootstrap resamples.")
+@click.option("--buckets", "scheme", default="default", type=click.Choice(["default", "upstream"]), show_default=True)
+@click.option("--out", default=None, type=click.Path(), help="Output directory (default reports/compare__CAND__vs__BASE/).")
+@click.option("--force", is_flag=True)
+@guarded
+def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet,
+                allow_mismatch, adversarial, seed, resamples, scheme, out, force):
+    """Regression report: per-tag deltas of CAND against BASE with paired-bootstrap CIs."""
+    import json as _json
+
+    from mailwoman_eval.compare import compare, markdown
+    from mailwoman_eval.fsutil import atomic_write_text, prepare_output_dir
+
+    eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
+    cand_run = run_or_ckpt(cand, golden, eval_args, quiet)
+    base_run = run_or_ckpt(base, golden, eval_args, quiet, partner=cand_run)
+    c = compare(base_run, cand_run, resamples=resamples, seed=seed, adversarial=adversarial, scheme=scheme,
+                allow_mismatch=allow_mismatch)
+    safe = lambda s: s.replace("/", "-")  # noqa: E731
+    out_dir = Path(out) if out else Path("reports") / f"compare__{safe(cand_run.label)}__vs__{safe(base_run.label)}"
+    prepare_output_dir(out_dir, "compare.json", force)
+    md = markdown(c)
+    atomic_write_text(out_dir / "compare.md", md)
+    try:
+        from mailwoman_eval.report.render import render_compare
+    except ImportError:
+        render_compare = None
+    if render_compare is not None:
+        render_compare(c, base_run, cand_run, out_dir / "compare.html")
+    atomic_write_text(out_dir / "compare.json", _json.dumps(c, ensure_ascii=False, indent=2) + "\n")
+    if c["mismatch"]:
+        click.echo("warning: MISMATCH — " + "; ".join(c["mismatch"]), err=True)
+    click.echo(md, nl=False)
+    click.echo(f"\nwritten: {out_dir}/compare.json, compare.md" + (", compare.html" if render_compare else ""))
+
+
+@main.command("gate")
+@click.option("--baseline", required=True, help="Baseline: a run directory or a scores JSON (mweval export-scores).")
+@click.option("--candidate", required=True, help="Candidate: a run directory (or a checkpoint name with --golden).")
+@click.option("--thresholds", default=None, type=click.Path(), help="Thresholds TOML ([defaults], [tags.NAME]).")
+@eval_options_for_compare
+@click.option("--strict", is_flag=True, help="Exit 1 on WARN too.")
+@click.option("--out", default="gate", show_default=True, type=click.Path(), help="Directory for verdict.json, summary.md, junit.xml.")
+@click.option("--force", is_flag=True)
+@guarded
+def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache,
+             quiet, allow_mismatch, adversarial, seed, strict, out, force):
+    """CI gate on per-tag F1 deltas: exit 0 pass, 1 regression (or WARN with --strict), 2 bad input."""
+    import json as _json
+
+    from mailwoman_eval.fsutil import atomic_write_text, prepare_output_dir
+    from mailwoman_eval.gate import gate, junit_xml, load_thresholds, markdown
+
+    th = load_thresholds(thresholds)
+    eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
+    cand_run = run_or_ckpt(candidate, golden, eval_args, quiet)
+    base_run = run_or_ckpt(baseline, golden, eval_args, quiet, partner=cand_run)
+    v = gate(base_run, cand_run, th, seed=seed, adversarial=adversarial, allow_mismatch=allow_mismatch)
+    out_dir = Path(out)
+    prepare_output_dir(out_dir, "verdict.json", force)
+    md = markdown(v)
+    atomic_write_text(out_dir / "summary.md", md)
+    atomic_write_text(out_dir / "junit.xml", junit_xml(v, strict))
+    atomic_write_text(out_dir / "verdict.json", _json.dumps(v, ensure_ascii=False, indent=2) + "\n")
+    click.echo(md, nl=False)
+    failing = [f"{t} ({view})" for view, rows in v["results"].items() for t, r in rows.items()
+               if r["verdict"] == "FAIL" or (strict and r["verdict"] == "WARN")]
+    click.echo(f"\nverdict {v['verdict']}" + (f": {', '.join(failing)}" if failing else "") + f" — written to {out_dir}/")
+    sys.exit(1 if failing else 0)
+
+
+@main.command("export-scores")
+@click.option("--run", "run_dir", required=True, type=click.Path(), help="Run directory.")
+@click.option("--out", required=True, type=click.Path(), help="Scores JSON to write (commit it as a CI baseline).")
+@guarded
+def export_scores_cmd(run_dir, out):
+    """Write a small JSON with what compare/gate need from a run (no pieces, no model)."""
+    import json as _json
+
+    from mailwoman_eval.fsutil import atomic_write_text
+    from mailwoman_eval.run import load_run
+
+    doc = load_run(run_dir).to_scores()
+    text = _json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=False) + "\n"
+    atomic_write_text(out, text)
+    click.echo(f"{out}: {len(doc['entries'])} entries, {len(text.encode()) / 1024:.0f} KiB")
+
+
+# ---------------------------------------------------------------------------------------------
 # golden sets
 
 @main.group()

@@ -24,6 +24,7 @@ from mailwoman_eval.metrics import EntryVectors, outcome_row, outcome_matrix
 from mailwoman_eval.profiles import Profile, get_profile
 
 SCHEMA = "mweval.run/1"
+SCORES_SCHEMA = "mweval.scores/1"
 RUN_FILE = "run.json"
 PRED_FILE = "predictions.jsonl"
 
@@ -125,13 +126,40 @@ class Run:
 
     @cached_property
     def vectors(self) -> EntryVectors:
-        return EntryVectors(
-            tags=self.tags,
-            out=self.outcomes,
-            conf_sum=np.array([sum(p["amax_conf"]) for p in self.predictions], dtype=np.float64),
-            chosen_sum=np.array([sum(p["conf"]) for p in self.predictions], dtype=np.float64),
-            n_pieces=np.array([len(p["labels"]) for p in self.predictions], dtype=np.int64),
-        )
+        sums = [p["_sums"] if "_sums" in p else (sum(p["amax_conf"]), sum(p["conf"]), len(p["labels"])) for p in self.predictions]
+        arr = np.array(sums, dtype=np.float64).reshape(len(sums), 3)
+        return EntryVectors(tags=self.tags, out=self.outcomes, conf_sum=arr[:, 0], chosen_sum=arr[:, 1], n_pieces=arr[:, 2].astype(np.int64))
+
+    def to_scores(self) -> dict:
+        """A small JSON a CI can commit as its baseline: per-entry predicted values, no pieces."""
+        m = self.meta
+        entries = []
+        for p, (a, c, n) in zip(self.predictions, self.vectors_sums(), strict=True):
+            entries.append(
+                {
+                    "id": p["id"],
+                    "adv": int(bool(p["adversarial"])),
+                    "nl": int(bool(p["non_latin"])),
+                    "pred": {t: v["value"] for t, v in p["pred"].items()},
+                    "sums": [round(a, 6), round(c, 6), int(n)],
+                }
+            )
+        return {
+            "schema": SCORES_SCHEMA,
+            "mweval_version": m["mweval_version"],
+            "checkpoint": {k: m["checkpoint"].get(k) for k in ("name", "path", "kind", "format", "sha256", "labels")},
+            "tokenizer": m["tokenizer"],
+            "golden": {k: m["golden"][k] for k in ("name", "sha256", "files", "rows")},
+            "profile": m["profile"],
+            "decode": m["decode"],
+            "tags": m["tags"],
+            "metrics": {"views": m["metrics"]["views"]},
+            "entries": entries,
+        }
+
+    def vectors_sums(self) -> list[tuple[float, float, int]]:
+        v = self.vectors
+        return list(zip(v.conf_sum.tolist(), v.chosen_sum.tolist(), v.n_pieces.tolist(), strict=True))
 
     def adversarial_mask(self, mode: str = "default") -> np.ndarray:
         """Adversarial = adversarial.jsonl or kryptonite/graceful notes; `non-latin` adds non-Latin rows."""
@@ -171,3 +199,47 @@ def load_run(path: str | Path) -> Run:
                 raise MwevalError(f"malformed prediction ({e})", where=f"{pred_file}:{n}") from None
     return Run(path, meta, preds)
 
+
+
+def load_scores(path: str | Path, partner: Run) -> Run:
+    """A committed scores JSON as a Run, borrowing raw/gold from `partner` (same golden, same ids)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MwevalError(f"unreadable scores JSON ({e})", where=str(path)) from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCORES_SCHEMA:
+        raise MwevalError(f"not an mweval scores file (schema {SCORES_SCHEMA})", where=str(path))
+    by_id = {p["id"]: p for p in partner.predictions}
+    preds = []
+    for e in doc["entries"]:
+        other = by_id.get(e["id"])
+        if other is None:
+            raise MwevalError(f"entry {e['id']} of the baseline is not in the candidate run (different golden set?)", where=str(path))
+        preds.append(
+            {
+                **{k: other[k] for k in ("id", "file", "line", "raw", "country", "source", "notes", "gold")},
+                "adversarial": bool(e["adv"]),
+                "non_latin": bool(e["nl"]),
+                "pred": {t: {"value": v} for t, v in e["pred"].items()},
+                "_sums": tuple(e["sums"]),
+            }
+        )
+    meta = {k: doc[k] for k in ("mweval_version", "checkpoint", "tokenizer", "golden", "profile", "decode", "tags", "metrics")}
+    meta["schema"] = SCHEMA
+    meta["source"] = "scores"
+    return Run(path, meta, preds)
+
+
+def load_run_or_scores(path: str | Path, partner: Run | None = None) -> Run:
+    """A run directory, a run.json path, or (with a partner run) a scores JSON."""
+    path = Path(path)
+    if path.is_dir():
+        return load_run(path)
+    if path.name == RUN_FILE:
+        return load_run(path.parent)
+    if path.is_file():
+        if partner is None:
+            raise MwevalError("a scores JSON needs a candidate run to compare with", where=str(path))
+        return load_scores(path, partner)
+    raise MwevalError("no such run directory or scores file", where=str(path))

@@ -1,0 +1,288 @@
+"""Two runs on the same golden set: per-tag deltas with paired-bootstrap CIs (`mweval compare`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from mailwoman_eval.buckets import bucket_errors
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.metrics import FN, FP, NONE, TP, VIEWS, WRONG, exact_match_vector, view_masks
+from mailwoman_eval.run import Run
+from mailwoman_eval.stats import f1_from_counts, percentile_ci, resample_weights, two_sided_p
+
+P_VALUE_METHOD = (
+    "paired bootstrap over entries (same resampled indices for both runs), two-sided, centered: "
+    "p = (1 + #{|Δ* − Δ| ≥ |Δ|}) / (B + 1)"
+)
+CI_METHOD = "paired bootstrap percentile interval, 95%"
+
+
+@dataclass
+class Paired:
+    """Two runs aligned entry by entry on their common tags."""
+
+    base: Run
+    cand: Run
+    bi: np.ndarray  # base entry indices
+    ci: np.ndarray  # candidate entry indices, same length
+    tags: list[str]
+    mismatches: list[str]
+
+    @property
+    def n(self) -> int:
+        return int(self.bi.size)
+
+    def outcomes(self) -> tuple[np.ndarray, np.ndarray]:
+        bt = [self.base.tags.index(t) for t in self.tags]
+        ct = [self.cand.tags.index(t) for t in self.tags]
+        return self.base.outcomes[np.ix_(self.bi, bt)], self.cand.outcomes[np.ix_(self.ci, ct)]
+
+    def adversarial(self, mode: str) -> np.ndarray:
+        return self.cand.adversarial_mask(mode)[self.ci]
+
+
+def pair_runs(base: Run, cand: Run, allow_mismatch: bool = False) -> Paired:
+    """Refuse different golden sets or profiles unless allowed; then align entries by id."""
+    problems = []
+    if base.golden_sha256 != cand.golden_sha256:
+        problems.append(
+            f"golden sets differ: {base.meta['golden']['name']} sha256 {base.golden_sha256[:12]} vs "
+            f"{cand.meta['golden']['name']} sha256 {cand.golden_sha256[:12]}"
+        )
+    if base.profile.name != cand.profile.name:
+        problems.append(f"profiles differ: {base.profile.name} vs {cand.profile.name}")
+    if problems and not allow_mismatch:
+        raise MwevalError("; ".join(problems) + " (use --allow-mismatch to compare anyway)")
+    tags = [t for t in cand.tags if t in base.tags]
+    if tags != cand.tags or tags != base.tags:
+        problems.append(f"label sets differ; comparing the {len(tags)} common tags")
+        if not allow_mismatch:
+            raise MwevalError("; ".join(problems) + " (use --allow-mismatch to compare anyway)")
+    if base.ids == cand.ids:
+        idx = np.arange(len(base.ids))
+        return Paired(base, cand, idx, idx, tags, problems)
+    if not allow_mismatch:
+        raise MwevalError("runs have different entries (use --allow-mismatch to compare the common ones)")
+    where = {i: k for k, i in enumerate(base.ids)}
+    pairs = [(where[i], k) for k, i in enumerate(cand.ids) if i in where]
+    problems.append(f"entries differ; comparing the {len(pairs)} entries with the same id")
+    bi = np.array([b for b, _ in pairs], dtype=np.int64)
+    ci = np.array([c for _, c in pairs], dtype=np.int64)
+    return Paired(base, cand, bi, ci, tags, problems)
+
+
+def entry_counts(out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per entry and tag: tp, fp, fn contributions (0/1 floats)."""
+    tp = (out == TP).astype(np.float64)
+    fp = ((out == FP) | (out == WRONG)).astype(np.float64)
+    fn = ((out == FN) | (out == WRONG)).astype(np.float64)
+    return tp, fp, fn
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+
+
+def _stat_block(bw: np.ndarray, cw: np.ndarray, bobs: float, cobs: float, scale: float) -> dict:
+    delta = (cw - bw) * scale
+    d_obs = (cobs - bobs) * scale
+    lo, hi = percentile_ci(delta[:, None])
+    return {
+        "base": round(float(bobs), 6),
+        "cand": round(float(cobs), 6),
+        "delta_pp": round(float(d_obs), 4),
+        "ci95_pp": [round(float(lo[0]), 4), round(float(hi[0]), 4)],
+        "p": round(float(two_sided_p(delta[:, None], np.array([d_obs]))[0]), 6),
+    }
+
+
+def view_statistics(bo: np.ndarray, co: np.ndarray, bconf, cconf, tags: list[str], resamples: int, seed: int) -> dict:
+    """Per-tag P/R/F1 of both runs, Δ in percentage points, CIs and p-values, plus summary metrics."""
+    n = bo.shape[0]
+    W = resample_weights(n, resamples, seed)
+    btp, bfp, bfn = entry_counts(bo)
+    ctp, cfp, cfn = entry_counts(co)
+    support = btp.sum(0) + bfn.sum(0)
+
+    def prf(tp, fp, fn):
+        p = _ratio(tp, tp + fp)
+        r = _ratio(tp, tp + fn)
+        return p, r, f1_from_counts(tp, fp, fn)
+
+    bobs = prf(btp.sum(0), bfp.sum(0), bfn.sum(0))
+    cobs = prf(ctp.sum(0), cfp.sum(0), cfn.sum(0))
+    bs = prf(W @ btp, W @ bfp, W @ bfn)
+    cs = prf(W @ ctp, W @ cfp, W @ cfn)
+    per_tag = {}
+    for k, t in enumerate(tags):
+        row = {"support": int(support[k])}
+        for m, name in enumerate(("precision", "recall", "f1")):
+            row[name] = _stat_block(bs[m][:, k], cs[m][:, k], bobs[m][k], cobs[m][k], 100.0)
+        row["tp"] = [int(btp[:, k].sum()), int(ctp[:, k].sum())]
+        row["fp"] = [int(bfp[:, k].sum()), int(cfp[:, k].sum())]
+        row["fn"] = [int(bfn[:, k].sum()), int(cfn[:, k].sum())]
+        per_tag[t] = row
+    used = support > 0
+    summary = {}
+    if used.any():
+        summary["macro_f1"] = _stat_block(bs[2][:, used].mean(1), cs[2][:, used].mean(1), bobs[2][used].mean(), cobs[2][used].mean(), 100.0)
+    mb = f1_from_counts((W @ btp).sum(1), (W @ bfp).sum(1), (W @ bfn).sum(1))
+    mc = f1_from_counts((W @ ctp).sum(1), (W @ cfp).sum(1), (W @ cfn).sum(1))
+    summary["micro_f1"] = _stat_block(
+        mb, mc, f1_from_counts(btp.sum(), bfp.sum(), bfn.sum()), f1_from_counts(ctp.sum(), cfp.sum(), cfn.sum()), 100.0
+    )
+    bem, cem = exact_match_vector(bo).astype(np.float64), exact_match_vector(co).astype(np.float64)
+    summary["exact_match"] = _stat_block(W @ bem / max(n, 1), W @ cem / max(n, 1), bem.mean() if n else 0.0, cem.mean() if n else 0.0, 100.0)
+    (bc, bp), (cc, cp) = bconf, cconf
+    summary["mean_token_confidence"] = _stat_block(
+        _ratio(W @ bc, W @ bp), _ratio(W @ cc, W @ cp), _ratio(bc.sum(), bp.sum()), _ratio(cc.sum(), cp.sum()), 100.0
+    )
+    return {"entries": n, "macro_f1_tags": [t for k, t in enumerate(tags) if used[k]], "per_tag": per_tag, "summary": summary}
+
+
+def _correct(o: int) -> bool:
+    return o in (NONE, TP)
+
+
+def entry_changes(pr: Paired, bo: np.ndarray, co: np.ndarray, limit: int = 200) -> dict:
+    """Per tag: entries newly broken (base right, cand wrong) and newly fixed, with the values."""
+    out = {}
+    for k, t in enumerate(pr.tags):
+        broken, fixed = [], []
+        nb = nf = 0
+        for j in range(pr.n):
+            b, c = int(bo[j, k]), int(co[j, k])
+            if _correct(b) == _correct(c):
+                continue
+            bp, cp = pr.base.predictions[pr.bi[j]], pr.cand.predictions[pr.ci[j]]
+            item = {
+                "id": cp["id"],
+                "raw": cp["raw"],
+                "gold": cp["gold"].get(t, ""),
+                "base": bp["pred"].get(t, {}).get("value", ""),
+                "cand": cp["pred"].get(t, {}).get("value", ""),
+                "adversarial": bool(cp["adversarial"]),
+            }
+            if _correct(b):
+                nb += 1
+                if len(broken) < limit:
+                    broken.append(item)
+            else:
+                nf += 1
+                if len(fixed) < limit:
+                    fixed.append(item)
+        out[t] = {"newly_broken": nb, "newly_fixed": nf, "broken": broken, "fixed": fixed}
+    return out
+
+
+def category_shifts(pr: Paired, scheme: str) -> dict:
+    """Per tag and kind: category counts in each run, and how errors moved between categories."""
+    def keyed(run: Run, idx: np.ndarray) -> dict:
+        # e.entry indexes the aligned list, so keys of both runs refer to the same entries
+        errs = bucket_errors([run.predictions[i] for i in idx], run.tags, run.profile, scheme)
+        return {(e.entry, e.tag, e.kind): e.primary for e in errs if e.tag in pr.tags}
+
+    be, ce = keyed(pr.base, pr.bi), keyed(pr.cand, pr.ci)
+    out: dict = {}
+    for t in pr.tags:
+        out[t] = {}
+        for kind in ("FP", "FN"):
+            bk = {k: v for k, v in be.items() if k[1] == t and k[2] == kind}
+            ck = {k: v for k, v in ce.items() if k[1] == t and k[2] == kind}
+            bc, cc = Counter(bk.values()), Counter(ck.values())
+            moves = Counter()
+            for key in set(bk) | set(ck):
+                moves[(bk.get(key, "(none)"), ck.get(key, "(none)"))] += 1
+            cats = sorted(set(bc) | set(cc), key=lambda c: (-(bc[c] + cc[c]), c))
+            out[t][kind] = {
+                "base_total": sum(bc.values()),
+                "cand_total": sum(cc.values()),
+                "categories": {c: {"base": bc[c], "cand": cc[c], "delta": cc[c] - bc[c]} for c in cats},
+                "moves": [
+                    {"from": a, "to": b, "count": n}
+                    for (a, b), n in sorted(moves.items(), key=lambda kv: (-kv[1], kv[0]))
+                    if a != b
+                ],
+            }
+    return out
+
+
+def run_summary(run: Run) -> dict:
+    m = run.meta
+    return {
+        "label": run.label,
+        "path": str(run.path),
+        "checkpoint_sha256": m["checkpoint"].get("sha256"),
+        "golden": {"name": m["golden"]["name"], "sha256": m["golden"]["sha256"]},
+        "profile": m["profile"]["name"],
+        "transitions": m["decode"]["transitions"],
+        "source": m.get("source", "run"),
+    }
+
+
+def compare(
+    base: Run,
+    cand: Run,
+    resamples: int = 2000,
+    seed: int = 0,
+    adversarial: str = "default",
+    scheme: str = "default",
+    allow_mismatch: bool = False,
+) -> dict:
+    if resamples < 1000:
+        raise MwevalError("--resamples must be at least 1000")
+    pr = pair_runs(base, cand, allow_mismatch)
+    bo, co = pr.outcomes()
+    bv, cv = base.vectors, cand.vectors
+    bconf = (bv.conf_sum[pr.bi], bv.n_pieces[pr.bi].astype(np.float64))
+    cconf = (cv.conf_sum[pr.ci], cv.n_pieces[pr.ci].astype(np.float64))
+    masks = view_masks(pr.adversarial(adversarial))
+    views = {}
+    for view in VIEWS:
+        idx = np.flatnonzero(masks[view])
+        views[view] = view_statistics(
+            bo[idx], co[idx], (bconf[0][idx], bconf[1][idx]), (cconf[0][idx], cconf[1][idx]), pr.tags, resamples, seed
+        )
+    return {
+        "schema": "mweval.compare/1",
+        "base": run_summary(base),
+        "cand": run_summary(cand),
+        "mismatch": pr.mismatches or None,
+        "method": {"resamples": resamples, "seed": seed, "ci": CI_METHOD, "p_value": P_VALUE_METHOD, "adversarial": adversarial, "buckets": scheme},
+        "tags": pr.tags,
+        "views": views,
+        "category_shifts": category_shifts(pr, scheme),
+        "changes": entry_changes(pr, bo, co),
+    }
+
+
+def markdown(c: dict, view_order=VIEWS) -> str:
+    """A compact markdown summary (CI job summaries render it)."""
+    lines = [f"## mweval compare: `{c['cand']['label']}` vs `{c['base']['label']}`", ""]
+    lines.append(f"Golden `{c['cand']['golden']['name']}` · profile `{c['cand']['profile']}` · {c['method']['resamples']} paired bootstrap resamples (seed {c['method']['seed']})")
+    if c["mismatch"]:
+        lines += ["", "> **MISMATCH (--allow-mismatch):** " + "; ".join(c["mismatch"])]
+    for view in view_order:
+        v = c["views"][view]
+        lines += ["", f"### {view.replace('_', ' ')} ({v['entries']} entries)", ""]
+        lines.append("| tag | support | base F1 | cand F1 | Δ F1 (pp) | 95% CI (pp) | p |")
+        lines.append("|---|---:|---:|---:|---:|---|---:|")
+        for t in c["tags"]:
+            r = v["per_tag"][t]
+            f = r["f1"]
+            flag = " ⚠" if f["ci95_pp"][1] < 0 else ""
+            lines.append(
+                f"| {t}{flag} | {r['support']} | {f['base'] * 100:.2f} | {f['cand'] * 100:.2f} | {f['delta_pp']:+.2f} | "
+                f"[{f['ci95_pp'][0]:+.2f}, {f['ci95_pp'][1]:+.2f}] | {f['p']:.4f} |"
+            )
+        for name, s in v["summary"].items():
+            lines.append(
+                f"| *{name}* | | {s['base'] * 100:.2f} | {s['cand'] * 100:.2f} | {s['delta_pp']:+.2f} | "
+                f"[{s['ci95_pp'][0]:+.2f}, {s['ci95_pp'][1]:+.2f}] | {s['p']:.4f} |"
+            )
+    lines += ["", "⚠ = the whole 95% CI is below zero.", "", f"p-values: {P_VALUE_METHOD}."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,220 @@
+"""CI gate on per-tag F1 deltas (`mweval gate`; design.md Decisions, "Gate").
+
+Metric: per-tag F1 in percentage points in each gated view. Test: paired bootstrap over entries,
+one-sided, H0: Δ ≥ −max_drop_pp; p-values Holm-adjusted over every gated (view, tag) test.
+FAIL: adjusted p < alpha, or candidate F1 < min_f1 with support ≥ min_support.
+WARN: support < min_support, or Δ < −max_drop_pp without significance. Otherwise PASS.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import numpy as np
+
+from mailwoman_eval.compare import entry_counts, pair_runs, run_summary
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.metrics import VIEWS, view_masks
+from mailwoman_eval.run import Run
+from mailwoman_eval.stats import f1_from_counts, holm, one_sided_drop_p, percentile_ci, resample_weights
+
+DEFAULTS = {"max_drop_pp": 1.0, "min_support": 30, "alpha": 0.05, "views": ["excluding_adversarial"], "resamples": 2000}
+TAG_KEYS = {"max_drop_pp", "min_support", "alpha", "min_f1", "resamples"}
+DEFAULT_KEYS = set(DEFAULTS) | {"min_f1"}
+
+
+@dataclass
+class Thresholds:
+    defaults: dict = field(default_factory=lambda: dict(DEFAULTS))
+    tags: dict[str, dict] = field(default_factory=dict)
+    source: str = "built-in defaults"
+
+    def for_tag(self, tag: str) -> dict:
+        return {**self.defaults, **self.tags.get(tag, {})}
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "defaults": self.defaults, "tags": self.tags}
+
+
+def _check_value(key: str, value, where: str) -> None:
+    numeric = {"max_drop_pp", "alpha", "min_f1"}
+    if key in numeric and (not isinstance(value, int | float) or isinstance(value, bool)):
+        raise MwevalError(f"{key} must be a number, not {value!r}", where=where)
+    if key in ("min_support", "resamples") and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise MwevalError(f"{key} must be a non-negative integer, not {value!r}", where=where)
+    if key == "alpha" and not 0 < value < 1:
+        raise MwevalError("alpha must be between 0 and 1", where=where)
+    if key == "max_drop_pp" and value < 0:
+        raise MwevalError("max_drop_pp must be ≥ 0", where=where)
+    if key == "resamples" and value < 1000:
+        raise MwevalError("resamples must be at least 1000", where=where)
+    if key == "views":
+        if not isinstance(value, list) or not value or any(v not in VIEWS for v in value):
+            raise MwevalError(f"views must be a non-empty list drawn from {', '.join(VIEWS)}", where=where)
+
+
+def load_thresholds(path: str | None) -> Thresholds:
+    if path is None:
+        return Thresholds()
+    p = Path(path)
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MwevalError("thresholds file not found", where=str(p)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise MwevalError(f"cannot read thresholds file ({e})", where=str(p)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise MwevalError(f"malformed TOML ({e})", where=str(p)) from None
+    unknown = set(doc) - {"defaults", "tags"}
+    if unknown:
+        raise MwevalError(f"unknown section(s): {', '.join(sorted(unknown))} (allowed: defaults, tags)", where=str(p))
+    t = Thresholds(source=str(p))
+    d = doc.get("defaults", {})
+    if not isinstance(d, dict):
+        raise MwevalError("[defaults] must be a table", where=str(p))
+    for k, v in d.items():
+        if k not in DEFAULT_KEYS:
+            raise MwevalError(f"unknown key {k!r} in [defaults] (allowed: {', '.join(sorted(DEFAULT_KEYS))})", where=str(p))
+        _check_value(k, v, f"{p} [defaults]")
+        t.defaults[k] = v
+    tags = doc.get("tags", {})
+    if not isinstance(tags, dict):
+        raise MwevalError("[tags] must hold [tags.NAME] tables", where=str(p))
+    for tag, over in tags.items():
+        if not isinstance(over, dict):
+            raise MwevalError(f"[tags.{tag}] must be a table", where=str(p))
+        for k, v in over.items():
+            if k not in TAG_KEYS:
+                raise MwevalError(f"unknown key {k!r} in [tags.{tag}] (allowed: {', '.join(sorted(TAG_KEYS))})", where=str(p))
+            _check_value(k, v, f"{p} [tags.{tag}]")
+        t.tags[tag] = dict(over)
+    return t
+
+
+def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversarial: str = "default", allow_mismatch: bool = False) -> dict:
+    pr = pair_runs(base, cand, allow_mismatch)
+    unknown = [t for t in thresholds.tags if t not in pr.tags]
+    if unknown:
+        raise MwevalError(f"thresholds name tags not scored in these runs: {', '.join(unknown)}", where=thresholds.source)
+    bo, co = pr.outcomes()
+    masks = view_masks(pr.adversarial(adversarial))
+    tests = []  # (view, tag, row)
+    for view in thresholds.defaults["views"]:
+        idx = np.flatnonzero(masks[view])
+        btp, bfp, bfn = entry_counts(bo[idx])
+        ctp, cfp, cfn = entry_counts(co[idx])
+        support = btp.sum(0) + bfn.sum(0)
+        bf = f1_from_counts(btp.sum(0), bfp.sum(0), bfn.sum(0)) * 100
+        cf = f1_from_counts(ctp.sum(0), cfp.sum(0), cfn.sum(0)) * 100
+        cache: dict[int, np.ndarray] = {}
+        for k, tag in enumerate(pr.tags):
+            th = thresholds.for_tag(tag)
+            if support[k] == 0:
+                continue  # nothing to gate: the tag has no gold value in this view
+            B = int(th["resamples"])
+            if B not in cache:
+                cache[B] = resample_weights(idx.size, B, seed)
+            W = cache[B]
+            delta = (
+                f1_from_counts(W @ ctp[:, k], W @ cfp[:, k], W @ cfn[:, k]) - f1_from_counts(W @ btp[:, k], W @ bfp[:, k], W @ bfn[:, k])
+            ) * 100
+            d_obs = float(cf[k] - bf[k])
+            lo, hi = percentile_ci(delta[:, None])
+            p = float(one_sided_drop_p(delta[:, None], np.array([d_obs]), np.array([th["max_drop_pp"]]))[0])
+            tests.append(
+                (view, tag, {
+                    "base_f1": round(float(bf[k]), 4),
+                    "cand_f1": round(float(cf[k]), 4),
+                    "delta_pp": round(d_obs, 4),
+                    "ci95": [round(float(lo[0]), 4), round(float(hi[0]), 4)],
+                    "p": round(p, 6),
+                    "support": int(support[k]),
+                    "thresholds": th,
+                })
+            )
+    adjusted = holm(np.array([r["p"] for _, _, r in tests]))
+    results: dict[str, dict] = {v: {} for v in thresholds.defaults["views"]}
+    for (view, tag, row), p_adj in zip(tests, adjusted, strict=True):
+        th = row.pop("thresholds")
+        row["p_holm"] = round(float(p_adj), 6)
+        verdict, reason = judge(row, th)
+        row["verdict"], row["reason"] = verdict, reason
+        results[view][tag] = row
+    verdicts = [r["verdict"] for v in results.values() for r in v.values()]
+    overall = "FAIL" if "FAIL" in verdicts else ("WARN" if "WARN" in verdicts else "PASS")
+    return {
+        "verdict": overall,
+        "baseline": run_summary(base),
+        "candidate": run_summary(cand),
+        "profile": cand.profile.name,
+        "golden": {"name": cand.meta["golden"]["name"], "sha256": cand.golden_sha256},
+        "thresholds": thresholds.to_json(),
+        "method": {
+            "metric": "per-tag F1 in percentage points",
+            "test": "paired bootstrap over entries, one-sided, H0: delta >= -max_drop_pp; p = (1 + #{Δ* ≤ 2Δ + max_drop}) / (B + 1)",
+            "multiple_testing": "Holm over all gated (view, tag) tests",
+            "seed": seed,
+            "adversarial": adversarial,
+        },
+        "mismatch": pr.mismatches or None,
+        "results": results,
+    }
+
+
+def judge(row: dict, th: dict) -> tuple[str, str]:
+    drop = -row["delta_pp"]
+    m = th["max_drop_pp"]
+    if row["p_holm"] < th["alpha"]:
+        return "FAIL", f"F1 dropped {drop:.2f} pp (> {m} pp allowed), significant: Holm p {row['p_holm']:.4f} < alpha {th['alpha']}"
+    if "min_f1" in th and row["cand_f1"] < th["min_f1"] and row["support"] >= th["min_support"]:
+        return "FAIL", f"candidate F1 {row['cand_f1']:.2f} < min_f1 {th['min_f1']}"
+    if row["support"] < th["min_support"]:
+        return "WARN", f"support {row['support']} < min_support {th['min_support']}: too few entries to gate"
+    if row["delta_pp"] < -m:
+        return "WARN", f"F1 dropped {drop:.2f} pp (> {m} pp) but within noise: Holm p {row['p_holm']:.4f} ≥ alpha {th['alpha']}"
+    return "PASS", f"Δ {row['delta_pp']:+.2f} pp (95% CI {row['ci95'][0]:+.2f}..{row['ci95'][1]:+.2f})"
+
+
+def markdown(v: dict, limit_bytes: int = 1 << 20) -> str:
+    icon = {"PASS": "✅", "WARN": "⚠️", "FAIL": "❌"}
+    lines = [
+        f"## {icon[v['verdict']]} mweval gate: {v['verdict']}",
+        "",
+        f"Candidate `{v['candidate']['label']}` vs baseline `{v['baseline']['label']}` · golden `{v['golden']['name']}` · profile `{v['profile']}`",
+    ]
+    if v["mismatch"]:
+        lines += ["", "> **MISMATCH (--allow-mismatch):** " + "; ".join(v["mismatch"])]
+    for view, rows in v["results"].items():
+        lines += ["", f"### {view.replace('_', ' ')}", "", "| verdict | tag | support | base F1 | cand F1 | Δ pp | 95% CI | p (Holm) | reason |", "|---|---|---:|---:|---:|---:|---|---:|---|"]
+        order = sorted(rows, key=lambda t: ({"FAIL": 0, "WARN": 1, "PASS": 2}[rows[t]["verdict"]], rows[t]["delta_pp"]))
+        for t in order:
+            r = rows[t]
+            lines.append(
+                f"| {icon[r['verdict']]} {r['verdict']} | {t} | {r['support']} | {r['base_f1']:.2f} | {r['cand_f1']:.2f} | "
+                f"{r['delta_pp']:+.2f} | [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] | {r['p_holm']:.4f} | {r['reason']} |"
+            )
+    lines += ["", f"Test: {v['method']['test']}; {v['method']['multiple_testing']}."]
+    text = "\n".join(lines) + "\n"
+    if len(text.encode()) > limit_bytes:  # GitHub job summaries are capped at 1 MiB
+        text = text.encode()[: limit_bytes - 100].decode(errors="ignore") + "\n\n(truncated)\n"
+    return text
+
+
+def junit_xml(v: dict, strict: bool = False) -> str:
+    cases = [(view, tag, r) for view, rows in v["results"].items() for tag, r in rows.items()]
+    failing = sum(1 for _, _, r in cases if r["verdict"] == "FAIL" or (strict and r["verdict"] == "WARN"))
+    suite = ET.Element("testsuite", name="mweval-gate", tests=str(len(cases)), failures=str(failing), errors="0", skipped="0")
+    for view, tag, r in cases:
+        tc = ET.SubElement(suite, "testcase", classname=f"mweval.gate.{view}", name=tag)
+        if r["verdict"] == "FAIL" or (strict and r["verdict"] == "WARN"):
+            f = ET.SubElement(tc, "failure", message=r["reason"], type=r["verdict"])
+            f.text = f"base F1 {r['base_f1']:.2f}, cand F1 {r['cand_f1']:.2f}, delta {r['delta_pp']:+.2f} pp, CI {r['ci95']}, p_holm {r['p_holm']}"
+        out = ET.SubElement(tc, "system-out")
+        out.text = f"{r['verdict']}: {r['reason']}"
+    root = ET.Element("testsuites", name="mweval", tests=str(len(cases)), failures=str(failing))
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
