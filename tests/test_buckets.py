@@ -1,0 +1,182 @@
+"""Every category rule and precedence step, both schemes (design.md Decisions; upstream-formats.md §10.2)."""
+
+import pytest
+
+from mailwoman_eval.buckets import bucket_errors, classify_default, classify_upstream, is_bio_slip
+from mailwoman_eval.diagnose import diagnose, upstream_console
+from mailwoman_eval.profiles import RUNTIME, UPSTREAM_EVAL
+from runfactory import make_run
+
+# ---- upstream scheme: first match wins, case by case ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw,gold,pred,tag,want",
+    [
+        ("Rue Édith, 75008 Paris", "75008", "", "postcode", "non_latin"),  # any char > 127 wins over everything
+        ("Paris 75008", "75008", "", "postcode", "empty_pred"),
+        ("PARIS 75008", "PARIS", "Paris", "locality", "case_only"),
+        ("Main St, Paris", "Main St", "Main St,", "street", "bio_slip"),  # substring
+        ("X, 7647", "76470", "7647", "postcode", "bio_slip"),  # substring beats num_confused
+        ("(Paris)", "Paris", "(Paris)", "locality", "bio_slip"),
+        ("22 Rue Jasmin 47110", "47110", "22", "postcode", "num_confused"),
+        ("22 Rue Jasmin 47110", "47110", "22", "house_number", "other"),  # num_confused is postcode-only
+        ("Paris", "", "Paris", "locality", "other"),  # FP with empty gold
+        ("Lyon Paris", "Paris", "Lyon", "locality", "other"),
+    ],
+)
+def test_upstream_classify_first_match(raw, gold, pred, tag, want):
+    assert classify_upstream(raw, gold, pred, tag) == want
+
+
+def test_upstream_edge_rule_uses_unicode_word_chars():
+    # re's \w is Unicode-aware on str: "é" is a word char, so nothing is stripped from "é."
+    assert classify_upstream("Ab", "é", "é.", "x") == "bio_slip"  # (also a substring)
+    assert classify_upstream("Ab", "Ré", "-Ré-", "x") == "bio_slip"
+
+
+# ---- default scheme: primary by precedence + all categories ------------------------------------
+
+
+def cls(kind, gold, pred, raw="x", pred_all=None, gold_all=None, tag="postcode", fold=False):
+    return classify_default(tag, kind, gold, pred, raw, pred_all or {}, gold_all or {}, fold)
+
+
+def test_empty_pred_is_primary_and_records_the_tag_that_took_the_value():
+    prim, cats, other = cls("FN", "75008", "", pred_all={"house_number": "75008"})
+    assert prim == "empty_pred" and cats == ("empty_pred", "num_confused") and other == "house_number"
+
+
+def test_hallucinated_is_a_fp_with_no_gold():
+    assert cls("FP", "", "Paris", tag="locality")[0] == "hallucinated"
+
+
+def test_hallucinated_numeric_taken_from_another_tag():
+    prim, cats, other = cls("FP", "", "22", gold_all={"house_number": "22"})
+    assert (prim, other) == ("hallucinated", "house_number") and "num_confused" in cats
+
+
+def test_case_only_precedes_bio_slip():
+    assert cls("FN", "PARIS", "Paris", tag="locality")[0] == "case_only"
+
+
+@pytest.mark.parametrize(
+    "pred,gold",
+    [
+        (", 7647", "7647"),  # leading punctuation
+        ("Paris.", "Paris"),  # trailing punctuation
+        ("Main St, Springfield", "Main St"),  # extra word at the end
+        ("Rue de la Paix", "de la Paix"),  # missing... extra word at the start
+        ("Springfield", "Springfield Plaza"),  # missing word
+        ("12 Main St Apt", "Main St"),  # words added at both ends
+    ],
+)
+def test_bio_slip_cases(pred, gold):
+    assert is_bio_slip(pred, gold, fold=False)
+    assert cls("FN", gold, pred, tag="street")[0] == "bio_slip"
+
+
+@pytest.mark.parametrize("pred,gold", [("Mai", "Main"), ("Main Rd", "Main St"), ("St Main", "Main St")])
+def test_not_bio_slip(pred, gold):
+    assert not is_bio_slip(pred, gold, fold=False)
+
+
+def test_num_confused_for_any_numeric_pair():
+    prim, cats, _ = cls("FN", "05440", "64", tag="postcode")
+    assert prim == "num_confused"
+    assert cls("FP", "4B", "12", tag="unit")[0] == "other"  # "4B" is not numeric
+    assert cls("FN", "1600", "16-00", tag="house_number")[0] == "num_confused"
+
+
+def test_other_when_nothing_applies():
+    assert cls("FN", "Lyon", "Paris", tag="locality") == ("other", ("other",), None)
+
+
+def test_non_latin_is_a_flag_never_primary_and_accents_are_latin():
+    prim, cats, _ = cls("FN", "Москва", "", raw="Москва, Russia", tag="locality")
+    assert prim == "empty_pred" and cats[-1] == "non_latin"
+    _, cats, _ = cls("FN", "Évry", "", raw="91000 Évry", tag="locality")
+    assert "non_latin" not in cats
+
+
+def test_default_errors_follow_the_profile_comparison():
+    run_rows = [("PARIS 75008", {"locality": "PARIS"}, {"locality": "Paris"})]
+    up = bucket_errors(make_run(run_rows, ["locality"]).predictions, ["locality"], UPSTREAM_EVAL)
+    rt = bucket_errors(make_run(run_rows, ["locality"], "runtime").predictions, ["locality"], RUNTIME)
+    assert [(e.kind, e.primary) for e in up] == [("FP", "case_only"), ("FN", "case_only")]
+    assert rt == []  # case-insensitive match: not an error under runtime
+
+
+# ---- upstream console layout, byte for byte ---------------------------------------------------
+
+
+def test_upstream_console_layout_matches_diagnose_regression():
+    rows = [
+        ("Paris 75008", {"postcode": "75008", "locality": "Paris"}, {"locality": "Paris"}),
+        ("Lyon 69001", {"postcode": "69001", "locality": "Lyon"}, {"postcode": "69001", "locality": "Lyo"}),
+        ("22 Rue X 47110", {"postcode": "47110"}, {"postcode": "22"}),
+    ]
+    run = make_run(rows, ["locality", "postcode"])
+    d = diagnose(run, scheme="upstream")
+    got = upstream_console(d, examples=3, seed=42)
+    want = (
+        "\n=== TAG: locality ===\n"
+        "\nFALSE POSITIVES (1 total)\n"
+        "  bio_slip          1 (100.0%)\n"
+        "    - raw  : Lyon 69001\n"
+        "      gold : 'Lyon'\n"
+        "      pred : 'Lyo'\n"
+        "\nFALSE NEGATIVES (1 total)\n"
+        "  bio_slip          1 (100.0%)\n"
+        "    - raw  : Lyon 69001\n"
+        "      gold : 'Lyon'\n"
+        "      pred : 'Lyo'\n"
+        "\n=== TAG: postcode ===\n"
+        "\nFALSE POSITIVES (1 total)\n"
+        "  num_confused      1 (100.0%)\n"
+        "    - raw  : 22 Rue X 47110\n"
+        "      gold : '47110'\n"
+        "      pred : '22'\n"
+        "\nFALSE NEGATIVES (2 total)\n"
+        "  empty_pred        1 (50.0%)\n"
+        "    - raw  : Paris 75008\n"
+        "      gold : '75008'\n"
+        "      pred : ''\n"
+        "  num_confused      1 (50.0%)\n"
+        "    - raw  : 22 Rue X 47110\n"
+        "      gold : '47110'\n"
+        "      pred : '22'\n"
+    )
+    assert got == want
+
+
+def test_upstream_sampling_consumes_the_rng_in_print_order():
+    import random
+
+    rows = [(f"Paris {75000 + i}", {"postcode": str(75000 + i)}, {}) for i in range(10)]
+    d = diagnose(make_run(rows, ["postcode"]), scheme="upstream")
+    got = upstream_console(d, examples=3, seed=7)
+    random.seed(7)
+    picked = random.sample([str(75000 + i) for i in range(10)], 3)
+    assert [ln.split("'")[1] for ln in got.splitlines() if ln.strip().startswith("gold :")] == picked
+
+
+def test_three_views_and_delta():
+    rows = [
+        ("Paris 75008", {"postcode": "75008"}, {"postcode": "75008"}),
+        ("Lyon 69001", {"postcode": "69001"}, {}, "adversarial.jsonl"),
+    ]
+    d = diagnose(make_run(rows, ["postcode"]))
+    assert d.metrics["all"]["per_tag"]["postcode"]["f1"] == pytest.approx(2 / 3, abs=1e-6)
+    assert d.metrics["excluding_adversarial"]["per_tag"]["postcode"]["f1"] == 1.0
+    assert d.metrics["adversarial_only"]["per_tag"]["postcode"]["f1"] == 0.0
+    assert d.buckets["adversarial_only"]["postcode"]["FN"]["primary"] == {"empty_pred": 1}
+    assert d.buckets["excluding_adversarial"]["postcode"]["FN"]["total"] == 0
+    assert d.headline[0]["fn_top"]["category"] == "empty_pred"
+
+
+def test_non_latin_adversarial_mode_moves_rows_into_the_adversarial_view():
+    rows = [("Москва 101000", {"postcode": "101000"}, {}), ("Paris 75008", {"postcode": "75008"}, {"postcode": "75008"})]
+    run = make_run(rows, ["postcode"])
+    assert diagnose(run).view_mask["adversarial_only"].sum() == 0
+    assert diagnose(run, adversarial="non-latin").view_mask["adversarial_only"].tolist() == [True, False]

@@ -1,0 +1,159 @@
+"""Paired bootstrap, Holm, the gate's rules and outputs (design.md Decisions, "Gate")."""
+
+import json
+from xml.etree import ElementTree as ET
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mailwoman_eval.cli import main
+from mailwoman_eval.compare import compare, view_statistics
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.gate import Thresholds, gate, junit_xml, load_thresholds, markdown
+from mailwoman_eval.metrics import FN, TP
+from mailwoman_eval.stats import holm, one_sided_drop_p
+from runfactory import make_run, save_run
+
+
+def two_runs(n, lost, tag="postcode", n_adv=0):
+    """n entries with a postcode; base gets all right, cand misses the first `lost`."""
+    rows_b, rows_c = [], []
+    for i in range(n):
+        pc = f"{10000 + i}"
+        f = "adversarial.jsonl" if i < n_adv else "us.jsonl"
+        rows_b.append((f"Town {pc}", {tag: pc}, {tag: pc}, f))
+        rows_c.append((f"Town {pc}", {tag: pc}, {} if i < lost else {tag: pc}, f))
+    return make_run(rows_b, [tag], "runtime", "base"), make_run(rows_c, [tag], "runtime", "cand")
+
+
+def test_hand_computable_ci_two_entries():
+    """Base right on both, cand wrong on entry 2. Resamples draw entry 2 zero, once or twice
+    (p = 1/4, 1/2, 1/4): Δ exact match ∈ {0, −50, −100} pp and Δ F1 ∈ {0, −33.3, −100} pp."""
+    bo = np.array([[TP], [TP]], dtype=np.int8)
+    co = np.array([[TP], [FN]], dtype=np.int8)
+    conf = (np.ones(2), np.ones(2))
+    v = view_statistics(bo, co, conf, conf, ["postcode"], resamples=4000, seed=1)
+    em = v["summary"]["exact_match"]
+    assert em["delta_pp"] == -50.0 and em["ci95_pp"] == [-100.0, 0.0]
+    f1 = v["per_tag"]["postcode"]["f1"]
+    assert f1["delta_pp"] == pytest.approx(-33.3333, abs=1e-3) and f1["ci95_pp"] == [-100.0, 0.0]
+
+
+def test_bootstrap_is_reproducible_and_ci_covers_observed_delta():
+    base, cand = two_runs(300, 30)
+    a = compare(base, cand, resamples=1000, seed=5)
+    b = compare(base, cand, resamples=1000, seed=5)
+    assert a == b
+    f = a["views"]["all"]["per_tag"]["postcode"]["f1"]
+    assert f["ci95_pp"][0] <= f["delta_pp"] <= f["ci95_pp"][1]
+    assert f["p"] < 0.01
+
+
+def test_holm_adjustment_hand_checked():
+    assert holm(np.array([0.01, 0.04, 0.03])).tolist() == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_one_sided_p_is_one_for_identical_runs():
+    assert one_sided_drop_p(np.zeros((100, 1)), np.zeros(1), np.ones(1))[0] == 1.0
+
+
+def test_gate_identical_runs_pass_with_zero_deltas():
+    base, _ = two_runs(100, 0)
+    v = gate(base, base, Thresholds())
+    r = v["results"]["excluding_adversarial"]["postcode"]
+    assert v["verdict"] == "PASS" and r["delta_pp"] == 0 and r["ci95"] == [0, 0]
+
+
+def test_gate_fails_a_real_regression():
+    base, cand = two_runs(400, 60)
+    v = gate(base, cand, Thresholds())
+    r = v["results"]["excluding_adversarial"]["postcode"]
+    assert v["verdict"] == "FAIL" and r["verdict"] == "FAIL" and r["p_holm"] < 0.05
+
+
+def test_gate_warns_on_a_drop_inside_noise_on_a_small_subset():
+    base, cand = two_runs(40, 2)  # Δ ≈ −2.6 pp > 1 pp allowed, but 40 entries cannot show it
+    v = gate(base, cand, Thresholds())
+    r = v["results"]["excluding_adversarial"]["postcode"]
+    assert r["delta_pp"] < -1.0
+    assert r["verdict"] == "WARN" and "within noise" in r["reason"]
+
+
+def test_gate_warns_below_min_support_and_fails_below_min_f1():
+    base, cand = two_runs(20, 0)
+    assert gate(base, cand, Thresholds())["results"]["excluding_adversarial"]["postcode"]["verdict"] == "WARN"
+    t = Thresholds(tags={"postcode": {"min_f1": 99.0, "min_support": 10}})
+    base, cand = two_runs(50, 1)
+    r = gate(base, cand, t)["results"]["excluding_adversarial"]["postcode"]
+    assert r["verdict"] == "FAIL" and "min_f1" in r["reason"]
+
+
+def test_gated_view_excludes_adversarial_rows():
+    base, cand = two_runs(300, 40, n_adv=40)  # every lost entry is adversarial
+    v = gate(base, cand, Thresholds())
+    assert v["results"]["excluding_adversarial"]["postcode"]["verdict"] == "PASS"
+    t = Thresholds(defaults={**Thresholds().defaults, "views": ["all"]})
+    assert gate(base, cand, t)["results"]["all"]["postcode"]["verdict"] == "FAIL"
+
+
+def test_junit_and_markdown():
+    base, cand = two_runs(400, 60)
+    v = gate(base, cand, Thresholds())
+    root = ET.fromstring(junit_xml(v))
+    cases = root.findall(".//testcase")
+    assert len(cases) == 1 and cases[0].get("name") == "postcode" and cases[0].find("failure") is not None
+    md = markdown(v)
+    assert "| verdict | tag |" in md and "|---|" in md and "postcode" in md
+
+
+def test_thresholds_file(tmp_path):
+    good = tmp_path / "t.toml"
+    good.write_text('[defaults]\nmax_drop_pp = 0.5\nviews = ["all"]\n[tags.postcode]\nmin_f1 = 90.0\n')
+    t = load_thresholds(str(good))
+    assert t.for_tag("postcode") == {**t.defaults, "min_f1": 90.0} and t.defaults["max_drop_pp"] == 0.5
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[defaults]\nmax_drop = 1\n")
+    with pytest.raises(MwevalError, match="unknown key 'max_drop'"):
+        load_thresholds(str(bad))
+    bad.write_text("[defaults\n")
+    with pytest.raises(MwevalError, match="malformed TOML"):
+        load_thresholds(str(bad))
+
+
+def test_cli_gate_exit_codes_outputs_and_scores_baseline(tmp_path):
+    base, cand = two_runs(400, 60)
+    b = save_run(base, tmp_path / "base")
+    c = save_run(cand, tmp_path / "cand")
+    r = CliRunner().invoke(main, ["gate", "--baseline", str(b), "--candidate", str(c), "--out", str(tmp_path / "g")])
+    assert r.exit_code == 1 and "FAIL: postcode" in r.output
+    verdict = json.loads((tmp_path / "g" / "verdict.json").read_text())
+    assert set(verdict) >= {"verdict", "baseline", "candidate", "profile", "golden", "thresholds", "results"}
+    row = verdict["results"]["excluding_adversarial"]["postcode"]
+    assert set(row) == {"base_f1", "cand_f1", "delta_pp", "ci95", "p", "p_holm", "support", "verdict", "reason"}
+    assert (tmp_path / "g" / "summary.md").stat().st_size < 1 << 20
+    ET.parse(tmp_path / "g" / "junit.xml")
+    # the same verdict from a committed scores JSON instead of the baseline run
+    CliRunner().invoke(main, ["export-scores", "--run", str(b), "--out", str(tmp_path / "base.json")])
+    r2 = CliRunner().invoke(main, ["gate", "--baseline", str(tmp_path / "base.json"), "--candidate", str(c), "--out", str(tmp_path / "g2")])
+    assert r2.exit_code == 1
+    v2 = json.loads((tmp_path / "g2" / "verdict.json").read_text())
+    assert v2["results"] == verdict["results"]
+    ok = CliRunner().invoke(main, ["gate", "--baseline", str(b), "--candidate", str(b), "--out", str(tmp_path / "g3")])
+    assert ok.exit_code == 0
+
+
+def test_cli_mismatched_golden_is_exit_2_with_one_line(tmp_path):
+    base, cand = two_runs(50, 5)
+    other = make_run([(p["raw"], p["gold"], {}) for p in cand.predictions], ["postcode"], "runtime", golden_sha="h" * 64)
+    b = save_run(base, tmp_path / "b")
+    c = save_run(other, tmp_path / "c")
+    for cmd in (["gate", "--baseline", str(b), "--candidate", str(c), "--out", str(tmp_path / "g")], ["compare", str(b), str(c), "--out", str(tmp_path / "cmp")]):
+        r = CliRunner().invoke(main, cmd)
+        assert r.exit_code == 2
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1 and "golden sets differ" in lines[0]
+    assert not (tmp_path / "g").exists() and not (tmp_path / "cmp").exists()
+    r = CliRunner().invoke(main, ["compare", str(b), str(c), "--allow-mismatch", "--out", str(tmp_path / "cmp")])
+    assert r.exit_code == 0 and "MISMATCH" in r.output
+    assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["mismatch"]
