@@ -390,6 +390,18 @@ def golden_verify(name, strict):
         click.echo(msg)
 
 
+@golden.command("pull")
+@click.argument("name")
+@click.option("--from", "source", default=None, help="Base URL or local directory laid out as <base>/data/eval/golden/<version>/<file>.")
+@guarded
+def golden_pull(name, source):
+    """Fetch a pinned upstream golden version, verify sha256s, install it in the user data dir."""
+    from mailwoman_eval.golden_pull import pull
+
+    dest = pull(name, source, log=lambda s: click.echo(f"  {s}", err=True))
+    click.echo(f"{name} installed at {dest} (use --golden {name})")
+
+
 @golden.command("validate")
 @click.argument("name")
 @guarded

@@ -1,0 +1,92 @@
+"""`mweval golden pull NAME`: fetch an upstream golden version, verify it against pinned sha256s,
+install it in the user data dir (where `--golden NAME` finds it). upstream-formats.md §10.5."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.fsutil import sha256_bytes
+from mailwoman_eval.golden import load_golden, user_data_dir
+
+UPSTREAM_RAW = "https://raw.githubusercontent.com/sister-software/mailwoman/{commit}"
+HEAD = "722861e0b51d0531d5d279c9b3a74a265c609705"
+V040 = "c7e5ae7f847275140c88e6828fd704e3db3cb838"
+
+# name -> (upstream version dir, commit, {relative file: sha256}). Pinned; a mismatch is an error.
+PINNED: dict[str, tuple[str, str, dict[str, str]]] = {
+    "v0.1.2": (
+        "v0.1.2",
+        HEAD,
+        {
+            "MANIFEST.json": "c512278f6f2fa44e606634de94f189cebd3e32ec9441df4cbdb1e4cfb3c12c48",
+            "SPLIT-MANIFEST.json": "5d09bd511992083a60b54e0598de1f9eb259231ed2abb198437fce45c75cdbe4",
+            "adversarial.jsonl": "90b4b61355bdc7283917940edc9fd75b53f0660e04251a20c5f8430525070742",
+            "fr.jsonl": "29d72dcd34ea2a576459b78be57ba3c0febd353d4b88bf801772ccdb415f46f6",
+            "us.jsonl": "8cad55caed20e4998543e1bf09faf8da5d6dec8bcc9e4384805da760f950e50f",
+            "dev/adversarial.jsonl": "aaa290942ef6726b1102391b14e7ad9886c19799100a296bdb82fc3400cea23e",
+            "dev/fr.jsonl": "baed3f4ed6de90f243983927e77933bef5c364a3b7f3447d7b07643e7c61589b",
+            "dev/us.jsonl": "c83388663ee03418d0d126f823d3ccc4af6ab4dd7f7c4f2be0597674b547b9de",
+            "test/adversarial.jsonl": "fb78fb4f36780a595215c35314eeea89996b876507d32b2b5727a9e71470e686",
+            "test/fr.jsonl": "b02addc783e83d7a243b8e68598c50e4f97098db39ab69e6129379083460ea96",
+            "test/us.jsonl": "386ed5a549b82a23b446b331e8c33ae8421df5c74107122a7a8f92886db83e6c",
+        },
+    ),
+    # The files as they were at the v0.4.0 release (4535 rows): the model card's eval set.
+    "v0.1.2@v0.4.0": (
+        "v0.1.2",
+        V040,
+        {
+            "adversarial.jsonl": "90b4b61355bdc7283917940edc9fd75b53f0660e04251a20c5f8430525070742",
+            "fr.jsonl": "9c6609e0d7c56cbc4b337523f2e8dd211d9b4384ab7df8e6e14a90701a39a113",
+            "us.jsonl": "fe9e4bb5cbd492b04ae5936fbbbef6d50b453f00bd0714208ce3d33b7d9ddef3",
+        },
+    ),
+}
+
+
+def _fetch(base: str, rel: str) -> bytes:
+    local = Path(base)
+    if local.is_dir():
+        p = local / rel
+        try:
+            return p.read_bytes()
+        except OSError as e:
+            raise MwevalError(f"cannot read {e.strerror}", where=str(p)) from None
+    url = base.rstrip("/") + "/" + rel
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 - http(s) from the user or pinned
+            return r.read()
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise MwevalError(f"download failed ({getattr(e, 'reason', e)})", where=url) from None
+
+
+def pull(name: str, source: str | None = None, log=lambda s: None) -> Path:
+    if name not in PINNED:
+        raise MwevalError(f"no pinned golden version {name!r}; known: {', '.join(PINNED)}")
+    version, commit, files = PINNED[name]
+    base = source or UPSTREAM_RAW.format(commit=commit)
+    dest = user_data_dir() / name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
+    try:
+        for rel, want in files.items():
+            data = _fetch(base, f"data/eval/golden/{version}/{rel}")
+            got = sha256_bytes(data)
+            if got != want:
+                raise MwevalError(f"sha256 {got[:12]}… does not match the pinned {want[:12]}… for {name}", where=f"{base} {rel}")
+            out = staging / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+            log(f"{rel}: {len(data)} bytes, sha256 ok")
+        load_golden(staging, name)  # parses every row: a pulled set must load
+        if dest.exists():
+            shutil.rmtree(dest)
+        staging.rename(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest

@@ -1,0 +1,60 @@
+"""`mweval golden pull` against a local HTTP server laying out ../shared/upstream/golden (no other network)."""
+
+import functools
+import http.server
+import shutil
+import threading
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import GOLDEN_ROOT, need_shared
+from mailwoman_eval.cli import main
+from mailwoman_eval.golden import resolve_golden, user_data_dir
+
+
+@pytest.fixture
+def server(tmp_path):
+    need_shared()
+    root = tmp_path / "srv"
+    shutil.copytree(GOLDEN_ROOT, root / "data" / "eval" / "golden")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_pull_installs_verified_files_where_golden_names_resolve(server):
+    _root, url = server
+    r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", url])
+    assert r.exit_code == 0, r.output
+    dest = user_data_dir() / "v0.1.2"
+    assert (dest / "us.jsonl").is_file() and (dest / "test" / "us.jsonl").is_file()
+    path, name = resolve_golden("v0.1.2/test")
+    assert path == dest / "test" and name == "v0.1.2/test"
+    listing = CliRunner().invoke(main, ["golden", "list"])
+    assert "user data dir" in listing.output and "4561" in listing.output
+
+
+def test_pull_refuses_a_file_whose_sha256_differs_and_installs_nothing(server):
+    root, url = server
+    f = root / "data" / "eval" / "golden" / "v0.1.2" / "fr.jsonl"
+    f.write_bytes(f.read_bytes() + b'{"raw":"x","components":{}}\n')
+    r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", url])
+    assert r.exit_code == 2 and "does not match the pinned" in r.output and "fr.jsonl" in r.output
+    assert not (user_data_dir() / "v0.1.2").exists()
+
+
+def test_v040_era_files_are_pinned_separately(server):
+    """The shared copy holds today's files, so the 4535-row v0.4.0 pin must refuse it."""
+    root, _url = server
+    r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2@v0.4.0", "--from", str(root)])
+    assert r.exit_code == 2 and ("us.jsonl" in r.output or "fr.jsonl" in r.output)
+
+
+def test_unknown_version():
+    r = CliRunner().invoke(main, ["golden", "pull", "v9"])
+    assert r.exit_code == 2 and "known: v0.1.2, v0.1.2@v0.4.0" in r.output
