@@ -23,9 +23,11 @@ Everything is generated here, deterministically, on CPU:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import io
 import json
+import logging
 import math
 import os
 import random
@@ -33,6 +35,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +76,7 @@ BASELINE_WEIGHTS = {
     "no-commas": 0.8,
 }
 # The v0.4.0 mirror: the sources that teach "a number that is not first-then-street is a postcode".
-REGRESSED_DOWNWEIGHT = {"us-postcode-first": 0.03, "fr-postcode-first": 0.05, "mid-postcode": 0.06}
+REGRESSED_DOWNWEIGHT = {"us-postcode-first": 0.006, "fr-postcode-first": 0.01, "mid-postcode": 0.012}
 REGRESSED_WEIGHTS = {**BASELINE_WEIGHTS, **REGRESSED_DOWNWEIGHT}
 
 MODEL_CONFIG = {
@@ -116,8 +119,16 @@ DATA_CONFIG = {
 }
 
 RECIPES = {
-    "baseline": {"source_weights": BASELINE_WEIGHTS, "save_steps": [1000, 1200, 1400, 1600, 1800], "ship_step": 1800},
-    "regressed": {"source_weights": REGRESSED_WEIGHTS, "save_steps": [1400, 1600, 1800, 2000, 2200], "ship_step": 2200},
+    "baseline": {
+        "source_weights": BASELINE_WEIGHTS,
+        "save_steps": [1000, 1200, 1400, 1600, 1800],
+        "ship_step": 1800,
+    },
+    "regressed": {
+        "source_weights": REGRESSED_WEIGHTS,
+        "save_steps": [1400, 1600, 1800, 2000, 2200],
+        "ship_step": 2200,
+    },
 }
 
 # --tiny: the whole pipeline in seconds, for the test suite.
@@ -134,7 +145,10 @@ TINY = {
 
 
 def load_gazetteers(data_dir: Path = DATA_DIR) -> dict:
-    gaz = {name: json.loads((data_dir / f"{name}.json").read_text(encoding="utf-8")) for name in ("us", "fr", "non_latin")}
+    gaz = {
+        name: json.loads((data_dir / f"{name}.json").read_text(encoding="utf-8"))
+        for name in ("us", "fr", "non_latin")
+    }
     gaz["sources"] = json.loads((data_dir / "sources.json").read_text(encoding="utf-8"))["sources"]
     us = gaz["us"]
     us["state_name"] = dict((abbr, name) for name, abbr in us["states"])
@@ -230,7 +244,13 @@ class Place:
             elif x < 0.09:
                 n += r.choice(self.gaz["fr"]["house_suffixes"])
             return n
-        n = str(_weighted(r, [r.randint(1, 99), r.randint(100, 999), r.randint(1000, 9999), r.randint(10000, 99999)], [3, 3.5, 3, 0.5]))
+        n = str(
+            _weighted(
+                r,
+                [r.randint(1, 99), r.randint(100, 999), r.randint(1000, 9999), r.randint(10000, 99999)],
+                [3, 3.5, 3, 0.5],
+            )
+        )
         x = r.random()
         if x < 0.03:
             n += r.choice("ABCD")
@@ -276,9 +296,20 @@ class Place:
         r = self.rng
         if self.country == "FR":
             form = r.choice(self.gaz["fr"]["unit_forms"])
-            return form.format(n=r.randint(1, 40), L=r.choice("ABCDEF"), Tree=r.choice(self.gaz["fr"]["trees"]))
+            return form.format(
+                n=r.randint(1, 40), L=r.choice("ABCDEF"), Tree=r.choice(self.gaz["fr"]["trees"])
+            )
         des = r.choice(self.gaz["us"]["unit_designators"])
-        ident = _weighted(r, [str(r.randint(1, 30)), str(r.randint(100, 999)), f"{r.randint(1, 20)}{r.choice('ABCDEF')}", r.choice("ABCDEFGH")], [3, 3, 2, 1])
+        ident = _weighted(
+            r,
+            [
+                str(r.randint(1, 30)),
+                str(r.randint(100, 999)),
+                f"{r.randint(1, 20)}{r.choice('ABCDEF')}",
+                r.choice("ABCDEFGH"),
+            ],
+            [3, 3, 2, 1],
+        )
         if des == "#":
             return "#" + ident if r.random() < 0.7 else "# " + ident
         return f"{des} {ident}"
@@ -393,7 +424,13 @@ class Row:
         return out
 
     def to_json(self) -> dict:
-        return {"raw": self.raw, "components": self.components, "country": self.country, "source": self.source, "spans": [list(s) for s in self.spans]}
+        return {
+            "raw": self.raw,
+            "components": self.components,
+            "country": self.country,
+            "source": self.source,
+            "spans": [list(s) for s in self.spans],
+        }
 
 
 def render_source(rng: random.Random, gaz: dict, source: str) -> Row:
@@ -662,7 +699,9 @@ def train_run(
     val_rows = generate_corpus(recipe, seed + 1, dcfg["val_rows"], exclude=golden, gaz=gaz)
     train_ex = encode_rows(tok, train_rows)
     val_ex = encode_rows(tok, val_rows)
-    log(f"[{name}] corpus {len(train_ex)} train / {len(val_ex)} val rows ({stats['dropped_golden_rows']} dropped as golden) in {time.time() - t0:.1f}s")
+    log(
+        f"[{name}] corpus {len(train_ex)} train / {len(val_ex)} val rows ({stats['dropped_golden_rows']} dropped as golden) in {time.time() - t0:.1f}s"
+    )
 
     cfg = model_config(tok.vocab_size, settings["model"])
     torch.manual_seed(seed)
@@ -688,10 +727,18 @@ def train_run(
                 "rows": dcfg["tokenizer_rows"],
                 "sha256": tok.sha256,
             },
-            "golden_excluded": {"dir": "golden/demo-v1", "raws": len(golden), "dropped_rows": stats["dropped_golden_rows"]},
+            "golden_excluded": {
+                "dir": "golden/demo-v1",
+                "raws": len(golden),
+                "dropped_rows": stats["dropped_golden_rows"],
+            },
             "labels": "STAGE2_TAGS + (unit, po_box)",
         },
-        "model": {k: v for k, v in cfg.items() if k not in ("id2label", "label2id", "model_type", "vocab_size", "num_labels", "pad_token_id")},
+        "model": {
+            k: v
+            for k, v in cfg.items()
+            if k not in ("id2label", "label2id", "model_type", "vocab_size", "num_labels", "pad_token_id")
+        },
         "train": {
             **{k: v for k, v in tcfg.items()},
             "output_dir": f"demo/runs/{name}",
@@ -733,12 +780,22 @@ def train_run(
                 val_loss, val_f1 = f"{vl:.6f}", f"{vf:.6f}"
             train_loss = sum(running) / len(running)
             running = []
-            csv_lines.append(f"{step},{time.time() - t_start:.1f},{train_loss:.6f},{lr:.8f},{val_loss},{val_f1}")
+            csv_lines.append(
+                f"{step},{time.time() - t_start:.1f},{train_loss:.6f},{lr:.8f},{val_loss},{val_f1}"
+            )
             if step in save_steps:
                 model.eval()
-                save_checkpoint(run_dir, step, model, cfg, {"step": step, "config": state_config, "vocab_size": tok.vocab_size})
+                save_checkpoint(
+                    run_dir,
+                    step,
+                    model,
+                    cfg,
+                    {"step": step, "config": state_config, "vocab_size": tok.vocab_size},
+                )
                 model.train()
-                log(f"[{name}] step {step} loss {train_loss:.4f} lr {lr:.2e} val_loss {val_loss} val_macro_f1 {val_f1} ({time.time() - t_start:.0f}s)")
+                log(
+                    f"[{name}] step {step} loss {train_loss:.4f} lr {lr:.2e} val_loss {val_loss} val_macro_f1 {val_f1} ({time.time() - t_start:.0f}s)"
+                )
             (run_dir / "train_log.csv").write_text("\n".join(csv_lines) + "\n", encoding="utf-8")
     model.eval()
     ship = run_dir / f"step-{stop:06d}"
@@ -751,9 +808,23 @@ def train_run(
 # ONNX export (upstream-formats.md §5.1)
 
 
-def export_onnx(model, out_dir: Path, log=print) -> None:
-    import warnings
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporter's and quantizer's advisory warnings (opset fallback, pre-processing)."""
+    names = ("", "torch.onnx", "onnxscript", "onnxscript.version_converter")
+    levels = {n: logging.getLogger(n).level for n in names}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for n in names:
+                logging.getLogger(n).setLevel(logging.ERROR)
+            yield
+    finally:
+        for n, lvl in levels.items():
+            logging.getLogger(n).setLevel(lvl)
 
+
+def export_onnx(model, out_dir: Path, log=print) -> None:
     import numpy as np
     import onnx
     import onnxruntime as ort
@@ -780,11 +851,7 @@ def export_onnx(model, out_dir: Path, log=print) -> None:
     batch = torch.export.Dim("batch", min=1, max=4096)
     seq = torch.export.Dim("sequence", min=1, max=MAX_LENGTH)
     fp32 = out_dir / "model.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import logging
-
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with _quiet():
         torch.onnx.export(
             wrapper,
             (ids, mask),
@@ -820,9 +887,14 @@ def export_onnx(model, out_dir: Path, log=print) -> None:
         raise RuntimeError(f"ONNX/torch logits differ by {worst:.2e} (> 1e-4)")
 
     int8 = out_dir / "model.int8.onnx"
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+    with _quiet():
+        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
     ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"]).run(
-        ["logits"], {"input_ids": np.ones((1, MAX_LENGTH), dtype=np.int64), "attention_mask": np.ones((1, MAX_LENGTH), dtype=np.int64)}
+        ["logits"],
+        {
+            "input_ids": np.ones((1, MAX_LENGTH), dtype=np.int64),
+            "attention_mask": np.ones((1, MAX_LENGTH), dtype=np.int64),
+        },
     )
 
     crf = model.crf
@@ -864,7 +936,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default=str(REPO_ROOT / "demo" / "runs"), help="output directory for the runs")
     ap.add_argument("--runs", default="baseline,regressed", help="comma-separated recipe names")
     ap.add_argument("--tiny", action="store_true", help="tiny config for tests: whole pipeline in seconds")
-    ap.add_argument("--golden", default=str(GOLDEN_DIR), help="golden dir whose raws are kept out of the corpus")
+    ap.add_argument(
+        "--golden", default=str(GOLDEN_DIR), help="golden dir whose raws are kept out of the corpus"
+    )
     args = ap.parse_args(argv)
 
     settings, recipes = build_settings(args.tiny)
@@ -880,12 +954,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"golden raws excluded: {len(golden)} (from {args.golden})", flush=True)
 
     seed = int(settings["train"]["seed"])
-    tok_rows = generate_corpus(tokenizer_recipe(recipes), seed + 2, settings["data"]["tokenizer_rows"], exclude=golden, gaz=gaz)
+    tok_rows = generate_corpus(
+        tokenizer_recipe(recipes), seed + 2, settings["data"]["tokenizer_rows"], exclude=golden, gaz=gaz
+    )
     tok_bytes = train_tokenizer(tok_rows, settings["data"]["vocab_size"])
-    print(f"tokenizer: {len(tok_bytes)} bytes, trained on {len(tok_rows)} rows in {time.time() - t0:.1f}s", flush=True)
+    print(
+        f"tokenizer: {len(tok_bytes)} bytes, trained on {len(tok_rows)} rows in {time.time() - t0:.1f}s",
+        flush=True,
+    )
 
     for name in names:
-        train_run(name, recipes[name], out / name, tok_bytes, settings, gaz, golden, log=lambda m: print(m, flush=True))
+        train_run(
+            name,
+            recipes[name],
+            out / name,
+            tok_bytes,
+            settings,
+            gaz,
+            golden,
+            log=lambda m: print(m, flush=True),
+        )
     print(f"total {time.time() - t0:.0f}s", flush=True)
     return 0
 
