@@ -14,26 +14,27 @@ LN_EPS = 1e-5
 
 
 def erf(x: np.ndarray) -> np.ndarray:
-    """erf in float64 (Abramowitz & Stegun 7.1.26; |error| ≤ 1.5e-7, below float32 resolution here).
+    """erf in float32 (Abramowitz & Stegun 7.1.26; measured |error| ≤ 5.3e-7 over [-8, 8]).
 
     numpy has no erf and scipy.special costs 0.25 s to import; GELU only needs float32 accuracy.
     """
-    x64 = x.astype(np.float64)
-    sign = np.sign(x64)
-    a = np.abs(x64)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return sign * (1.0 - poly * np.exp(-a * a))
+    a = np.abs(x)
+    t = 1.0 / (1.0 + np.float32(0.3275911) * a)
+    poly = t * (
+        np.float32(0.254829592)
+        + t * (np.float32(-0.284496736) + t * (np.float32(1.421413741) + t * (np.float32(-1.453152027) + t * np.float32(1.061405429))))
+    )
+    return np.copysign(1.0 - poly * np.exp(-a * a), x)
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    return (0.5 * x * (1.0 + erf(x * np.float32(0.7071067811865476)))).astype(np.float32)
+    return 0.5 * x * (1.0 + erf(x * np.float32(0.7071067811865476)))
 
 
 def layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    mu = x.mean(-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + LN_EPS) * w + b
+    xc = x - x.mean(-1, keepdims=True)
+    var = np.mean(xc * xc, -1, keepdims=True)
+    return xc / np.sqrt(var + np.float32(LN_EPS)) * w + b
 
 
 class NumpyEncoder:
@@ -55,7 +56,8 @@ class NumpyEncoder:
         B, S = ids.shape
         if S > self.max_pos:
             raise ValueError(f"sequence of {S} pieces exceeds max_position_embeddings {self.max_pos}")
-        x = w["token_embeddings.weight"][ids] + w["position_embeddings.weight"][:S][None]
+        # Dense layers run on (B*S, H) 2-D arrays: one large GEMM instead of B small ones.
+        x = (w["token_embeddings.weight"][ids] + w["position_embeddings.weight"][:S][None]).reshape(B * S, -1)
         x = layer_norm(x, w["input_ln.weight"], w["input_ln.bias"])
         H = x.shape[-1]
         d = H // self.heads
@@ -71,10 +73,10 @@ class NumpyEncoder:
             scores -= scores.max(-1, keepdims=True)
             np.exp(scores, out=scores)
             scores /= scores.sum(-1, keepdims=True)
-            a = (scores @ v).transpose(0, 2, 1, 3).reshape(B, S, H)
+            a = (scores @ v).transpose(0, 2, 1, 3).reshape(B * S, H)
             x = x + (a @ w[p + "attn.out_proj.weight.T"] + w[p + "attn.out_proj.bias"])
             h = layer_norm(x, w[p + "ln2.weight"], w[p + "ln2.bias"])
             f = gelu(h @ w[p + "ff.0.weight.T"] + w[p + "ff.0.bias"])
             x = x + (f @ w[p + "ff.3.weight.T"] + w[p + "ff.3.bias"])
         x = layer_norm(x, w["final_ln.weight"], w["final_ln.bias"])
-        return (x @ w["classifier.weight.T"] + w["classifier.bias"]).astype(np.float32)
+        return (x @ w["classifier.weight.T"] + w["classifier.bias"]).reshape(B, S, -1).astype(np.float32, copy=False)
