@@ -1,0 +1,491 @@
+"""Render a `Diagnosis` as ONE self-contained offline HTML file.
+
+Safety rules (golden rows and model output are untrusted text):
+- jinja2 autoescaping is on for every template; nothing from a golden row or the model is ever
+  marked `|safe`. Highlighting is done here by splitting the raw string at char offsets into
+  plain-text segments; the templates escape each segment.
+- Raw strings sit in `<bdi>` (plus CSS `unicode-bidi: isolate`), so a U+202E in a row cannot
+  reorder the rest of the page.
+- Display only: C0 control chars (U+0000–U+001F except tab and newline) and DEL are shown as
+  their Control Pictures (U+2400 + code, U+2421 for DEL), and lone surrogates as U+FFFD. The
+  mapping is one char to one char, so offsets are unchanged; it is applied to every rendered
+  value by the environment's `finalize` (data attributes included, so a highlighted element's
+  text still equals its `data-value`). The CSV beside the report keeps the exact text.
+- No external resources: inline CSS, a small inline script, inline SVG.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from mailwoman_eval import __version__
+from mailwoman_eval.buckets import RULES, ErrorRecord
+from mailwoman_eval.fsutil import atomic_write_text
+from mailwoman_eval.metrics import VIEWS
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+EXAMPLE_CAP = 20  # example rows per tag × kind × primary category; the rest are in the CSV
+LOW_CONFIDENCE = 0.5  # pieces whose chosen-label probability is below this are marked
+
+VIEW_TITLES = {"all": "all", "excluding_adversarial": "excl. adversarial", "adversarial_only": "adversarial only"}
+
+# Fixed color per category (both schemes), so the same category looks the same in every report.
+CATEGORY_COLORS = {
+    "empty_pred": "#d1495b",
+    "hallucinated": "#ed8b3a",
+    "case_only": "#e9c46a",
+    "bio_slip": "#3d7ecb",
+    "num_confused": "#8e6bbf",
+    "other": "#8d99a6",
+    "non_latin": "#2a9d8f",
+}
+FALLBACK_COLOR = "#5c6773"
+
+ADVERSARIAL_DEFINITIONS = {
+    "default": "rows of adversarial.jsonl, and rows whose notes start with “kryptonite/” or “graceful/”",
+    "non-latin": "rows of adversarial.jsonl, rows whose notes start with “kryptonite/” or “graceful/”, "
+    "and rows whose raw text has letters of a non-Latin script",
+}
+
+# --- display-only text mapping (see module docstring) ----------------------------------------
+_DISPLAY = {c: 0x2400 + c for c in range(0x20) if c not in (0x09, 0x0A)}
+_DISPLAY[0x7F] = 0x2421
+_DISPLAY.update({c: 0xFFFD for c in range(0xD800, 0xE000)})
+
+
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def display(text: str) -> str:
+    """Control chars as Control Pictures and lone surrogates as U+FFFD; same length."""
+    return text.translate(_DISPLAY)
+
+
+def _finalize(value):
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return value.translate(_DISPLAY)
+    return value
+
+
+# --- formatting filters ------------------------------------------------------------------------
+
+
+def pct(x, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x * 100:.{digits}f}"
+
+
+def signed_pp(x, digits: int = 1) -> str:
+    if x is None:
+        return "—"
+    v = x * 100
+    if round(v, digits) == 0:
+        return f"{0:.{digits}f}"
+    return f"{v:+.{digits}f}".replace("-", "−")
+
+
+def delta_class(x, eps: float = 0.0005) -> str:
+    if x is None or abs(x) < eps:
+        return "d0"
+    return "dpos" if x > 0 else "dneg"
+
+
+def heat(f1) -> str:
+    """Background tint for an F1 cell: red (0) → amber → green (1)."""
+    if f1 is None:
+        return ""
+    hue = int(round(max(0.0, min(1.0, f1)) ** 2 * 125))
+    return f"background:hsl({hue} 70% 93%)"
+
+
+def short(sha: str | None, n: int = 12) -> str:
+    return (sha or "")[:n]
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(enabled_extensions=("html", "j2"), default_for_string=True, default=True),
+        finalize=_finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(pct=pct, spp=signed_pp, dclass=delta_class, heat=heat, short=short)
+    return env
+
+
+# --- text segmentation -------------------------------------------------------------------------
+
+
+def find_span(raw: str, value: str) -> tuple[int, int, bool] | None:
+    """Where `value` sits in `raw`: exact `raw.find`, else a case-insensitive search.
+
+    Returns (start, end, case_insensitive) in Python char offsets, or None when absent. The
+    case-insensitive fallback uses a regex over `raw` itself, so offsets stay right even where
+    `str.lower()` would change the length (e.g. "İ").
+    """
+    if not value:
+        return None
+    i = raw.find(value)
+    if i >= 0:
+        return i, i + len(value), False
+    m = re.search(re.escape(value), raw, re.IGNORECASE)
+    if m and m.end() > m.start():
+        return m.start(), m.end(), True
+    return None
+
+
+def gold_line(raw: str, gold: str) -> dict:
+    span = find_span(raw, gold)
+    if span is None:
+        return {"pre": raw, "hl": None, "post": "", "ci": False}
+    a, b, ci = span
+    return {"pre": raw[:a], "hl": raw[a:b], "post": raw[b:], "ci": ci}
+
+
+def pred_line(p: dict, tag: str) -> dict:
+    """The raw string split at piece boundaries and at the predicted span of `tag`.
+
+    Returns {pre, hl, post} lists of (text, title, cls) runs (hl is None without a prediction)
+    and `value`, the exact text of the highlighted part. Each run is the part of one piece (or
+    of uncovered text) on one side of the highlight; zero-width pieces (byte fallback) are
+    listed in the title of the run holding their position.
+    """
+    raw = p["raw"]
+    n = len(raw)
+    pieces, spans, labels, conf = p.get("pieces") or [], p.get("spans") or [], p.get("labels") or [], p.get("conf") or []
+    pr = p["pred"].get(tag)
+    start = end = None
+    if pr and pr.get("value"):
+        s, e = pr.get("start"), pr.get("end")
+        if isinstance(s, int) and isinstance(e, int) and 0 <= s < e <= n and raw[s:e] == pr["value"]:
+            start, end = s, e
+        else:  # a prediction whose offsets do not match its value: locate it instead
+            found = find_span(raw, pr["value"])
+            if found and not found[2]:
+                start, end = found[0], found[1]
+    owner = [-1] * n
+    zero_at: dict[int, list[int]] = defaultdict(list)
+    for k, span in enumerate(spans[: len(labels)]):
+        a, b = max(0, span[0]), min(n, span[1])
+        if b > a:
+            for c in range(a, b):
+                owner[c] = k
+        else:
+            zero_at[min(a, n - 1)].append(k)
+
+    def info(k: int) -> str:
+        lab = labels[k] if k < len(labels) else "?"
+        cf = conf[k] if k < len(conf) else None
+        return f"{pieces[k] if k < len(pieces) else '?'} → {lab}" + (f" p={cf:.2f}" if cf is not None else "")
+
+    def cls(k: int) -> str:
+        if k < 0 or k >= len(labels):
+            return "u"
+        lab = labels[k]
+        c = "o" if lab == "O" else ("b" if lab.startswith("B-") else "i")
+        if lab[2:] == tag:
+            c += " m"
+        if k < len(conf) and conf[k] < LOW_CONFIDENCE:
+            c += " lc"
+        return c
+
+    out: dict[str, list] = {"pre": [], "hl": [], "post": []}
+    i = 0
+    while i < n:
+        k = owner[i]
+        region = "pre" if start is None or i < start else ("hl" if i < end else "post")
+        j = i + 1
+        limit = n if start is None else (start if i < start else (end if i < end else n))
+        while j < limit and owner[j] == k:
+            j += 1
+        ks = ([k] if k >= 0 else []) + [z for pos in range(i, j) for z in zero_at.get(pos, ())]
+        ks = sorted(set(ks))
+        title = "\n".join(info(x) for x in ks) if ks else ""
+        out[region].append((raw[i:j], title, cls(k)))
+        i = j
+    value = raw[start:end] if start is not None else None
+    return {
+        "pre": out["pre"],
+        "hl": out["hl"] if start is not None else None,
+        "post": out["post"],
+        "value": value,
+        "confidence": pr.get("confidence") if pr else None,
+    }
+
+
+# --- view models -------------------------------------------------------------------------------
+
+
+def anchor(prefix: str, *parts: str) -> str:
+    return "-".join([prefix] + [re.sub(r"[^A-Za-z0-9_]", "_", x) for x in parts])
+
+
+def provenance(meta: dict, scheme: str | None = None, adversarial_mode: str | None = None) -> list[dict]:
+    """Key/value items of the header (reusable by other reports): {key, value, title, mono}."""
+    ck = meta.get("checkpoint", {})
+    gd = meta.get("golden", {})
+    pf = meta.get("profile", {})
+    dc = meta.get("decode", {})
+    tk = meta.get("tokenizer", {})
+    man = (gd.get("manifest") or {}).get("status", "?")
+    items = [
+        {"key": "checkpoint", "value": f"{ck.get('name', '?')}", "title": ck.get("path", "")},
+        {"key": "kind / format", "value": " · ".join(str(x) for x in (ck.get("kind"), ck.get("format"), "int8" if ck.get("int8") else None) if x)},
+        {"key": "checkpoint sha256", "value": short(ck.get("sha256")), "title": ck.get("sha256", ""), "mono": True},
+        {"key": "labels", "value": f"{len(ck.get('labels') or [])} from {ck.get('labels_source', '?')}"},
+        {"key": "golden", "value": f"{gd.get('name', '?')} · {gd.get('rows', '?')} rows · {len(gd.get('files') or {})} files · MANIFEST {man}", "title": gd.get("path", "")},
+        {"key": "golden sha256", "value": short(gd.get("sha256")), "title": gd.get("sha256", ""), "mono": True},
+        {"key": "tokenizer sha256", "value": short(tk.get("sha256")), "title": f"{tk.get('sha256', '')} ({tk.get('source', '')}) {tk.get('path', '')}", "mono": True},
+        {"key": "profile", "value": pf.get("name", "?"), "title": pf.get("description", "")},
+        {"key": "decode", "value": f"transitions {dc.get('transitions', '?')} · padding {dc.get('padding', '?')} · max {dc.get('max_length', '?')} pieces"},
+    ]
+    if scheme:
+        items.append({"key": "bucket scheme", "value": scheme})
+    if adversarial_mode:
+        items.append({"key": "adversarial", "value": adversarial_mode, "title": ADVERSARIAL_DEFINITIONS.get(adversarial_mode, "")})
+    commit = meta.get("mweval_git_commit")
+    items.append({"key": "mweval", "value": f"{meta.get('mweval_version', '?')} (run) · {__version__} (report)" + (f" · {commit[:10]}" if commit else "")})
+    started = (meta.get("timings") or {}).get("started_at")
+    if started:
+        items.append({"key": "run started", "value": started})
+    return items
+
+
+def warning_items(warnings: list[str]) -> list[dict]:
+    return [{"text": w, "loud": w.upper().startswith("OUT OF DISTRIBUTION")} for w in warnings or []]
+
+
+def headline_numbers(metrics: dict) -> dict:
+    """Rows: macro F1, micro F1, exact match, mean token confidence, entries; cols: views + Δ."""
+    views = [metrics[v] for v in VIEWS]
+    has = [bool(m.get("entries")) for m in views]
+
+    def row(label, get, note_fn=None, delta=True, fmt=pct):
+        cells = []
+        for m, ok in zip(views, has, strict=True):
+            v = get(m) if ok else None
+            cells.append({"text": fmt(v) if v is not None else "—", "note": note_fn(m) if note_fn and ok else ""})
+        d = None
+        if delta and has[0] and has[1]:
+            d = get(views[1]) - get(views[0])
+        return {"label": label, "cells": cells, "delta": d, "has_delta": delta}
+
+    def denom(m):
+        return f"over {len(m['macro_f1_denominator']['tags'])} tags"
+
+    return {
+        "columns": [VIEW_TITLES[v] for v in VIEWS],
+        "rows": [
+            row("macro F1", lambda m: m["macro_f1"], denom),
+            row("micro F1", lambda m: m["micro"]["f1"]),
+            row("exact match", lambda m: m["exact_match"]),
+            row("mean token conf.", lambda m: m["mean_token_confidence"]),
+            row("entries", lambda m: m["entries"], delta=False, fmt=lambda x: f"{x:,}"),
+        ],
+        "macro_rule": views[0]["macro_f1_denominator"]["rule"],
+    }
+
+
+def per_tag_rows(metrics: dict, tags: list[str]) -> list[dict]:
+    rows = []
+    for tag in tags:
+        groups = []
+        for v in VIEWS:
+            t = metrics[v]["per_tag"].get(tag)
+            if not t or (t["support"] == 0 and t["tp"] + t["fp"] == 0):
+                groups.append({"empty": True, "support": t["support"] if t else 0, "fp": t["fp"] if t else 0})
+            else:
+                groups.append({"empty": False, **t})
+        fa = metrics["all"]["per_tag"][tag]
+        fe = metrics["excluding_adversarial"]["per_tag"][tag]
+        d = fe["f1"] - fa["f1"] if not groups[0]["empty"] and not groups[1]["empty"] else None
+        rows.append({"tag": tag, "anchor": anchor("tag", tag), "groups": groups, "delta": d})
+    return rows
+
+
+def bar(counts: dict[str, int], total: int, width: int, href: dict[str, str] | None = None) -> dict:
+    """A stacked horizontal bar: segments in the given (count-descending) order."""
+    segs, x = [], 0.0
+    for cat, n in counts.items():
+        w = width * n / total if total else 0
+        segs.append({
+            "cat": cat,
+            "count": n,
+            "share": n / total if total else 0,
+            "x": round(x, 2),
+            "w": round(w, 2),
+            "color": CATEGORY_COLORS.get(cat, FALLBACK_COLOR),
+            "href": (href or {}).get(cat),
+        })
+        x += w
+    return {"segments": segs, "total": total, "width": width}
+
+
+def spread(items: list, cap: int) -> list:
+    """Up to `cap` items evenly spaced over the list (deterministic; covers every file)."""
+    n = len(items)
+    if n <= cap:
+        return list(items)
+    return [items[i * n // cap] for i in range(cap)]
+
+
+def example(d, e: ErrorRecord) -> dict:
+    p = d.run.predictions[e.entry]
+    pl = pred_line(p, e.tag)
+    return {
+        "id": p["id"],
+        "tag": e.tag,
+        "file": p.get("file") or "",
+        "country": p.get("country") or "",
+        "ckey": p.get("country") or "(none)",
+        "adv": bool(d.view_mask["adversarial_only"][e.entry]),
+        "kind": e.kind,
+        "primary": e.primary,
+        "cats": list(e.categories or (e.primary,)),
+        "other_tag": e.other_tag,
+        "gold": e.gold,
+        "pred": e.pred,
+        "notes": p.get("notes") or "",
+        "gold_line": gold_line(p["raw"], e.gold),
+        "pred_line": pl,
+        "truncated": bool(p.get("truncated")),
+        "bidi": bool(_BIDI_CONTROLS.search(p["raw"])),
+    }
+
+
+def tag_blocks(d, csv_name: str, cap: int) -> tuple[list[dict], dict]:
+    by_key: dict[tuple[str, str, str], list[ErrorRecord]] = defaultdict(list)
+    for e in d.errors:
+        by_key[(e.tag, e.kind, e.primary)].append(e)
+    b_all = d.buckets["all"]
+    order = [h["tag"] for h in d.headline] + [t for t in d.tags if t not in {h["tag"] for h in d.headline}]
+    m = d.metrics["all"]["per_tag"]
+    filt = {"tag": set(), "cats": set(), "file": set(), "country": set()}
+    blocks = []
+    shown_total = 0
+    for tag in order:
+        kinds = []
+        for kind in ("FN", "FP"):
+            b = b_all[tag][kind]
+            sections = []
+            for i, (cat, n) in enumerate(b["primary"].items()):
+                errs = by_key.get((tag, kind, cat), [])
+                rows = [example(d, e) for e in spread(errs, cap)]
+                shown_total += len(rows)
+                for r in rows:
+                    filt["file"].add(r["file"])
+                    filt["country"].add(r["ckey"])
+                    filt["cats"].update(r["cats"])
+                sections.append({
+                    "cat": cat,
+                    "count": n,
+                    "share": n / b["total"] if b["total"] else 0,
+                    "color": CATEGORY_COLORS.get(cat, FALLBACK_COLOR),
+                    "anchor": anchor("ex", tag, kind, cat),
+                    "rows": rows,
+                    "more": len(errs) - len(rows),
+                    "open": i == 0,
+                })
+            hrefs = {s["cat"]: "#" + s["anchor"] for s in sections}
+            kinds.append({
+                "kind": kind,
+                "total": b["total"],
+                "bar": bar(b["primary"], b["total"], 560, hrefs),
+                "secondary": b["secondary"],
+                "num_confused_with": b["num_confused_with"],
+                "sections": sections,
+            })
+        if any(k["total"] for k in kinds):
+            filt["tag"].add(tag)
+        blocks.append({"tag": tag, "anchor": anchor("tag", tag), "kinds": kinds, "metrics": m[tag],
+                       "errors": sum(k["total"] for k in kinds)})
+    filters = {
+        "tag": [t for t in order if t in filt["tag"]],
+        "cats": [c for c in (*d.categories, "non_latin") if c in filt["cats"]] + sorted(filt["cats"] - set(d.categories) - {"non_latin"}),
+        "file": sorted(filt["file"]),
+        "country": sorted(filt["country"]),
+        "shown": shown_total,
+    }
+    return blocks, filters
+
+
+def audit(meta: dict) -> dict:
+    a = meta.get("audit") or {}
+    return {
+        "outside": a.get("gold_tags_outside_labels") or {},
+        "not_in_raw": a.get("values_not_in_raw", 0),
+        "case_only": a.get("values_case_only_in_raw", 0),
+        "not_in_raw_examples": a.get("values_not_in_raw_examples") or [],
+        "unreachable": a.get("unreachable_under_profile", 0),
+        "unreachable_examples": a.get("unreachable_examples") or [],
+        "duplicates": a.get("duplicate_rows", 0),
+        "manifest": a.get("manifest") or (meta.get("golden") or {}).get("manifest") or {},
+        "profile": (meta.get("profile") or {}).get("name", "?"),
+    }
+
+
+def diagnose_context(d, csv_name: str, cap: int = EXAMPLE_CAP) -> dict:
+    meta = d.run.meta
+    blocks, filters = tag_blocks(d, csv_name, cap)
+    categories = list(d.categories)
+    rules = RULES[d.scheme]
+    cats_for_rules = categories + [c for c in rules if c not in categories]
+    n_adv = int(d.view_mask["adversarial_only"].sum())
+    return {
+        "title": f"{d.run.label} on {meta.get('golden', {}).get('name', '?')} — mweval diagnose",
+        "heading": d.run.label,
+        "subheading": f"on {meta.get('golden', {}).get('name', '?')} · profile {d.run.profile.name} · buckets {d.scheme}",
+        "provenance": provenance(meta, d.scheme, d.adversarial_mode),
+        "profile_name": d.run.profile.name,
+        "profile_description": (meta.get("profile") or {}).get("description", ""),
+        "warnings": warning_items(meta.get("warnings") or []),
+        "headline": [
+            {**h, "anchor": anchor("tag", h["tag"]), "f1": d.metrics["all"]["per_tag"][h["tag"]]["f1"],
+             "fn_color": CATEGORY_COLORS.get((h.get("fn_top") or {}).get("category"), FALLBACK_COLOR),
+             "fp_color": CATEGORY_COLORS.get((h.get("fp_top") or {}).get("category"), FALLBACK_COLOR),
+             "fn_href": "#" + anchor("ex", h["tag"], "FN", h["fn_top"]["category"]) if h.get("fn_top") else None,
+             "fp_href": "#" + anchor("ex", h["tag"], "FP", h["fp_top"]["category"]) if h.get("fp_top") else None}
+            for h in d.headline
+        ],
+        "numbers": headline_numbers(d.metrics),
+        "view_titles": [VIEW_TITLES[v] for v in VIEWS],
+        "per_tag": per_tag_rows(d.metrics, d.tags),
+        "blocks": blocks,
+        "filters": filters,
+        "n_errors": len(d.errors),
+        "cap": cap,
+        "csv_name": csv_name,
+        "csv_href": quote(csv_name),
+        "audit": audit(meta),
+        "rules": [{"cat": c, "rule": rules[c], "color": CATEGORY_COLORS.get(c, FALLBACK_COLOR)} for c in cats_for_rules if c in rules],
+        "scheme": d.scheme,
+        "adversarial": {"mode": d.adversarial_mode, "definition": ADVERSARIAL_DEFINITIONS.get(d.adversarial_mode, d.adversarial_mode), "count": n_adv,
+                        "entries": len(d.run.predictions)},
+        "colors": CATEGORY_COLORS,
+        "version": __version__,
+        "run_path": str(d.run.path),
+        "low_conf": LOW_CONFIDENCE,
+    }
+
+
+def render_diagnose_html(d, csv_name: str, cap: int = EXAMPLE_CAP) -> str:
+    return environment().get_template("diagnose.html.j2").render(**diagnose_context(d, csv_name, cap))
+
+
+def render_diagnose(d, path, csv_name: str) -> None:
+    """Write the diagnose report for `d` to `path` (atomically); `csv_name` is the error table
+    written beside it, linked relatively for the examples beyond the cap."""
+    atomic_write_text(Path(path), render_diagnose_html(d, csv_name))
