@@ -418,5 +418,7 @@ def golden_validate(name):
     sys.exit(1 if problems else 0)
 
 
+from mailwoman_eval import cli_runs  # noqa: E402,F401  (registers sweep and parity)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

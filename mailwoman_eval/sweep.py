@@ -1,0 +1,699 @@
+"""Every checkpoint of a training run on one golden set: which step should ship, and was the
+verdict measured at a fair learning rate? (`mweval sweep`, design.md Decisions "Sweep").
+
+The v0.4.0 postmortem's meta-bug: a 3000-step cosine smoke "passed" a stability criterion
+measured while its LR was near zero, and the recipe diverged in the full run at peak LR. So every
+sweep states the LR of each evaluated step, and the cosine-tail guard says loudly when the drift
+window sat under a decayed LR.
+
+LR per step: `RUN/train_log.csv` (`step`, `lr`; the row with that step, else linear
+interpolation between its neighbours, said in `lr_source`), else the §10.4 schedule from the
+step's `training_state.json` (`config.train.learning_rate`, `warmup_steps`, `max_steps`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailwoman_eval import __version__
+from mailwoman_eval.checkpoints.backend import cpu_count
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.fsutil import atomic_write_text, prepare_output_dir
+from mailwoman_eval.metrics import VIEWS
+
+SCHEMA = "mweval.sweep/1"
+STEP_RE = re.compile(r"^step-(\d+)$")
+MARKER = "sweep.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# the run directory
+
+
+@dataclass(frozen=True)
+class StepDir:
+    step: int
+    path: Path
+
+    @property
+    def out_name(self) -> str:
+        return f"step-{self.step:06d}"
+
+
+def resolve_run_dir(spec: str) -> Path:
+    """An existing directory, else a run name under --ckpt-root / MWEVAL_CKPT_PATH / bundled demo runs."""
+    from mailwoman_eval.checkpoints.resolve import ckpt_search_levels
+
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        return p
+    if p.exists():
+        raise MwevalError("a training run is a directory of step-* checkpoints, not a file", where=spec)
+    if not spec.startswith(("/", "./", "../", "~")):
+        for _level, roots in ckpt_search_levels():
+            for root in roots:
+                if (root / spec).is_dir():
+                    return root / spec
+    raise MwevalError("training run directory does not exist", where=spec)
+
+
+def find_steps(run_dir: Path) -> list[StepDir]:
+    """`step-N` dirs holding config.json and pytorch_model.bin, by step number (§1.1).
+
+    HEAD's half-written `.tmp-step-N/` dirs and steps without weights are skipped."""
+    steps = []
+    for d in run_dir.iterdir():
+        m = STEP_RE.match(d.name)
+        if m and d.is_dir() and (d / "config.json").is_file() and (d / "pytorch_model.bin").is_file():
+            steps.append(StepDir(int(m.group(1)), d))
+    if not steps:
+        raise MwevalError("no step-* checkpoint directories with config.json and pytorch_model.bin", where=str(run_dir))
+    steps.sort(key=lambda s: s.step)
+    dup = [a.step for a, b in zip(steps, steps[1:], strict=False) if a.step == b.step]
+    if dup:
+        raise MwevalError(f"two checkpoint directories for step {dup[0]} (e.g. step-{dup[0]} and step-{dup[0]:06d})", where=str(run_dir))
+    return steps
+
+
+# ---------------------------------------------------------------------------------------------
+# learning rate
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """upstream train.py: linear warmup, then cosine to zero at max_steps (upstream-formats.md §10.4)."""
+
+    learning_rate: float
+    warmup_steps: int
+    max_steps: int
+
+    def lr(self, step: int) -> float:
+        peak, warmup = self.learning_rate, self.warmup_steps
+        if step < warmup:
+            return peak * step / warmup
+        span = self.max_steps - warmup
+        progress = min(1.0, (step - warmup) / span) if span > 0 else 1.0  # past max_steps: stays at 0
+        return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def to_json(self) -> dict:
+        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps, "max_steps": self.max_steps}
+
+
+def read_schedule(step_dir: Path) -> Schedule | None:
+    """`training_state.json` config.train; None when absent or incomplete."""
+    path = step_dir / "training_state.json"
+    if not path.is_file():
+        return None
+    try:
+        train = json.loads(path.read_text(encoding="utf-8"))["config"]["train"]
+        sched = Schedule(float(train["learning_rate"]), int(train["warmup_steps"]), int(train["max_steps"]))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+    if not (sched.learning_rate > 0 and sched.warmup_steps >= 0 and sched.max_steps > 0):
+        return None
+    return sched
+
+
+def read_train_log(path: Path) -> dict[int, float]:
+    """step -> lr from upstream's `train_log.csv`; rows with an empty lr are skipped; for a step
+    logged twice (a resumed run appends) the last row wins."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise MwevalError(f"unreadable train_log.csv ({e})", where=str(path)) from None
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "step" not in reader.fieldnames or "lr" not in reader.fieldnames:
+        raise MwevalError("train_log.csv has no `step` and `lr` columns", where=str(path))
+    out: dict[int, float] = {}
+    for n, row in enumerate(reader, start=2):
+        step, lr = (row.get("step") or "").strip(), (row.get("lr") or "").strip()
+        if not step or not lr:
+            continue
+        try:
+            s, v = int(float(step)), float(lr)
+        except ValueError:
+            raise MwevalError(f"train_log.csv: step {step!r} / lr {lr!r} is not a number", where=f"{path}:{n}") from None
+        if not math.isfinite(v) or v < 0:
+            raise MwevalError(f"train_log.csv: lr {lr!r} is not a finite non-negative number", where=f"{path}:{n}")
+        out[s] = v
+    return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True)
+class StepLR:
+    step: int
+    lr: float | None
+    source: str  # "train_log.csv" | "train_log.csv (interpolated …)" | "schedule (…)" | "unknown"
+
+
+def interpolate(log: dict[int, float], step: int) -> tuple[float, str] | None:
+    if step in log:
+        return log[step], "train_log.csv"
+    below = [s for s in log if s < step]
+    above = [s for s in log if s > step]
+    if not below or not above:
+        return None
+    a, b = max(below), min(above)
+    lr = log[a] + (log[b] - log[a]) * (step - a) / (b - a)
+    return lr, f"train_log.csv (step not logged; interpolated between steps {a} and {b})"
+
+
+@dataclass
+class LRInfo:
+    points: list[StepLR]
+    peak: float | None
+    peak_source: str
+    log_path: Path | None
+    log: dict[int, float]
+    schedule: Schedule | None
+
+    def to_json(self) -> dict:
+        return {
+            "peak": self.peak,
+            "peak_source": self.peak_source,
+            "train_log": str(self.log_path) if self.log_path else None,
+            "schedule": self.schedule.to_json() if self.schedule else None,
+            "sources": sorted({p.source for p in self.points}),
+        }
+
+
+def learning_rates(run_dir: Path, steps: list[StepDir]) -> LRInfo:
+    log_path = run_dir / "train_log.csv"
+    log = read_train_log(log_path) if log_path.is_file() else {}
+    schedules = {s.step: read_schedule(s.path) for s in steps}
+    fallback = next((schedules[s.step] for s in reversed(steps) if schedules[s.step]), None)
+    points = []
+    for s in steps:
+        hit = interpolate(log, s.step) if log else None
+        if hit is not None:
+            points.append(StepLR(s.step, hit[0], hit[1]))
+            continue
+        sched = schedules[s.step] or fallback
+        if sched is not None:
+            where = "its" if schedules[s.step] else "another step's"
+            why = "; step outside train_log.csv" if log else ""
+            points.append(StepLR(s.step, sched.lr(s.step), f"schedule §10.4 ({where} training_state.json{why})"))
+        else:
+            points.append(StepLR(s.step, None, "unknown"))
+    if log:
+        peak, peak_source = max(log.values()), "max lr in train_log.csv"
+    elif fallback is not None:
+        peak = max(sc.learning_rate for sc in schedules.values() if sc)
+        peak_source = "schedule peak (training_state.json learning_rate)"
+    else:
+        peak, peak_source = None, "unknown (no train_log.csv, no training_state.json)"
+    return LRInfo(points, peak, peak_source, log_path if log else None, log, fallback)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation (one process per step, reusing the run cache)
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    profile: str = "runtime"
+    view: str = "excluding_adversarial"
+    tokenizer: str | None = None
+    engine: str = "numpy"
+    window: int = 5
+    lr_floor: float = 0.6
+    jobs: int | None = None
+    min_peak: float | None = None
+    max_drift: float | None = None
+    verdict: bool = False
+    use_cache: bool = True
+    force: bool = False
+
+
+def _evaluate_step(step_dir: str, golden_path: str, golden_name: str, opts: SweepOptions, out: str, threads: int) -> dict:
+    """Worker: evaluate one checkpoint into `out` (or copy the cached run) and return its numbers."""
+    from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
+    from mailwoman_eval.evaluate import EvalOptions, evaluate
+    from mailwoman_eval.golden import load_golden
+    from mailwoman_eval.profiles import get_profile
+
+    gset = load_golden(Path(golden_path), golden_name)
+    eo = EvalOptions(profile=get_profile(opts.profile), tokenizer=opts.tokenizer, engine=opts.engine, threads=threads,
+                     use_cache=opts.use_cache, force=True)
+    run = evaluate(resolve_checkpoint(step_dir), gset, eo, Path(out))
+    m = run.meta
+    return {
+        "tags": m["tags"],
+        "views": m["metrics"]["views"],
+        "checkpoint_sha256": m["checkpoint"]["sha256"],
+        "tokenizer": m["tokenizer"],
+        "golden": {k: m["golden"][k] for k in ("name", "sha256", "rows")},
+        "transitions": m["decode"]["transitions"],
+        "cache": m["timings"].get("cache", "miss"),
+        "seconds": m["timings"].get("total_s"),
+        "warnings": m["warnings"],
+    }
+
+
+def evaluate_steps(
+    steps: list[StepDir],
+    golden_path: Path,
+    golden_name: str,
+    opts: SweepOptions,
+    runs_dir: Path,
+    log: Callable[[str], None],
+) -> dict[int, dict]:
+    jobs = opts.jobs if opts.jobs is not None else min(2, len(steps))
+    jobs = max(1, min(jobs, len(steps)))
+    threads = max(1, cpu_count() // jobs)
+    args = {s.step: (str(s.path), str(golden_path), golden_name, opts, str(runs_dir / s.out_name), threads) for s in steps}
+    results: dict[int, dict] = {}
+
+    def done(step: int, r: dict) -> None:
+        results[step] = r
+        macro = r["views"][opts.view]["macro_f1"]
+        log(f"  step {step}: macro F1 {macro:.4f} ({opts.view}; {r['cache']} cache, {len(results)}/{len(steps)})")
+
+    if jobs == 1:
+        for s in steps:
+            done(s.step, _evaluate_step(*args[s.step]))
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn, not fork: the parent may hold onnxruntime / BLAS thread pools that fork would copy mid-state
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_evaluate_step, *args[s.step]): s.step for s in steps}
+        for f in as_completed(futures):
+            done(futures[f], f.result())
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# peaks, drift, guard, verdict
+
+
+def _argmax_first(values: list[float | None]) -> int | None:
+    best = None
+    for i, v in enumerate(values):
+        if v is not None and (best is None or v > values[best]):
+            best = i
+    return best
+
+
+def _drift(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return round(max(vals) - min(vals), 6) if vals else None
+
+
+def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str]) -> dict:
+    """Peaks, drift over the last `window` evaluated steps, the cosine-tail guard and the verdict."""
+    k = min(opts.window, len(rows))
+    win = rows[-k:]
+    macro = [r["macro_f1"] for r in rows]
+    pi = _argmax_first(macro)
+    peaks = {"macro_f1": {"step": rows[pi]["step"], "f1": macro[pi]}, "per_tag": {}}
+    drift_tags = {}
+    for t in tags:
+        series = [r["f1"].get(t) for r in rows]
+        i = _argmax_first(series)
+        peaks["per_tag"][t] = {"step": rows[i]["step"], "f1": series[i]} if i is not None else None
+        drift_tags[t] = _drift([r["f1"].get(t) for r in win])
+    drift = {"window": k, "window_requested": opts.window, "steps": [r["step"] for r in win],
+             "macro_f1": _drift([r["macro_f1"] for r in win]), "per_tag": drift_tags}
+
+    # cosine-tail guard
+    floor_lr = opts.lr_floor * lr.peak if lr.peak is not None else None
+    below = [r["step"] for r in win if floor_lr is not None and r["lr"] is not None and r["lr"] < floor_lr]
+    unknown = [r["step"] for r in win if r["lr"] is None]
+    if opts.lr_floor <= 0:
+        status, msg = "disabled", "cosine-tail guard disabled (--lr-floor 0)"
+    elif below:
+        low = min((r for r in win if r["step"] in below), key=lambda r: r["lr"])
+        status = "fired"
+        msg = (
+            f"COSINE-TAIL GUARD: {len(below)} of {k} steps in the drift window (steps {win[0]['step']}–{win[-1]['step']}) "
+            f"ran at LR below {opts.lr_floor:.0%} of peak ({lr.peak:.3g}; lowest {low['lr']:.3g} = "
+            f"{low['lr'] / lr.peak:.0%} at step {low['step']}). The verdict measured stability under a decayed LR, "
+            f"not the recipe: use a constant LR for the verdict window, or a max_steps that keeps the window "
+            f"above {opts.lr_floor:.0%} of peak."
+        )
+    elif unknown or floor_lr is None:
+        status = "unknown"
+        which = ", ".join(str(s) for s in (unknown or [r["step"] for r in win]))
+        msg = (
+            f"COSINE-TAIL GUARD CANNOT CHECK: LR unknown for steps {which} (no train_log.csv row and no "
+            f"training_state.json schedule), so a decayed-LR window cannot be ruled out; --lr-floor 0 disables the guard"
+        )
+    else:
+        status = "clear"
+        msg = f"LR stayed at or above {opts.lr_floor:.0%} of peak ({lr.peak:.3g}) throughout the drift window"
+    guard = {"status": status, "fired": status == "fired", "lr_floor": opts.lr_floor, "peak_lr": lr.peak,
+             "threshold_lr": floor_lr, "steps_below_floor": below, "steps_lr_unknown": unknown, "message": msg}
+
+    rules = {}
+    if opts.min_peak is not None:
+        rules["min_peak"] = {"threshold": opts.min_peak, "value": macro[pi], "pass": macro[pi] >= opts.min_peak,
+                             "text": f"peak macro F1 {macro[pi]:.4f} (step {rows[pi]['step']}) ≥ {opts.min_peak:.4f}"}
+    if opts.max_drift is not None:
+        d = drift["macro_f1"]
+        rules["max_drift"] = {"threshold": opts.max_drift, "value": d, "pass": d <= opts.max_drift,
+                              "text": f"drift of macro F1 over the last {k} steps {d:.4f} ≤ {opts.max_drift:.4f}"}
+    reasons = [f"rule failed: {r['text'].replace('≥', 'is not ≥').replace('≤', 'is not ≤')}" for r in rules.values() if not r["pass"]]
+    if status in ("fired", "unknown"):
+        reasons.append(msg)
+    result = "FAIL" if reasons else "PASS"
+    verdict = {
+        "requested": opts.verdict,
+        "result": result,
+        "reasons": reasons,
+        "exit_code": 1 if opts.verdict and result == "FAIL" else 0,
+        "note": None if opts.verdict else "no --verdict: reported only, exit 0",
+    }
+    return {"peaks": peaks, "drift": drift, "guard": guard, "rules": rules, "verdict": verdict}
+
+
+# ---------------------------------------------------------------------------------------------
+# the sweep
+
+
+def sweep(
+    run_spec: str,
+    golden: str,
+    opts: SweepOptions,
+    out: Path | None = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> tuple[dict, Path]:
+    """Evaluate every step of a run, write OUT/runs/step-N/, sweep.csv, sweep.html, sweep.json."""
+    from mailwoman_eval.checkpoints.resolve import find_tokenizer, resolve_checkpoint
+    from mailwoman_eval.golden import load_golden, resolve_golden
+    from mailwoman_eval.profiles import get_profile
+
+    if opts.view not in VIEWS:
+        raise MwevalError(f"unknown view {opts.view!r}; choose one of {', '.join(VIEWS)}")
+    if opts.window < 1:
+        raise MwevalError("--window must be at least 1")
+    get_profile(opts.profile)
+    t0 = time.perf_counter()
+    run_dir = resolve_run_dir(run_spec)
+    steps = find_steps(run_dir)
+    gpath, gname = resolve_golden(golden)
+    load_golden(gpath, gname)  # bad golden input fails here, before any worker starts
+    for s in steps:  # a missing tokenizer fails before any work is done
+        find_tokenizer(resolve_checkpoint(str(s.path)), opts.tokenizer)
+    lr = learning_rates(run_dir, steps)
+    run_name = run_dir.resolve().name
+    if out is None:
+        out = Path("reports") / f"sweep__{run_name}__{gname.replace('/', '-')}"
+    created = not out.exists()
+    prepare_output_dir(out, MARKER, opts.force)
+    log(f"mweval sweep: {run_name}, {len(steps)} checkpoints on {gname}, profile {opts.profile}")
+    try:
+        doc = _sweep_into(out, run_dir, run_name, steps, gpath, gname, lr, opts, log, t0)
+    except BaseException:
+        if created:  # no half-written sweep (that a rerun would refuse without --force) is left behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return doc, out
+
+
+def _sweep_into(out: Path, run_dir: Path, run_name: str, steps: list[StepDir], gpath: Path, gname: str, lr: LRInfo,
+                opts: SweepOptions, log: Callable[[str], None], t0: float) -> dict:
+    results = evaluate_steps(steps, gpath, gname, opts, out / "runs", log)
+
+    tags: list[str] = []
+    for s in steps:
+        tags += [t for t in results[s.step]["tags"] if t not in tags]
+    rows = []
+    for s, p in zip(steps, lr.points, strict=True):
+        r = results[s.step]
+        v = r["views"][opts.view]
+        rows.append({
+            "step": s.step,
+            "checkpoint": str(s.path),
+            "run_dir": f"runs/{s.out_name}",
+            "lr": p.lr,
+            "lr_source": p.source,
+            "lr_fraction_of_peak": round(p.lr / lr.peak, 6) if p.lr is not None and lr.peak else None,
+            "macro_f1": v["macro_f1"],
+            "entries": v["entries"],
+            "f1": {t: (v["per_tag"][t]["f1"] if t in v["per_tag"] and v["per_tag"][t]["support"] > 0 else None) for t in tags},
+            "support": {t: v["per_tag"].get(t, {}).get("support", 0) for t in tags},
+            "checkpoint_sha256": r["checkpoint_sha256"],
+            "cache": r["cache"],
+        })
+    first = results[steps[0].step]
+    goldens = {results[s.step]["golden"]["sha256"] for s in steps}
+    if len(goldens) != 1:  # cannot happen from one golden path, but the numbers would not compare
+        raise MwevalError("runs of this sweep were scored on different golden files")
+    warnings = sorted({w for s in steps for w in results[s.step]["warnings"]})
+    interp = [p.step for p in lr.points if "interpolated" in p.source]
+    if interp:
+        warnings.append(f"LR of steps {', '.join(map(str, interp))} interpolated between train_log.csv rows")
+    judged = judge(rows, lr, opts, tags)
+    doc = {
+        "schema": SCHEMA,
+        "mweval_version": __version__,
+        "run": {"name": run_name, "path": str(run_dir)},
+        "golden": first["golden"],
+        "profile": opts.profile,
+        "view": opts.view,
+        "tokenizer": first["tokenizer"],
+        "transitions": first["transitions"],
+        "tags": tags,
+        "options": {"window": opts.window, "lr_floor": opts.lr_floor, "min_peak": opts.min_peak,
+                    "max_drift": opts.max_drift, "verdict": opts.verdict},
+        "lr": lr.to_json(),
+        "steps": rows,
+        **judged,
+        "warnings": warnings,
+        "timings": {"total_s": round(time.perf_counter() - t0, 3),
+                    "cache_hits": sum(r["cache"] == "hit" for r in rows), "evaluated": len(rows)},
+    }
+    atomic_write_text(out / "sweep.csv", to_csv(doc))
+    atomic_write_text(out / "sweep.html", render_html(doc, lr))
+    atomic_write_text(out / MARKER, json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+    return doc
+
+
+def to_csv(doc: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["step", "lr", "lr_source", "macro_f1", *doc["tags"]])
+    for r in doc["steps"]:
+        lr = "" if r["lr"] is None else f"{r['lr']:.10g}"
+        w.writerow([r["step"], lr, r["lr_source"], f"{r['macro_f1']:.6f}",
+                    *["" if r["f1"][t] is None else f"{r['f1'][t]:.6f}" for t in doc["tags"]]])
+    return buf.getvalue()
+
+
+def console_summary(doc: dict) -> str:
+    from mailwoman_eval.console import table
+
+    rows = []
+    for r in doc["steps"]:
+        frac = r["lr_fraction_of_peak"]
+        rows.append([r["step"], "?" if r["lr"] is None else f"{r['lr']:.3g}", "?" if frac is None else f"{frac:.0%}",
+                     f"{r['macro_f1']:.4f}", "*" if r["step"] in doc["drift"]["steps"] else "", r["lr_source"]])
+    lines = [f"{doc['run']['name']} on {doc['golden']['name']} — profile {doc['profile']}, macro F1 view {doc['view']}",
+             table(["step", "lr", "of peak", "macro F1", "window", "lr source"], rows, align="rrrrll")]
+    pk, dr = doc["peaks"]["macro_f1"], doc["drift"]
+    lines.append(f"peak macro F1 {pk['f1']:.4f} at step {pk['step']}; drift over the last {dr['window']} steps "
+                 f"{dr['macro_f1']:.4f} (max − min)")
+    g = doc["guard"]
+    lines.append(("!!! " if g["status"] in ("fired", "unknown") else "") + g["message"])
+    for r in doc["rules"].values():
+        lines.append(f"{'pass' if r['pass'] else 'FAIL'}: {r['text']}")
+    v = doc["verdict"]
+    lines.append(f"verdict {v['result']}" + ("" if v["requested"] else " (not enforced: no --verdict, exit 0)"))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# the HTML page (view model here; markup in report/templates/sweep.html.j2)
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+           "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd")
+CHART_W, MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 900, 58, 24, 12, 34
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks, v = [], first
+    while v <= hi + 1e-9 * step:
+        ticks.append(round(v, 12))
+        v += step
+    return ticks
+
+
+class _Scale:
+    def __init__(self, lo: float, hi: float, a: float, b: float):
+        if hi <= lo:
+            lo, hi = lo - 1, hi + 1
+        self.lo, self.hi, self.a, self.b = lo, hi, a, b
+
+    def __call__(self, v: float) -> float:
+        return round(self.a + (v - self.lo) / (self.hi - self.lo) * (self.b - self.a), 2)
+
+
+def _segments(xs: list[float], ys: list[float | None]) -> list[str]:
+    """SVG polyline point strings, broken where a value is missing."""
+    out, cur = [], []
+    for x, y in zip(xs, ys, strict=True):
+        if y is None:
+            if cur:
+                out.append(" ".join(cur))
+            cur = []
+        else:
+            cur.append(f"{x},{y}")
+    if cur:
+        out.append(" ".join(cur))
+    return out
+
+
+def _x_axis(doc: dict, height: int) -> tuple[_Scale, list[dict]]:
+    steps = [r["step"] for r in doc["steps"]]
+    lo, hi = min(steps), max(steps)
+    if lo == hi:
+        lo, hi = lo - 1, hi + 1
+    pad = (hi - lo) * 0.03
+    x = _Scale(lo - pad, hi + pad, MARGIN_L, CHART_W - MARGIN_R)
+    ticks = steps if len(steps) <= 12 else [t for t in nice_ticks(lo, hi, 8) if lo <= t <= hi]
+    return x, [{"x": x(t), "label": f"{t:g}"} for t in ticks]
+
+
+def _window_band(doc: dict, x: _Scale) -> dict:
+    ws = doc["drift"]["steps"]
+    a, b = x(ws[0]), x(ws[-1])
+    if b - a < 10:
+        a, b = a - 5, b + 5
+    return {"x": a, "w": round(b - a, 2), "title": f"drift window: last {len(ws)} evaluated steps ({ws[0]}–{ws[-1]})"}
+
+
+def f1_chart(doc: dict, height: int = 320) -> dict:
+    x, xticks = _x_axis(doc, height)
+    rows = doc["steps"]
+    tags = [t for t in doc["tags"] if any(r["f1"][t] is not None for r in rows)]
+    vals = [r["macro_f1"] for r in rows] + [r["f1"][t] for r in rows for t in tags if r["f1"][t] is not None]
+    lo = max(0.0, math.floor((min(vals) - 0.02) * 20) / 20)
+    hi = min(1.0, math.ceil((max(vals) + 0.02) * 20) / 20)
+    y = _Scale(lo, hi, height - MARGIN_B, MARGIN_T)
+    xs = [x(r["step"]) for r in rows]
+    series = []
+    for k, t in enumerate(tags):
+        ys = [y(r["f1"][t]) if r["f1"][t] is not None else None for r in rows]
+        pk = doc["peaks"]["per_tag"].get(t)
+        series.append({
+            "name": t, "color": PALETTE[k % len(PALETTE)], "width": 1.6, "cls": "tag",
+            "lines": _segments(xs, ys),
+            "dots": [{"x": xx, "y": yy, "peak": pk is not None and r["step"] == pk["step"],
+                      "title": f"{t} · step {r['step']} · F1 {r['f1'][t] * 100:.2f}"}
+                     for xx, yy, r in zip(xs, ys, rows, strict=True) if yy is not None],
+        })
+    mk = doc["peaks"]["macro_f1"]
+    ys = [y(r["macro_f1"]) for r in rows]
+    series.append({
+        "name": "macro F1", "color": "#111", "width": 3.2, "cls": "macro", "lines": _segments(xs, ys),
+        "dots": [{"x": xx, "y": yy, "peak": r["step"] == mk["step"], "title": f"macro F1 · step {r['step']} · {r['macro_f1'] * 100:.2f}"}
+                 for xx, yy, r in zip(xs, ys, rows, strict=True)],
+    })
+    yticks = [{"y": y(t), "label": f"{t * 100:.0f}" if abs(t * 100 - round(t * 100)) < 1e-6 else f"{t * 100:.1f}"}
+              for t in nice_ticks(lo, hi, 5)]
+    return {"width": CHART_W, "height": height, "x0": MARGIN_L, "x1": CHART_W - MARGIN_R, "y0": height - MARGIN_B,
+            "y1": MARGIN_T, "xticks": xticks, "yticks": yticks, "series": series, "band": _window_band(doc, x),
+            "ylabel": "F1 (%)"}
+
+
+def lr_chart(doc: dict, lr: LRInfo, height: int = 200) -> dict | None:
+    rows = doc["steps"]
+    known = [r["lr"] for r in rows if r["lr"] is not None]
+    if not known and not lr.log:
+        return None
+    x, xticks = _x_axis(doc, height)
+    peak = lr.peak or max(known)
+    y = _Scale(0.0, peak * 1.08, height - MARGIN_B, MARGIN_T)
+    lo, hi = x.lo, x.hi
+    if lr.log:
+        pts = [(s, v) for s, v in lr.log.items() if lo <= s <= hi]
+        curve_source = "train_log.csv"
+    elif lr.schedule is not None:
+        pts = [(lo + (hi - lo) * i / 200, 0.0) for i in range(201)]
+        pts = [(s, lr.schedule.lr(int(round(s)))) for s, _ in pts if s >= 0]
+        curve_source = "§10.4 schedule"
+    else:
+        pts, curve_source = [], None
+    curve = " ".join(f"{x(s)},{y(v)}" for s, v in pts)
+    floor = doc["guard"]["threshold_lr"]
+    dots = []
+    for r in rows:
+        if r["lr"] is None:
+            continue
+        low = floor is not None and r["lr"] < floor
+        dots.append({"x": x(r["step"]), "y": y(r["lr"]), "low": low,
+                     "title": f"step {r['step']} · LR {r['lr']:.3g}" + (f" ({r['lr'] / peak:.0%} of peak)" if peak else "")
+                     + f" · {r['lr_source']}"})
+    yticks = [{"y": y(t), "label": f"{t:.2g}"} for t in nice_ticks(0.0, peak * 1.08, 4)]
+    return {"width": CHART_W, "height": height, "x0": MARGIN_L, "x1": CHART_W - MARGIN_R, "y0": height - MARGIN_B,
+            "y1": MARGIN_T, "xticks": xticks, "yticks": yticks, "curve": curve, "curve_source": curve_source,
+            "dots": dots, "band": _window_band(doc, x),
+            "floor": {"y": y(floor), "label": f"{doc['guard']['lr_floor']:.0%} of peak"} if floor is not None and doc["guard"]["lr_floor"] > 0 else None,
+            "peak": {"y": y(peak), "label": f"peak {peak:.3g}"}}
+
+
+def page_context(doc: dict, lr: LRInfo) -> dict:
+    rows = doc["steps"]
+    tags = doc["tags"]
+    last = rows[-1]
+    tag_rows = []
+    colors = {t: PALETTE[k % len(PALETTE)] for k, t in enumerate([t for t in tags if any(r["f1"][t] is not None for r in rows)])}
+    for t in tags:
+        pk = doc["peaks"]["per_tag"].get(t)
+        tag_rows.append({"tag": t, "color": colors.get(t), "support": last["support"][t], "peak": pk,
+                         "last": last["f1"][t], "drift": doc["drift"]["per_tag"][t],
+                         "from_peak": (last["f1"][t] - pk["f1"]) if pk and last["f1"][t] is not None else None})
+    g = doc["guard"]
+    prov = [
+        {"key": "run", "value": doc["run"]["name"], "title": doc["run"]["path"]},
+        {"key": "golden", "value": f"{doc['golden']['name']} · {doc['golden']['rows']} rows", "title": doc["golden"]["sha256"]},
+        {"key": "golden sha256", "value": doc["golden"]["sha256"][:12], "title": doc["golden"]["sha256"], "mono": True},
+        {"key": "profile", "value": doc["profile"]},
+        {"key": "macro F1 view", "value": doc["view"].replace("_", " ")},
+        {"key": "tokenizer sha256", "value": doc["tokenizer"]["sha256"][:12], "title": doc["tokenizer"]["path"], "mono": True},
+        {"key": "transitions", "value": doc["transitions"]},
+        {"key": "LR from", "value": "; ".join(doc["lr"]["sources"])},
+        {"key": "peak LR", "value": "unknown" if lr.peak is None else f"{lr.peak:.3g} ({lr.peak_source})"},
+        {"key": "checkpoints", "value": f"{len(rows)} steps ({rows[0]['step']}–{rows[-1]['step']}), {doc['timings']['cache_hits']} from cache"},
+    ]
+    v = doc["verdict"]
+    return {
+        "title": f"{doc['run']['name']} on {doc['golden']['name']} — mweval sweep",
+        "version": __version__,
+        "doc": doc,
+        "provenance": prov,
+        "warnings": [{"text": w, "loud": False} for w in doc["warnings"]],
+        "guard": g,
+        "guard_loud": g["status"] in ("fired", "unknown"),
+        "verdict": v,
+        "f1_chart": f1_chart(doc),
+        "lr_chart": lr_chart(doc, lr),
+        "tag_rows": tag_rows,
+        "colors": colors,
+        "rows": rows,
+        "tags": tags,
+        "window_steps": set(doc["drift"]["steps"]),
+    }
+
+
+def render_html(doc: dict, lr: LRInfo) -> str:
+    from mailwoman_eval.report.render import environment
+
+    return environment().get_template("sweep.html.j2").render(**page_context(doc, lr))

@@ -1,0 +1,132 @@
+"""`mweval parity`: the tiny checkpoint against its own fp32 / int8 ONNX exports and a perturbed copy."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import GOLDEN_ROOT, REPO, TINY, TINY_STEP, TOKENIZER_V010
+
+from mailwoman_eval.cli import main
+
+TEST_SET = str(GOLDEN_ROOT / "v0.1.2" / "test")
+FP32 = TINY / "onnx" / "model.onnx"
+INT8 = TINY / "onnx" / "model.int8.onnx"
+DEMO = REPO / "demo" / "runs" / "baseline"
+
+
+def parity(*args, ckpt=TINY_STEP, tokenizer=TOKENIZER_V010):
+    base = ["parity", "--ckpt", ckpt, "--golden", TEST_SET, "-q"] + (["--tokenizer", tokenizer] if tokenizer else [])
+    return CliRunner().invoke(main, [str(a) for a in base + list(args)], catch_exceptions=False)
+
+
+def rule_exit(doc: dict) -> int:
+    """The issue's rule, recomputed from the measured figures."""
+    th = doc["thresholds"]
+    for a in doc["artifacts"]:
+        if a["int8"]:
+            if any(abs(r["delta_pp"]) > th["max_delta_pp"] for r in a["f1"].values() if r["support"] >= th["min_support"]):
+                return 1
+        elif a["agreement"]["pieces_pct"] < th["min_agreement_pct"]:
+            return 1
+    return 0
+
+
+def test_fp32_export_agrees_with_the_checkpoint(tmp_path, shared):
+    out = tmp_path / "p"
+    r = parity("--onnx", FP32, "--out", out)
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "parity.json").read_text())
+    (a,) = doc["artifacts"]
+    assert a["kind"] == "fp32" and not a["int8"] and a["verdict"] == "PASS"
+    assert a["agreement"]["pieces_pct"] >= 99.9
+    assert a["logits"]["max_abs_diff"] < 1e-3
+    assert all(abs(v["delta_pp"]) < 1e-9 for v in a["f1"].values())
+    assert doc["decode"]["transitions"] == "learned"  # the checkpoint's CRF, not the sidecar beside the ONNX
+    assert a["sidecar_crf_max_abs_diff"] is not None and a["sidecar_crf_max_abs_diff"] < 1e-6
+    assert doc["golden"]["rows"] == 456
+    assert a["gated_tags"] == [t for t, v in a["f1"].items() if v["support"] >= 30]
+    md = (out / "parity.md").read_text()
+    assert "model.onnx" in md and "PASS" in md
+    assert "pieces agree" in r.output and "PASS" in r.output
+
+
+def test_int8_drift_is_reported_and_exit_follows_the_rule(tmp_path, shared):
+    out = tmp_path / "p"
+    r = parity("--onnx", FP32, "--onnx", INT8, "--out", out)
+    doc = json.loads((out / "parity.json").read_text())
+    fp32, int8 = doc["artifacts"]
+    assert int8["kind"] == "int8" and int8["int8"] and int8["padding"] == "pad-to-128"
+    assert 98.0 < int8["agreement"]["pieces_pct"] < 100.0  # int8 drift: some pieces decode differently
+    assert int8["logits"]["max_abs_diff"] > 1e-3
+    assert fp32["agreement"]["pieces_pct"] >= 99.9
+    assert r.exit_code == rule_exit(doc) == doc["exit_code"], r.output
+    # a bar tighter than the measured drift fails it
+    worst = int8["max_abs_delta_pp_gated"]
+    if worst > 0:
+        r = parity("--onnx", INT8, "--max-delta-pp", worst / 2, "--out", tmp_path / "q")
+        assert r.exit_code == 1, r.output
+
+
+def test_perturbed_onnx_fails(tmp_path, shared):
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    model = onnx.load(str(FP32))
+    (init,) = [i for i in model.graph.initializer if i.name.endswith("classifier.bias")]
+    bias = numpy_helper.to_array(init)
+    noisy = bias + np.random.default_rng(0).normal(0.0, 1.0, bias.shape).astype(bias.dtype)
+    init.CopyFrom(numpy_helper.from_array(noisy, init.name))
+    bad = tmp_path / "perturbed" / "model.onnx"
+    bad.parent.mkdir()
+    onnx.save(model, str(bad))
+    out = tmp_path / "p"
+    r = parity("--onnx", bad, "--out", out)
+    assert r.exit_code == 1, r.output
+    (a,) = json.loads((out / "parity.json").read_text())["artifacts"]
+    assert a["kind"] == "fp32" and a["verdict"] == "FAIL"
+    assert a["agreement"]["pieces_pct"] < 99.9 and "piece agreement" in a["reasons"][0]
+    assert a["labels_source"].startswith("checkpoint")  # nothing beside the copy: the checkpoint's list
+    assert a["agreement"]["examples"]
+
+
+def test_label_list_beside_the_onnx_must_match_the_checkpoint(tmp_path, shared):
+    d = tmp_path / "swapped"
+    d.mkdir()
+    shutil.copyfile(FP32, d / "model.onnx")
+    side = json.loads((TINY / "onnx" / "crf-transitions.json").read_text())
+    side["labels"][1], side["labels"][3] = side["labels"][3], side["labels"][1]
+    (d / "crf-transitions.json").write_text(json.dumps(side))
+    r = CliRunner().invoke(main, ["parity", "--ckpt", str(TINY_STEP), "--onnx", str(d / "model.onnx"), "--golden", TEST_SET,
+                                  "--tokenizer", str(TOKENIZER_V010), "--out", str(tmp_path / "p"), "-q"])
+    assert r.exit_code == 2 and "label list" in r.output
+    assert not (tmp_path / "p").exists()
+
+
+def test_bad_inputs_exit_2(tmp_path, shared):
+    r = CliRunner().invoke(main, ["parity", "--ckpt", str(FP32), "--onnx", str(FP32), "--golden", TEST_SET,
+                                  "--tokenizer", str(TOKENIZER_V010), "--out", str(tmp_path / "a"), "-q"])
+    assert r.exit_code == 2 and "PyTorch checkpoint" in r.output
+    r = CliRunner().invoke(main, ["parity", "--ckpt", str(TINY_STEP), "--onnx", str(tmp_path / "nope.onnx"), "--golden",
+                                  TEST_SET, "--tokenizer", str(TOKENIZER_V010), "--out", str(tmp_path / "b"), "-q"])
+    assert r.exit_code == 2 and "not found" in r.output
+
+
+def test_json_flag_prints_the_document(tmp_path, shared):
+    r = parity("--onnx", FP32, "--json", "--out", tmp_path / "p")
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    assert doc["schema"] == "mweval.parity/1" and doc["artifacts"][0]["name"] == "model.onnx"
+
+
+@pytest.mark.skipif(not (DEMO / "onnx" / "model.onnx").is_file(), reason="bundled demo run not trained yet (demo/runs/baseline)")
+def test_demo_checkpoint_matches_its_own_fp32_and_int8_exports(tmp_path):
+    ckpt = sorted(DEMO.glob("step-*/pytorch_model.bin"))[-1].parent  # scripts/train_demo.py exports its last (ship) step
+    out = tmp_path / "p"
+    r = CliRunner().invoke(main, ["parity", "--ckpt", str(ckpt), "--onnx", str(DEMO / "onnx" / "model.onnx"), "--onnx",
+                                  str(DEMO / "onnx" / "model.int8.onnx"), "--golden", "demo-v1", "--out", str(out), "-q"])
+    doc = json.loads((out / "parity.json").read_text())
+    assert r.exit_code == 0, r.output
+    assert doc["artifacts"][0]["agreement"]["pieces_pct"] >= 99.9
+    assert [a["kind"] for a in doc["artifacts"]] == ["fp32", "int8"]

@@ -1,0 +1,259 @@
+"""`mweval sweep`: LR per step (train_log.csv, interpolation, §10.4 schedule), drift window,
+cosine-tail guard, verdict exit codes, and the written page/CSV/JSON."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import GOLDEN_ROOT, REPO, TINY, TINY_STEP, TOKENIZER_V010
+
+from mailwoman_eval.cli import main
+from mailwoman_eval.sweep import (
+    Schedule,
+    find_steps,
+    interpolate,
+    learning_rates,
+    read_schedule,
+    read_train_log,
+)
+
+TEST_SET = str(GOLDEN_ROOT / "v0.1.2" / "test")
+DEMO = REPO / "demo" / "runs"
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def sweep_args(run_dir, out, *extra):
+    args = ["sweep", run_dir, "--golden", TEST_SET, "--tokenizer", TOKENIZER_V010, "--out", out, "--jobs", "1", "-q", *extra]
+    return [str(a) for a in args]
+
+
+def make_run(root: Path, steps, log_rows=None, state=True) -> Path:
+    """A training run whose step-* dirs all hold the tiny checkpoint (same weights: the run cache
+    makes every step after the first a cache hit), with an optional synthetic train_log.csv."""
+    root.mkdir(parents=True)
+    for s in steps:
+        d = root / f"step-{s:06d}"
+        d.mkdir()
+        for name in ("config.json", "pytorch_model.bin") + (("training_state.json",) if state else ()):
+            shutil.copyfile(TINY_STEP / name, d / name)
+    if log_rows is not None:
+        lines = ["step,wall_seconds,train_loss,lr,val_loss,val_macro_f1"]
+        lines += [f"{s},{s / 10:.1f},0.5,{lr:.8f},," for s, lr in log_rows]
+        (root / "train_log.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+COSINE = Schedule(learning_rate=1e-3, warmup_steps=100, max_steps=1000)
+
+
+# ---------------------------------------------------------------------------------------------
+# the acceptance command
+
+
+def test_tiny_v040_verdict_flags_the_decayed_lr_window_and_exits_1(tmp_path, shared):
+    out = tmp_path / "sweep"
+    r = run_cli("sweep", TINY, "--golden", TEST_SET, "--tokenizer", TOKENIZER_V010, "--verdict", "--out", out)
+    assert r.exit_code == 1, r.output
+    doc = json.loads((out / "sweep.json").read_text())
+    assert [s["step"] for s in doc["steps"]] == [150, 300]
+    assert [s["lr_source"] for s in doc["steps"]] == ["train_log.csv", "train_log.csv"]
+    assert doc["steps"][1]["lr"] == 0.0
+    assert doc["guard"]["fired"] and doc["guard"]["steps_below_floor"] == [150, 300]
+    assert doc["drift"]["window"] == 2 and doc["drift"]["steps"] == [150, 300]
+    assert doc["verdict"]["result"] == "FAIL" and doc["verdict"]["exit_code"] == 1
+    assert "COSINE-TAIL GUARD" in r.output and "decayed LR" in r.output
+    for s in ("step-000150", "step-000300"):
+        assert json.loads((out / "runs" / s / "run.json").read_text())["golden"]["rows"] == 456
+    html = (out / "sweep.html").read_text()
+    assert "COSINE-TAIL GUARD" in html and "<svg" in html and "<polyline" in html
+    assert "http://" not in html and "https://" not in html and " src=" not in html
+    with open(out / "sweep.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:4] == ["step", "lr", "lr_source", "macro_f1"]
+    assert list(rows[0])[4:] == doc["tags"]
+    assert [int(x["step"]) for x in rows] == [150, 300]
+    assert float(rows[1]["macro_f1"]) == pytest.approx(doc["steps"][1]["macro_f1"], abs=1e-6)
+    run = json.loads((out / "runs" / "step-000300" / "run.json").read_text())
+    assert doc["steps"][1]["macro_f1"] == run["metrics"]["views"]["excluding_adversarial"]["macro_f1"]
+
+
+def test_without_verdict_the_guard_is_reported_but_exit_is_0(tmp_path, shared):
+    out = tmp_path / "sweep"
+    r = run_cli(*sweep_args(TINY, out))
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc["guard"]["fired"] and doc["verdict"]["exit_code"] == 0 and not doc["verdict"]["requested"]
+    assert "COSINE-TAIL GUARD" in r.output
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic runs: cosine tail vs constant LR
+
+
+def test_cosine_window_in_the_tail_triggers_the_guard(tmp_path, shared):
+    steps = [100, 200, 300, 400, 500, 600, 800, 1000]
+    run = make_run(tmp_path / "cosine", steps, [(s, COSINE.lr(s)) for s in range(0, 1001, 50)])
+    out = tmp_path / "out"
+    r = run_cli(*sweep_args(run, out, "--verdict", "--max-drift", "0.01"))
+    assert r.exit_code == 1, r.output
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc["drift"]["steps"] == [400, 500, 600, 800, 1000]
+    assert doc["drift"]["macro_f1"] == 0.0  # identical weights: perfectly "stable"...
+    assert doc["rules"]["max_drift"]["pass"]
+    assert doc["guard"]["fired"]  # ...but measured under a decayed LR
+    assert doc["guard"]["steps_below_floor"] == [500, 600, 800, 1000]  # 400 sits at 75% of peak, 500 at 59%
+    assert doc["lr"]["peak"] == pytest.approx(1e-3)
+    assert doc["timings"]["cache_hits"] == len(steps) - 1
+
+
+def test_constant_lr_log_does_not_trigger_the_guard(tmp_path, shared):
+    steps = [200, 400, 600, 800, 1000]
+    run = make_run(tmp_path / "const", steps, [(s, 1e-3) for s in range(0, 1001, 100)])
+    out = tmp_path / "out"
+    r = run_cli(*sweep_args(run, out, "--verdict", "--max-drift", "0.01", "--min-peak", "0.5"))
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc["guard"]["status"] == "clear" and not doc["guard"]["fired"]
+    assert doc["verdict"]["result"] == "PASS"
+    assert all(s["lr"] == 1e-3 and s["lr_fraction_of_peak"] == 1.0 for s in doc["steps"])
+    # a failing rule still fails the verdict
+    r = run_cli(*sweep_args(run, out, "--verdict", "--min-peak", "0.99"))
+    assert r.exit_code == 1, r.output
+    assert not json.loads((out / "sweep.json").read_text())["rules"]["min_peak"]["pass"]
+
+
+def test_window_only_looks_at_the_last_steps(tmp_path, shared):
+    """Warmup steps below the floor are outside a --window 2 that sits at peak LR."""
+    log = [(100, 1e-4), (200, 2e-4), (300, 1e-3), (400, 1e-3)]
+    run = make_run(tmp_path / "run", [100, 200, 300, 400], log)
+    out = tmp_path / "out"
+    assert run_cli(*sweep_args(run, out, "--verdict", "--window", "2")).exit_code == 0
+    assert run_cli(*sweep_args(run, out, "--verdict", "--window", "3")).exit_code == 1
+
+
+def test_lr_of_an_unlogged_step_is_interpolated_and_said_so(tmp_path, shared):
+    run = make_run(tmp_path / "run", [250, 300], [(200, 1e-3), (300, 5e-4)])
+    info = learning_rates(run, find_steps(run))
+    p250, p300 = info.points
+    assert p250.lr == pytest.approx(7.5e-4) and "interpolated between steps 200 and 300" in p250.source
+    assert p300.lr == 5e-4 and p300.source == "train_log.csv"
+    assert interpolate({200: 1e-3}, 100) is None  # outside the log: no extrapolation
+    out = tmp_path / "out"
+    assert run_cli(*sweep_args(run, out, "--lr-floor", "0.4")).exit_code == 0
+    doc = json.loads((out / "sweep.json").read_text())
+    assert any("interpolated" in w for w in doc["warnings"])
+    with open(out / "sweep.csv", newline="") as f:
+        assert "interpolated" in list(csv.DictReader(f))[0]["lr_source"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the §10.4 schedule fallback
+
+
+def test_schedule_formula_reproduces_the_upstream_train_log(shared):
+    """upstream-formats.md §10.4: tiny-v040/train_log.csv fits the formula exactly (the log prints
+    8 decimals, so the formula is rounded to the log's precision before comparing)."""
+    sched = read_schedule(TINY_STEP)
+    assert sched == Schedule(learning_rate=0.002, warmup_steps=30, max_steps=300)
+    log = read_train_log(TINY / "train_log.csv")
+    assert len(log) == 12
+    for step, lr in log.items():
+        assert round(sched.lr(step), 8) == pytest.approx(lr, rel=1e-6, abs=1e-12), step
+        assert sched.lr(step) == pytest.approx(lr, abs=5e-9)
+
+
+def test_without_train_log_the_schedule_gives_the_lr(tmp_path, shared):
+    run = make_run(tmp_path / "run", [150, 300])  # training_state.json of tiny: lr 2e-3, warmup 30, max 300
+    out = tmp_path / "out"
+    r = run_cli(*sweep_args(run, out, "--verdict"))
+    assert r.exit_code == 1, r.output
+    doc = json.loads((out / "sweep.json").read_text())
+    log = read_train_log(TINY / "train_log.csv")
+    for s in doc["steps"]:
+        assert s["lr_source"].startswith("schedule")
+        assert round(s["lr"], 8) == pytest.approx(log[s["step"]], rel=1e-6, abs=1e-12)
+    assert doc["lr"]["peak"] == 0.002 and "schedule" in doc["lr"]["peak_source"]
+    assert doc["guard"]["fired"]
+
+
+def test_unknown_lr_cannot_pass_a_verdict_unless_the_guard_is_disabled(tmp_path, shared):
+    run = make_run(tmp_path / "run", [100, 200], state=False)
+    out = tmp_path / "out"
+    r = run_cli(*sweep_args(run, out, "--verdict"))
+    assert r.exit_code == 1, r.output
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc["guard"]["status"] == "unknown" and doc["steps"][0]["lr_source"] == "unknown"
+    r = run_cli(*sweep_args(run, out, "--verdict", "--lr-floor", "0"))
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "sweep.json").read_text())["guard"]["status"] == "disabled"
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input, page safety, process pool
+
+
+def test_bad_inputs_exit_2(tmp_path, shared):
+    empty = tmp_path / "empty"
+    (empty / "step-000100").mkdir(parents=True)  # no weights: not a checkpoint
+    r = CliRunner().invoke(main, sweep_args(empty, tmp_path / "o1"))
+    assert r.exit_code == 2 and "no step-* checkpoint" in r.output
+    run = make_run(tmp_path / "run", [100], [(100, 1e-3)])
+    (run / "train_log.csv").write_text("step,lr\n100,abc\n")
+    r = CliRunner().invoke(main, sweep_args(run, tmp_path / "o2"))
+    assert r.exit_code == 2 and "train_log.csv" in r.output
+    r = CliRunner().invoke(main, sweep_args(tmp_path / "missing", tmp_path / "o3"))
+    assert r.exit_code == 2
+    broken = make_run(tmp_path / "broken", [100, 200], [(100, 1e-3), (200, 1e-3)])
+    (broken / "step-000200" / "pytorch_model.bin").write_bytes(b"not a torch file")
+    r = CliRunner().invoke(main, sweep_args(broken, tmp_path / "o4"))
+    assert r.exit_code == 2 and "step-000200" in r.output
+    assert not (tmp_path / "o4").exists()  # no half-written sweep left behind
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.txt").write_text("not mine")
+    run2 = make_run(tmp_path / "run2", [100], [(100, 1e-3)])
+    r = CliRunner().invoke(main, sweep_args(run2, other))
+    assert r.exit_code == 2 and "--force" in r.output
+
+
+def test_run_name_is_escaped_in_the_page(tmp_path, shared):
+    run = make_run(tmp_path / "r<b>&x", [100], [(100, 1e-3)])
+    out = tmp_path / "out"
+    assert run_cli(*sweep_args(run, out)).exit_code == 0
+    html = (out / "sweep.html").read_text()
+    assert "r&lt;b&gt;&amp;x" in html and "r<b>&x" not in html
+
+
+def test_process_pool_gives_the_same_numbers(tmp_path, shared):
+    run = make_run(tmp_path / "run", [100, 200], [(100, 1e-3), (200, 1e-3)])
+    a = run_cli(*sweep_args(run, tmp_path / "a", "--no-cache"))
+    b = run_cli("sweep", run, "--golden", TEST_SET, "--tokenizer", TOKENIZER_V010, "--out", tmp_path / "b", "--jobs", "2",
+                "--no-cache", "-q")
+    assert a.exit_code == b.exit_code == 0
+    assert (tmp_path / "a" / "sweep.csv").read_text() == (tmp_path / "b" / "sweep.csv").read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# the bundled demo runs (skipped until they are trained)
+
+
+def _demo_ready() -> bool:
+    return all((DEMO / r / "onnx" / "model.onnx").is_file() and any((DEMO / r).glob("step-*/pytorch_model.bin"))
+               for r in ("baseline", "regressed"))
+
+
+@pytest.mark.skipif(not _demo_ready(), reason="bundled demo runs not trained yet (demo/runs/{baseline,regressed})")
+@pytest.mark.parametrize("run", ["baseline", "regressed"])
+def test_sweep_over_the_demo_runs_writes_the_page(tmp_path, run):
+    out = tmp_path / run
+    r = run_cli("sweep", DEMO / run, "--golden", "demo-v1", "--out", out, "-q")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "sweep.json").read_text())
+    assert len(doc["steps"]) >= 1 and doc["steps"][0]["lr_source"] != "unknown"
+    assert "<svg" in (out / "sweep.html").read_text()
