@@ -69,8 +69,8 @@ def ckpt_options(fn):
         click.option("--labels", default=None, help="Label list for ONNX models without a model card (file or comma list)."),
         click.option("--pad-to", "pad_to", default="auto", type=click.Choice(["auto", "128", "own"]), show_default=True,
                      help="ONNX feeding: auto = 128 for int8 graphs (what ships), within-batch otherwise."),
-        click.option("--engine", default="numpy", type=click.Choice(["numpy", "torch"]), show_default=True,
-                     help="Engine for PyTorch checkpoints (numpy needs no torch)."),
+        click.option("--engine", default="onnx", type=click.Choice(["onnx", "numpy", "torch"]), show_default=True,
+                     help="Engine for PyTorch checkpoints: onnx (graph built from the weights; fastest) and numpy need no torch."),
         click.option("--ckpt-root", "ckpt_roots", multiple=True, help="Extra root to look up checkpoint names in."),
         click.option("--no-cache", is_flag=True, help="Do not reuse or store cached runs."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes on stderr."),
@@ -153,7 +153,7 @@ def optional_ckpt_options(fn):
         click.option("--tokenizer", default=None),
         click.option("--labels", default=None),
         click.option("--pad-to", "pad_to", default="auto", type=click.Choice(["auto", "128", "own"]), show_default=True),
-        click.option("--engine", default="numpy", type=click.Choice(["numpy", "torch"]), show_default=True),
+        click.option("--engine", default="onnx", type=click.Choice(["onnx", "numpy", "torch"]), show_default=True),
         click.option("--ckpt-root", "ckpt_roots", multiple=True),
         click.option("--no-cache", is_flag=True),
         click.option("--quiet", "-q", is_flag=True),
@@ -231,7 +231,7 @@ def eval_options_for_compare(fn):
         click.option("--tokenizer", default=None),
         click.option("--labels", default=None),
         click.option("--pad-to", "pad_to", default="auto", type=click.Choice(["auto", "128", "own"]), show_default=True),
-        click.option("--engine", default="numpy", type=click.Choice(["numpy", "torch"]), show_default=True),
+        click.option("--engine", default="onnx", type=click.Choice(["onnx", "numpy", "torch"]), show_default=True),
         click.option("--ckpt-root", "ckpt_roots", multiple=True),
         click.option("--no-cache", is_flag=True),
         click.option("--quiet", "-q", is_flag=True),
@@ -259,7 +259,7 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
     import json as _json
 
     from mailwoman_eval.compare import compare, markdown
-    from mailwoman_eval.fsutil import atomic_write_text, prepare_output_dir
+    from mailwoman_eval.fsutil import atomic_write_text, output_dir
 
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
     cand_run = run_or_ckpt(cand, golden, eval_args, quiet)
@@ -268,16 +268,16 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
                 allow_mismatch=allow_mismatch)
     safe = lambda s: s.replace("/", "-")  # noqa: E731
     out_dir = Path(out) if out else Path("reports") / f"compare__{safe(cand_run.label)}__vs__{safe(base_run.label)}"
-    prepare_output_dir(out_dir, "compare.json", force)
     md = markdown(c)
-    atomic_write_text(out_dir / "compare.md", md)
     try:
         from mailwoman_eval.report.render import render_compare
     except ImportError:
         render_compare = None
-    if render_compare is not None:
-        render_compare(c, base_run, cand_run, out_dir / "compare.html")
-    atomic_write_text(out_dir / "compare.json", _json.dumps(c, ensure_ascii=False, indent=2) + "\n")
+    with output_dir(out_dir, "compare.json", force):
+        atomic_write_text(out_dir / "compare.md", md)
+        if render_compare is not None:
+            render_compare(c, base_run, cand_run, out_dir / "compare.html")
+        atomic_write_text(out_dir / "compare.json", _json.dumps(c, ensure_ascii=False, indent=2) + "\n")
     if c["mismatch"]:
         click.echo("warning: MISMATCH — " + "; ".join(c["mismatch"]), err=True)
     click.echo(md, nl=False)
@@ -298,7 +298,7 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     """CI gate on per-tag F1 deltas: exit 0 pass, 1 regression (or WARN with --strict), 2 bad input."""
     import json as _json
 
-    from mailwoman_eval.fsutil import atomic_write_text, prepare_output_dir
+    from mailwoman_eval.fsutil import atomic_write_text, output_dir
     from mailwoman_eval.gate import gate, junit_xml, load_thresholds, markdown
 
     th = load_thresholds(thresholds)
@@ -307,11 +307,11 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     base_run = run_or_ckpt(baseline, golden, eval_args, quiet, partner=cand_run)
     v = gate(base_run, cand_run, th, seed=seed, adversarial=adversarial, allow_mismatch=allow_mismatch)
     out_dir = Path(out)
-    prepare_output_dir(out_dir, "verdict.json", force)
     md = markdown(v)
-    atomic_write_text(out_dir / "summary.md", md)
-    atomic_write_text(out_dir / "junit.xml", junit_xml(v, strict))
-    atomic_write_text(out_dir / "verdict.json", _json.dumps(v, ensure_ascii=False, indent=2) + "\n")
+    with output_dir(out_dir, "verdict.json", force):
+        atomic_write_text(out_dir / "summary.md", md)
+        atomic_write_text(out_dir / "junit.xml", junit_xml(v, strict))
+        atomic_write_text(out_dir / "verdict.json", _json.dumps(v, ensure_ascii=False, indent=2) + "\n")
     click.echo(md, nl=False)
     failing = [f"{t} ({view})" for view, rows in v["results"].items() for t, r in rows.items()
                if r["verdict"] == "FAIL" or (strict and r["verdict"] == "WARN")]
@@ -382,11 +382,11 @@ def golden_verify(name, strict):
     elif m.status == "ok":
         click.echo(f"{gname}: manifest OK ({m.manifest})")
     else:
+        msg = f"{gname}: manifest mismatch ({len(m.problems)} problems, {m.manifest})"
+        if strict:  # the error is the one stderr line, so it carries the problems itself
+            raise MwevalError(f"{msg}: " + "; ".join(m.problems))
         for p in m.problems:
             click.echo(f"warning: {p}", err=True)
-        msg = f"{gname}: manifest mismatch ({len(m.problems)} problems, {m.manifest})"
-        if strict:
-            raise MwevalError(msg)
         click.echo(msg)
 
 

@@ -15,8 +15,15 @@ import numpy as np
 from mailwoman_eval import __version__
 from mailwoman_eval.align import gold_bio
 from mailwoman_eval.checkpoints.resolve import CheckpointRef, find_tokenizer, load_backend
-from mailwoman_eval.decode import build_transitions, components_from_labels, softmax, trim_boundary, viterbi_batch
+from mailwoman_eval.decode import (
+    build_transitions,
+    components_from_labels,
+    softmax,
+    trim_boundary,
+    viterbi_batch,
+)
 from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.fsutil import check_output_dir
 from mailwoman_eval.golden import GoldenSet
 from mailwoman_eval.labels import tags_from_labels
 from mailwoman_eval.metrics import (
@@ -29,7 +36,16 @@ from mailwoman_eval.metrics import (
     summarize_views,
 )
 from mailwoman_eval.profiles import Profile
-from mailwoman_eval.run import SCHEMA, cache_key, cached_run_dir, git_commit, load_run, store_in_cache, write_run
+from mailwoman_eval.run import (
+    RUN_FILE,
+    SCHEMA,
+    cache_key,
+    cached_run_dir,
+    git_commit,
+    load_run,
+    store_in_cache,
+    write_run,
+)
 from mailwoman_eval.tokenizer import MAX_LENGTH, Tokenizer
 
 ProgressFactory = Callable[[int, str], "object"]
@@ -41,7 +57,7 @@ class EvalOptions:
     tokenizer: str | None = None
     labels: str | None = None
     pad_to: str = "auto"
-    engine: str = "numpy"
+    engine: str = "onnx"
     threads: int | None = None
     workers: int | None = None
     use_cache: bool = True
@@ -123,6 +139,7 @@ def evaluate(
     """Evaluate and write the run directory `out`; returns the loaded Run."""
     t0 = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    check_output_dir(out, RUN_FILE, opts.force)  # refuse now, not after the whole evaluation
     tok_path, tok_source = find_tokenizer(ref, opts.tokenizer)
     tokenizer = Tokenizer(tok_path)
     backend = load_backend(ref, labels=opts.labels, pad_to=opts.pad_to, engine=opts.engine, threads=opts.threads, workers=opts.workers)

@@ -6,10 +6,20 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mailwoman_eval.errors import MwevalError
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -37,12 +47,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are shared like any file
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):  # disk full, quota, I/O error: the user's to fix, not a bug
+            raise MwevalError(f"cannot write: {e.strerror or e}", where=str(path)) from None
         raise
 
 
@@ -54,12 +67,8 @@ def atomic_write_lines(path: str | os.PathLike, lines: Iterable[str]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
-def prepare_output_dir(out: Path, marker: str, force: bool) -> None:
-    """Check `out` may receive an mweval output whose marker file is `marker`.
-
-    design.md Decisions: an existing directory holding an output of the same kind is replaced;
-    a non-empty directory that does not is refused unless `force`.
-    """
+def check_output_dir(out: Path, marker: str, force: bool) -> None:
+    """Refuse early (before minutes of work) an `out` that `prepare_output_dir` would refuse."""
     if out.exists() and not out.is_dir():
         raise MwevalError("output path exists and is not a directory", where=str(out))
     if out.is_dir() and any(out.iterdir()) and not (out / marker).exists() and not force:
@@ -67,12 +76,40 @@ def prepare_output_dir(out: Path, marker: str, force: bool) -> None:
             f"output directory is not empty and holds no mweval {marker}; refusing to write (use --force)",
             where=str(out),
         )
+    base = out
+    while not base.exists() and base.parent != base:
+        base = base.parent
+    if base != out and (not base.is_dir() or not os.access(base, os.W_OK | os.X_OK)):
+        raise MwevalError(f"cannot create output directory: {base} is not a writable directory", where=str(out))
+
+
+def prepare_output_dir(out: Path, marker: str, force: bool) -> None:
+    """Check `out` may receive an mweval output whose marker file is `marker`, and create it.
+
+    design.md Decisions: an existing directory holding an output of the same kind is replaced;
+    a non-empty directory that does not is refused unless `force`.
+    """
+    check_output_dir(out, marker, force)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MwevalError(f"cannot create output directory: {e.strerror}", where=str(out)) from None
     if not os.access(out, os.W_OK):
         raise MwevalError("output directory is not writable", where=str(out))
+
+
+@contextmanager
+def output_dir(out: Path, marker: str, force: bool) -> Iterator[Path]:
+    """`prepare_output_dir`, then the caller's writes; if they fail, a directory this call
+    created is removed, so no half-written output (that a rerun would refuse) is left behind."""
+    created = not out.exists()
+    prepare_output_dir(out, marker, force)
+    try:
+        yield out
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def replace_dir_atomically(staging: Path, final: Path) -> None:

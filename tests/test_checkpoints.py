@@ -42,7 +42,7 @@ def test_v040_size_checkpoint_has_the_real_parameter_count(shared):
     assert b.labels_source == "config.json id2label" and len(b.labels) == 21
 
 
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
+@pytest.mark.parametrize("engine", ["onnx", "numpy", "torch"])
 def test_tiny_fp32_logits_equal_upstream_onnx_export_and_decodes_match(test_ids, engine):
     if engine == "torch":
         pytest.importorskip("torch")

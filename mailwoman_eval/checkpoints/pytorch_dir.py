@@ -1,7 +1,9 @@
 """Upstream PyTorch checkpoint directories: `config.json` + `pytorch_model.bin` (upstream-formats.md §1).
 
-Two engines run the same weights: `numpy` (default; no torch import, see numpy_encoder.py) and
-`torch` (the upstream-compatible nn.Module in model.py). Both load the state dict strictly.
+Three engines run the same weights, none needs torch except `torch`: `onnx` (default: the encoder
+graph built from the state dict and run by onnxruntime, see onnx_build.py — the fastest here),
+`numpy` (numpy_encoder.py) and `torch` (the upstream-compatible nn.Module in model.py). All load
+the state dict strictly and agree with upstream's own ONNX export to ≤ 1e-4 (tests).
 """
 
 from __future__ import annotations
@@ -47,16 +49,23 @@ def read_config(path: Path) -> dict:
             raise MwevalError(f"config.json key {k!r} must be a positive integer", where=str(path))
     if cfg["hidden_size"] % cfg["num_attention_heads"]:
         raise MwevalError("hidden_size is not divisible by num_attention_heads", where=str(path))
+    pad = cfg.get("pad_token_id")
+    if pad is not None and (not isinstance(pad, int) or isinstance(pad, bool) or not 0 <= pad < cfg["vocab_size"]):
+        raise MwevalError("config.json pad_token_id must be null or an integer in 0..vocab_size-1", where=str(path))
     return cfg
 
 
 def labels_from_config(cfg: dict, where: str) -> tuple[list[str], str]:
     id2label = cfg.get("id2label")
     if id2label:
+        if not isinstance(id2label, dict):
+            raise MwevalError("config.json id2label is not an object of id -> label", where=where)
         try:
             labels = [id2label[str(i)] for i in range(len(id2label))]
         except KeyError:
             raise MwevalError("config.json id2label keys are not 0..N-1", where=where) from None
+        if not all(isinstance(x, str) and x for x in labels):
+            raise MwevalError("config.json id2label values must be non-empty strings", where=where)
         source = "config.json id2label"
     else:
         labels = list(V040_LABELS)
@@ -124,6 +133,11 @@ def check_state_dict(state: dict[str, np.ndarray], cfg: dict, where: str) -> Non
         problems.append(f"shape mismatches: {', '.join(wrong[:6])}{' …' if len(wrong) > 6 else ''}")
     if problems:
         raise MwevalError("state dict does not match config.json — " + "; ".join(problems), where=where)
+    # A diverged run saves NaN weights: they decode to all-O (or NaN confidences) without a word.
+    # (-inf is fine: the CRF mask buffers hold it by design.)
+    nan = [k for k, v in state.items() if v.dtype.kind == "f" and np.isnan(v).any()]
+    if nan:
+        raise MwevalError(f"weights contain NaN (diverged training?): {', '.join(nan[:8])}{' …' if len(nan) > 8 else ''}", where=where)
 
 
 def crf_from_state(state: dict[str, np.ndarray]) -> CRFParams | None:
@@ -140,7 +154,7 @@ def crf_from_state(state: dict[str, np.ndarray]) -> CRFParams | None:
 
 
 class PytorchBackend(Backend):
-    def __init__(self, ckpt_dir: Path, engine: str = "numpy", threads: int | None = None):
+    def __init__(self, ckpt_dir: Path, engine: str = "onnx", threads: int | None = None):
         cfg_path = ckpt_dir / "config.json"
         bin_path = ckpt_dir / "pytorch_model.bin"
         cfg = read_config(cfg_path)
@@ -168,19 +182,37 @@ class PytorchBackend(Backend):
             crf=crf_from_state(state),
             info=info,
             embedding_rows=cfg["vocab_size"],
-            pad_id=int(cfg.get("pad_token_id", 0)),
+            pad_id=cfg.get("pad_token_id") or 0,
         )
-        if engine == "numpy":
+        if engine == "onnx":
+            self._forward = _onnx_forward(state, cfg, self.threads)
+        elif engine == "numpy":
             from mailwoman_eval.checkpoints.numpy_encoder import NumpyEncoder
 
             self._forward = NumpyEncoder(state, cfg)
         elif engine == "torch":
             self._forward = _torch_forward(state, cfg, labels, self.threads)
         else:
-            raise MwevalError(f"unknown engine {engine!r} (numpy or torch)")
+            raise MwevalError(f"unknown engine {engine!r} (onnx, numpy or torch)")
 
     def infer(self, ids: Sequence[np.ndarray], progress: Progress | None = None) -> list[np.ndarray]:
         return run_batched(self._forward, ids, self.pad_id, progress)
+
+
+def _onnx_forward(state: dict[str, np.ndarray], cfg: dict, threads: int):
+    import onnxruntime as ort
+
+    from mailwoman_eval.checkpoints.onnx_build import build_encoder_onnx
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    session = ort.InferenceSession(build_encoder_onnx(state, cfg), sess_options=so, providers=["CPUExecutionProvider"])
+
+    def forward(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+        return session.run(["logits"], {"input_ids": x, "attention_mask": m})[0]
+
+    return forward
 
 
 def _torch_forward(state: dict[str, np.ndarray], cfg: dict, labels: list[str], threads: int):

@@ -118,7 +118,7 @@ def load_backend(
     *,
     labels: str | None = None,
     pad_to: str = "auto",
-    engine: str = "numpy",
+    engine: str = "onnx",
     threads: int | None = None,
     workers: int | None = None,
 ):
