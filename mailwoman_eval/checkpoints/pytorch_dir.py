@@ -195,8 +195,10 @@ class PytorchBackend(Backend):
         else:
             raise MwevalError(f"unknown engine {engine!r} (onnx, numpy or torch)")
 
+    max_rows = 64  # rows per length-bucketed batch; 1 = the batch-1 path (tests compare the two)
+
     def infer(self, ids: Sequence[np.ndarray], progress: Progress | None = None) -> list[np.ndarray]:
-        return run_batched(self._forward, ids, self.pad_id, progress)
+        return run_batched(self._forward, ids, self.pad_id, progress, max_rows=self.max_rows)
 
 
 def _onnx_forward(state: dict[str, np.ndarray], cfg: dict, threads: int):

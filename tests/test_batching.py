@@ -1,0 +1,75 @@
+"""Batched and batch-1 inference give the same predictions (speed must not change a number)."""
+
+import numpy as np
+import pytest
+
+from conftest import GOLDEN_V012, TINY, TINY_STEP, TOKENIZER_V010, need_shared
+from mailwoman_eval.checkpoints.backend import length_batches
+from mailwoman_eval.checkpoints.onnx_backend import OnnxBackend
+from mailwoman_eval.checkpoints.pytorch_dir import PytorchBackend
+from mailwoman_eval.decode import build_transitions, viterbi_batch
+from mailwoman_eval.golden import load_golden
+from mailwoman_eval.profiles import RUNTIME, UPSTREAM_EVAL
+from mailwoman_eval.tokenizer import MAX_LENGTH, Tokenizer
+
+
+@pytest.fixture(scope="module")
+def ids():
+    need_shared()
+    tok = Tokenizer(TOKENIZER_V010)
+    return [np.asarray(tok.encode(e.raw).ids[:MAX_LENGTH], dtype=np.int64) for e in load_golden(GOLDEN_V012 / "test").entries]
+
+
+def decode(backend, logits, profile):
+    tr = build_transitions(profile, backend.labels, backend.crf)
+    return [viterbi_batch(x[None], np.array([len(x)]), tr)[0].tolist() for x in logits]
+
+
+@pytest.mark.parametrize("engine", ["onnx", "numpy"])
+def test_pytorch_checkpoint_batched_equals_batch_one(ids, engine):
+    b = PytorchBackend(TINY_STEP, engine=engine)
+    batched = b.infer(ids)
+    b.max_rows = 1
+    single = b.infer(ids)
+    assert max(float(np.abs(x - y).max()) for x, y in zip(batched, single, strict=True)) < 1e-4
+    for profile in (RUNTIME, UPSTREAM_EVAL):
+        assert decode(b, batched, profile) == decode(b, single, profile)
+
+
+def test_batchable_onnx_batched_equals_batch_one_at_own_length(ids):
+    batched = OnnxBackend(TINY / "onnx" / "model.onnx")
+    single = OnnxBackend(TINY / "onnx" / "model.onnx", pad_to="own")
+    assert batched.info["padding"] == "within-batch" and single.info["padding"] == "own-length"
+    a, b = batched.infer(ids), single.infer(ids)
+    assert max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True)) < 1e-4
+    assert decode(batched, a, RUNTIME) == decode(single, b, RUNTIME)
+
+
+def test_two_sessions_equal_one_session_on_a_batch_one_graph(ids):
+    one = OnnxBackend(TINY / "onnx" / "model.int8.onnx", workers=1)
+    two = OnnxBackend(TINY / "onnx" / "model.int8.onnx", workers=2)
+    assert not one.batchable and two.workers == 2
+    a, b = one.infer(ids), two.infer(ids)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_batched_viterbi_equals_one_by_one_on_real_logits(ids):
+    b = PytorchBackend(TINY_STEP)
+    logits = b.infer(ids)
+    for profile in (RUNTIME, UPSTREAM_EVAL):
+        tr = build_transitions(profile, b.labels, b.crf)
+        one = decode(b, logits, profile)
+        for rows in length_batches([len(x) for x in logits], max_rows=256, max_tokens=1 << 30):
+            width = max(len(logits[i]) for i in rows)
+            em = np.zeros((len(rows), width, len(b.labels)), np.float32)
+            for r, i in enumerate(rows):
+                em[r, : len(logits[i])] = logits[i]
+            paths = viterbi_batch(em, np.array([len(logits[i]) for i in rows]), tr)
+            for r, i in enumerate(rows):
+                assert paths[r, : len(logits[i])].tolist() == one[i]
+
+
+def test_length_batches_pad_only_within_similar_lengths():
+    lengths = [5, 30, 6, 29, 5, 31]
+    batches = length_batches(lengths, max_rows=3)
+    assert batches == [[0, 4, 2], [3, 1, 5]]
