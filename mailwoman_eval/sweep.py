@@ -288,8 +288,12 @@ def evaluate_steps(
     # spawn, not fork: the parent may hold onnxruntime / BLAS thread pools that fork would copy mid-state
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_evaluate_step, *args[s.step]): s.step for s in steps}
-        for f in as_completed(futures):
-            done(futures[f], f.result())
+        try:
+            for f in as_completed(futures):
+                done(futures[f], f.result())
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # one bad step: do not evaluate the rest
+            raise
     return results
 
 
