@@ -191,7 +191,9 @@ def load_run(path: str | Path) -> Run:
     if meta.get("predictions_sha256") and sha256_bytes(data) != meta["predictions_sha256"]:
         raise MwevalError("predictions.jsonl does not match run.json (interrupted or edited write)", where=str(pred_file))
     preds = []
-    for n, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+    # split on "\n" only: str.splitlines() also breaks at U+2028, U+0085, ... which json.dumps
+    # leaves unescaped inside a raw string, cutting one prediction into two malformed lines.
+    for n, line in enumerate(data.decode("utf-8").split("\n"), start=1):
         if line.strip():
             try:
                 preds.append(json.loads(line))
