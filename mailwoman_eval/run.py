@@ -18,7 +18,7 @@ import numpy as np
 
 from mailwoman_eval import __version__
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import atomic_write_bytes, prepare_output_dir, sha256_bytes
+from mailwoman_eval.fsutil import atomic_write_bytes, output_dir, sha256_bytes
 from mailwoman_eval.golden import REPO_ROOT
 from mailwoman_eval.metrics import EntryVectors, outcome_row, outcome_matrix
 from mailwoman_eval.profiles import Profile, get_profile
@@ -60,12 +60,12 @@ def cache_key(parts: dict) -> str:
 
 def write_run(out: Path, run_json: dict, predictions: list[dict], force: bool = False) -> None:
     """predictions first, run.json last (its `predictions_sha256` ties the pair together)."""
-    prepare_output_dir(out, RUN_FILE, force)
     pred_bytes = "".join(dumps_line(p) + "\n" for p in predictions).encode("utf-8")
     run_json = dict(run_json)
     run_json["predictions_sha256"] = sha256_bytes(pred_bytes)
-    atomic_write_bytes(out / PRED_FILE, pred_bytes)
-    atomic_write_bytes(out / RUN_FILE, dumps_doc(run_json).encode("utf-8"))
+    with output_dir(out, RUN_FILE, force):
+        atomic_write_bytes(out / PRED_FILE, pred_bytes)
+        atomic_write_bytes(out / RUN_FILE, dumps_doc(run_json).encode("utf-8"))
 
 
 def store_in_cache(key: str, run_dir: Path) -> None:
