@@ -20,13 +20,17 @@ from mailwoman_eval import __version__
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import atomic_write_bytes, output_dir, sha256_bytes
 from mailwoman_eval.golden import REPO_ROOT
-from mailwoman_eval.metrics import EntryVectors, outcome_row, outcome_matrix
-from mailwoman_eval.profiles import Profile, get_profile
+from mailwoman_eval.metrics import EntryVectors, outcome_matrix, outcome_row
+from mailwoman_eval.profiles import PROFILES, Profile, get_profile
 
 SCHEMA = "mweval.run/1"
 SCORES_SCHEMA = "mweval.scores/1"
 RUN_FILE = "run.json"
 PRED_FILE = "predictions.jsonl"
+# What readers index without further checks: a file lacking these is refused with a message.
+_RUN_KEYS = {"profile": dict, "tags": list, "golden": dict, "checkpoint": dict, "decode": dict}
+_PRED_KEYS = ("id", "raw", "gold", "pred")
+_SCORES_KEYS = ("mweval_version", "checkpoint", "tokenizer", "golden", "profile", "decode", "tags", "metrics")
 
 
 def dumps_line(obj: dict) -> str:
@@ -184,6 +188,9 @@ def load_run(path: str | Path) -> Run:
         raise MwevalError(f"unreadable run.json ({e})", where=str(run_file)) from None
     if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
         raise MwevalError(f"run.json schema is not {SCHEMA}", where=str(run_file))
+    lacking = [k for k, t in _RUN_KEYS.items() if not isinstance(meta.get(k), t)]
+    if lacking or not isinstance(meta["golden"].get("sha256"), str) or meta["profile"].get("name") not in PROFILES:
+        raise MwevalError(f"run.json is incomplete (lacks or mistypes {', '.join(lacking) or 'golden/profile'})", where=str(run_file))
     try:
         data = pred_file.read_bytes()
     except OSError as e:
@@ -196,9 +203,12 @@ def load_run(path: str | Path) -> Run:
     for n, line in enumerate(data.decode("utf-8").split("\n"), start=1):
         if line.strip():
             try:
-                preds.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise MwevalError(f"malformed prediction ({e})", where=f"{pred_file}:{n}") from None
+            if not isinstance(row, dict) or not all(k in row for k in _PRED_KEYS):
+                raise MwevalError(f"prediction row lacks one of {', '.join(_PRED_KEYS)}", where=f"{pred_file}:{n}")
+            preds.append(row)
     return Run(path, meta, preds)
 
 
@@ -212,6 +222,11 @@ def load_scores(path: str | Path, partner: Run) -> Run:
         raise MwevalError(f"unreadable scores JSON ({e})", where=str(path)) from None
     if not isinstance(doc, dict) or doc.get("schema") != SCORES_SCHEMA:
         raise MwevalError(f"not an mweval scores file (schema {SCORES_SCHEMA})", where=str(path))
+    entries = doc.get("entries")
+    if not all(isinstance(doc.get(k), dict | list | str) for k in _SCORES_KEYS) or not isinstance(entries, list) or not all(
+        isinstance(e, dict) and {"id", "adv", "nl", "pred", "sums"} <= e.keys() for e in entries
+    ):
+        raise MwevalError("scores file is incomplete (not written by mweval export-scores?)", where=str(path))
     by_id = {p["id"]: p for p in partner.predictions}
     preds = []
     for e in doc["entries"]:
