@@ -103,6 +103,12 @@ class GoldenSet:
         }
 
 
+def _json_kind(value: Any) -> str:
+    """A parsed value's JSON type, for messages: "an array" (not "a list"), "null" (not "a NoneType")."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON constant {name}")
 
@@ -121,31 +127,32 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-def parse_row(text: str, file: str, line: int) -> GoldenEntry:
-    where = f"{file}:{line}"
+def parse_row(text: str, file: str, line: int, where: str | None = None) -> GoldenEntry:
+    """One row; errors name `where` (default `file:line`; read_jsonl passes the full path)."""
+    where = where or f"{file}:{line}"
     try:
         obj = json.loads(text, parse_constant=_reject_constant)
     except (json.JSONDecodeError, ValueError) as e:
         raise MwevalError(f"malformed JSON ({e})", where=where) from None
     if not isinstance(obj, dict):
-        raise MwevalError(f"row is a JSON {type(obj).__name__}, not an object", where=where)
+        raise MwevalError(f"row is {_json_kind(obj)}, not a JSON object", where=where)
     if _has_lone_surrogate(obj):
         raise MwevalError("unpaired UTF-16 surrogate in a JSON string escape", where=where)
     if "raw" not in obj:
         raise MwevalError("row has no `raw`", where=where)
     raw = obj["raw"]
     if not isinstance(raw, str):
-        raise MwevalError(f"`raw` is a {type(raw).__name__}, not a string", where=where)
+        raise MwevalError(f"`raw` is {_json_kind(raw)}, not a string", where=where)
     if not raw.strip():
         raise MwevalError("`raw` is empty or whitespace only", where=where)
     if "components" not in obj:
         raise MwevalError("row has no `components`", where=where)
     comps = obj["components"]
     if not isinstance(comps, dict):
-        raise MwevalError(f"`components` is a {type(comps).__name__}, not an object", where=where)
+        raise MwevalError(f"`components` is {_json_kind(comps)}, not an object", where=where)
     for k, v in comps.items():
         if not isinstance(v, str):
-            raise MwevalError(f"component {k!r} is a {type(v).__name__}, not a string", where=where)
+            raise MwevalError(f"component {k!r} is {_json_kind(v)}, not a string", where=where)
     notes = obj.get("notes") or ""
     if not isinstance(notes, str):
         notes = json.dumps(notes, ensure_ascii=False)
@@ -153,7 +160,7 @@ def parse_row(text: str, file: str, line: int) -> GoldenEntry:
     source = obj.get("source")
     extra = {k: v for k, v in obj.items() if k not in ("raw", "components", "country", "source", "notes")}
     return GoldenEntry(
-        id=where,
+        id=f"{file}:{line}",  # stable across machines: never the full path
         file=file,
         line=line,
         raw=raw,
@@ -181,7 +188,7 @@ def read_jsonl(path: Path) -> tuple[list[GoldenEntry], bytes]:
         text = text.strip()
         if not text:
             continue
-        entries.append(parse_row(text, path.name, lineno))
+        entries.append(parse_row(text, path.name, lineno, where=f"{path}:{lineno}"))
     return entries, data
 
 
@@ -312,6 +319,8 @@ def resolve_golden(spec: str) -> tuple[Path, str]:
     if p.exists():
         name = f"{p.parent.name}/{p.name}" if p.name in ("dev", "test") else p.name
         return p, name
+    if spec.startswith(("/", "./", "../", "~")):  # a path, not a name (as --ckpt)
+        raise MwevalError("golden directory does not exist", where=spec)
     for _level, roots in golden_search_levels():
         for root in roots:
             cand = root / spec
