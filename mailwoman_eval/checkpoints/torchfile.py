@@ -111,6 +111,6 @@ def load_state_dict(path: str | Path) -> tuple[dict[str, np.ndarray], set[str]]:
                 obj = up.load()
         except (pickle.UnpicklingError, KeyError, EOFError, ValueError, zipfile.BadZipFile, OSError) as e:
             raise MwevalError(f"cannot read the state dict ({e})", where=str(path)) from None
-    if not isinstance(obj, dict) or not all(isinstance(v, np.ndarray) for v in obj.values()):
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in obj.items()):
         raise MwevalError("file does not hold a state dict (a mapping of names to tensors)", where=str(path))
     return dict(obj), up.dtypes
