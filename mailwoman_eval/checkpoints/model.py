@@ -95,7 +95,7 @@ class MailwomanCoarseEncoder(nn.Module):
         h = int(config["hidden_size"])
         self.config = dict(config)
         self.labels = list(labels)
-        self.pad_token_id = int(config.get("pad_token_id", 0))
+        self.pad_token_id = int(config.get("pad_token_id") or 0)  # HF configs may say null
         drop = float(config.get("hidden_dropout_prob", 0.1))
         self.token_embeddings = nn.Embedding(int(config["vocab_size"]), h, padding_idx=self.pad_token_id)
         self.position_embeddings = nn.Embedding(int(config["max_position_embeddings"]), h)
