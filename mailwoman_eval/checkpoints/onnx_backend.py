@@ -29,8 +29,13 @@ INT8_OPS = (b"DynamicQuantizeLinear", b"MatMulInteger", b"QLinearMatMul", b"Dyna
 def read_labels_arg(arg: str) -> list[str]:
     """`--labels`: a JSON file (list, or an object with `labels`), a text file (one per line), or a comma list."""
     p = Path(arg)
+    if "," not in arg and not p.exists() and (p.suffix in (".json", ".txt") or "/" in arg):
+        raise MwevalError("--labels file not found", where=arg)  # not a one-label comma list
     if p.is_file():
-        text = p.read_text(encoding="utf-8")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise MwevalError(f"cannot read --labels file ({e})", where=str(p)) from None
         try:
             obj = json.loads(text)
         except json.JSONDecodeError:
