@@ -1,0 +1,727 @@
+"""Bad-input matrix: every case drives the real CLI; docs/robustness.md lists the same cases.
+
+A case is one of:
+- error  — exit 2, exactly one stderr line `mweval: error: <where>: <what>` naming the file (and
+           line), no traceback, and nothing under the test's directory created or changed;
+- accept — exit 0 and the documented handling (checked in run.json / predictions.jsonl);
+- warn   — accept, plus a `warning:` line on stderr;
+- skip   — accept; the offending lines are skipped.
+
+Cases run in-process through click's CliRunner (`catch_exceptions=False`, so a traceback fails the
+test) except the few marked `subprocess`, whose failure path goes through a native library
+(sentencepiece, onnxruntime) that could print on file descriptor 2 behind Python's back.
+Everything is written under the test's tmp_path, which is also the working directory.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import EN_US, TINY, TINY_STEP, TOKENIZER_V010, need_shared
+from runfactory import make_run, save_run
+
+from mailwoman_eval.cli import main
+
+GOOD = {
+    "raw": "12 Main St, Springfield, IL 62701",
+    "components": {"house_number": "12", "street": "Main St", "locality": "Springfield", "region": "IL", "postcode": "62701"},
+    "country": "US",
+}
+GOOD2 = {
+    "raw": "5 Rue de la Paix, 75002 Paris",
+    "components": {"house_number": "5", "street": "Rue de la Paix", "postcode": "75002", "locality": "Paris"},
+    "country": "FR",
+}
+
+
+def line(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def good_lines() -> list[str]:
+    return [line(GOOD), line(GOOD2)]
+
+
+@dataclass
+class Ctx:
+    """What a case's setup gets: its directory (also the cwd) and pytest's monkeypatch."""
+
+    tmp: Path
+    monkeypatch: pytest.MonkeyPatch
+    out: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.out = self.tmp / "out"
+
+    def golden(self, lines: list[str] | bytes, name: str = "g", file: str = "g.jsonl") -> Path:
+        d = self.tmp / name
+        d.mkdir(parents=True, exist_ok=True)
+        data = lines if isinstance(lines, bytes) else "".join(s + "\n" for s in lines).encode("utf-8")
+        (d / file).write_bytes(data)
+        return d
+
+    def eval(self, golden: Path | str | None = None, *extra: str, ckpt=TINY_STEP, tokenizer=TOKENIZER_V010) -> list[str]:
+        g = golden if golden is not None else self.golden(good_lines())
+        args = ["eval", "--ckpt", str(ckpt), "--golden", str(g), "--out", str(self.out), "-q", "--no-cache"]
+        if tokenizer is not None:
+            args += ["--tokenizer", str(tokenizer)]
+        return args + list(extra)
+
+    def ckpt_copy(self, name: str = "ck", config: dict | str | None = None, bin_bytes: bytes | None = None,
+                  bin_obj=None, with_bin: bool = True) -> Path:
+        """A step dir beside the test: config.json (edited or verbatim) + the tiny weights (linked)."""
+        d = self.tmp / name
+        d.mkdir(parents=True)
+        cfg = json.loads((TINY_STEP / "config.json").read_text()) if config is None else config
+        (d / "config.json").write_text(cfg if isinstance(cfg, str) else json.dumps(cfg))
+        if bin_obj is not None:
+            import torch
+
+            torch.save(bin_obj, d / "pytorch_model.bin")
+        elif bin_bytes is not None:
+            (d / "pytorch_model.bin").write_bytes(bin_bytes)
+        elif with_bin:
+            (d / "pytorch_model.bin").symlink_to(TINY_STEP / "pytorch_model.bin")
+        return d
+
+    def config(self, **changes) -> dict:
+        cfg = json.loads((TINY_STEP / "config.json").read_text())
+        cfg.update(changes)
+        return cfg
+
+    def onnx_dir(self, name: str = "onx", card: dict | None = None, model: Path | None = None) -> Path:
+        """A directory holding the tiny ONNX export (linked) without the crf sidecar, plus a card."""
+        d = self.tmp / name
+        d.mkdir()
+        (d / "model.onnx").symlink_to(model or TINY / "onnx" / "model.onnx")
+        if card is not None:
+            (d / "model-card.json").write_text(json.dumps(card))
+        return d
+
+    def runs(self, base_kw: dict | None = None, cand_kw: dict | None = None) -> tuple[Path, Path]:
+        rows = [(GOOD["raw"], {"postcode": "62701", "region": "IL"}, {"postcode": "62701", "region": "IL"})] * 3
+        base = make_run(rows, ["postcode", "region"], name="base", **(base_kw or {}))
+        cand = make_run(rows, ["postcode", "region"], name="cand", **(cand_kw or {}))
+        return save_run(base, self.tmp / "base"), save_run(cand, self.tmp / "cand")
+
+
+@dataclass
+class Case:
+    id: str
+    kind: str  # "error" | "accept" | "warn" | "skip"
+    setup: Callable[[Ctx], list[str]]
+    expect: tuple[str, ...] = ()  # fragments of the one error line, or of the warning line(s)
+    check: Callable[[Ctx, object], None] | None = None
+    subprocess: bool = False
+    exit_code: int = 0  # for accept/warn/skip: gate may exit 1 by design
+
+
+# ---------------------------------------------------------------------------------------------
+# checks for accepted inputs
+
+
+def run_json(c: Ctx) -> dict:
+    return json.loads((c.out / "run.json").read_text(encoding="utf-8"))
+
+
+def predictions(c: Ctx) -> list[dict]:
+    text = (c.out / "predictions.jsonl").read_text(encoding="utf-8")
+    return [json.loads(s) for s in text.split("\n") if s]
+
+
+def spans_index_raw(c: Ctx) -> None:
+    for p in predictions(c):
+        for comp in p["pred"].values():
+            assert p["raw"][comp["start"] : comp["end"]] == comp["value"]
+
+
+def check_rows(n: int, ids: tuple[str, ...] = ()):
+    def check(c: Ctx, r) -> None:
+        preds = predictions(c)
+        assert len(preds) == n == run_json(c)["counts"]["entries"]
+        if ids:
+            assert tuple(p["id"] for p in preds) == ids
+        spans_index_raw(c)
+
+    return check
+
+
+def check_audit(key: str, value):
+    def check(c: Ctx, r) -> None:
+        assert run_json(c)["audit"][key] == value
+
+    return check
+
+
+def check_manifest_mismatch(c: Ctx, r) -> None:
+    assert run_json(c)["audit"]["manifest"]["status"] == "mismatch"
+
+
+def check_truncation(c: Ctx, r) -> None:
+    """Pieces past 128 are never seen; their gold values still count (FN), as upstream scores."""
+    meta = run_json(c)
+    (long,) = [p for p in predictions(c) if p["id"] == "g.jsonl:2"]
+    assert long["truncated"] and long["n_pieces"] > 128
+    assert len(long["pieces"]) == len(long["labels"]) == len(long["gold_labels"]) == 128
+    assert long["spans"][-1][1] < long["raw"].index(" IL 62701")  # the window ends before the tail
+    assert "postcode" not in long["pred"] or long["pred"]["postcode"]["value"] != "62701"
+    postcode = meta["metrics"]["views"]["all"]["per_tag"]["postcode"]
+    assert postcode["support"] == 2 and postcode["fn"] >= 1  # row 1's postcode can be a TP; row 2's cannot
+    assert meta["counts"]["truncated"] == 1
+    assert any("truncated" in w for w in meta["warnings"])
+
+
+def check_control_chars(c: Ctx, r) -> None:
+    (p,) = predictions(c)
+    assert p["raw"] == CONTROL_RAW
+    spans_index_raw(c)
+    # and the run reads back: U+2028 / U+0085 stay unescaped in JSON, so lines split on "\n" only
+    d = invoke(["diagnose", "--run", str(c.out), "--json", "--no-html"])
+    assert d.exit_code == 0, d.stderr
+    assert json.loads(d.stdout)
+
+
+def check_forced(c: Ctx, r) -> None:
+    assert (c.out / "notes.txt").read_text() == "mine"  # --force writes beside, never wipes
+    assert (c.out / "run.json").is_file()
+
+
+def check_replaced(c: Ctx, r) -> None:
+    assert run_json(c)["counts"]["entries"] == 2
+
+
+def check_verify_warns(c: Ctx, r) -> None:
+    assert "manifest mismatch" in r.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# setups that need more than one line
+
+
+CONTROL_RAW = "12 Main\x00 St\x07, Spring\x1bfield\x0b, IL\x85 62701\u2028\u200d\u202e \U0001f600"
+
+
+def long_rows(c: Ctx) -> list[str]:
+    """Row 2 is 10,000 chars, its region and postcode far past piece 128."""
+    head = "12 Main St, Springfield, "
+    tail = " IL 62701"
+    filler = ("Building Extension Avenue Springfield North " * 300)[: 10_000 - len(head) - len(tail)]
+    raw = head + filler + tail
+    assert len(raw) == 10_000
+    long = {"raw": raw, "components": {"street": "Main St", "region": "IL", "postcode": "62701"}}
+    return [line(GOOD), line(long)]
+
+
+def over_128_rows(c: Ctx) -> list[str]:
+    """Just over 128 pieces: the postcode at the end is the only thing past the window."""
+    from mailwoman_eval.tokenizer import Tokenizer
+
+    tok = Tokenizer(TOKENIZER_V010)
+    words = "12 Main St, Springfield,"
+    while len(tok.encode(words)) <= 128:  # the window ends inside `words`; the tail is past it
+        words += " Springfield"
+    raw = words + " IL 62701"
+    row = {"raw": raw, "components": {"street": "Main St", "region": "IL", "postcode": "62701"}}
+    return [line(GOOD), line(row)]
+
+
+def manifest(c: Ctx, sha: str | None = None, entries: int | None = None) -> Path:
+    g = c.golden(good_lines())
+    data = (g / "g.jsonl").read_bytes()
+    real_sha = hashlib.sha256(data).hexdigest()
+    files = {"g.jsonl": {"sha256": sha or real_sha, "entries": 2 if entries is None else entries}}
+    (g / "MANIFEST.json").write_text(json.dumps({"files": files}))
+    return g
+
+
+def ambiguous_root(c: Ctx) -> Path:
+    """Two runs holding the same step name under one MWEVAL_CKPT_PATH root."""
+    root = c.tmp / "ckpts"
+    for run in ("runA", "runB"):
+        d = root / run / "step-000300"
+        d.mkdir(parents=True)
+        for f in ("config.json", "pytorch_model.bin"):
+            (d / f).symlink_to(TINY_STEP / f)
+    c.monkeypatch.setenv("MWEVAL_CKPT_PATH", str(root))
+    return root
+
+
+def truncated_bin(c: Ctx) -> bytes:
+    data = (TINY_STEP / "pytorch_model.bin").read_bytes()
+    return data[: len(data) // 2]
+
+
+def nan_state(c: Ctx) -> dict:
+    import torch
+
+    state = torch.load(TINY_STEP / "pytorch_model.bin", weights_only=True)
+    state["final_ln.weight"] = torch.full_like(state["final_ln.weight"], float("nan"))
+    return state
+
+
+def onnx_truncated(c: Ctx) -> Path:
+    p = c.tmp / "model.onnx"
+    data = (TINY / "onnx" / "model.onnx").read_bytes()
+    p.write_bytes(data[: len(data) // 3])
+    return p
+
+
+def onnx_without_logits(c: Ctx) -> Path:
+    import onnx
+
+    m = onnx.load(str(TINY / "onnx" / "model.onnx"))
+    for node in m.graph.node:
+        for k, name in enumerate(node.output):
+            if name == "logits":
+                node.output[k] = "scores"
+    for out in m.graph.output:
+        if out.name == "logits":
+            out.name = "scores"
+    p = c.tmp / "renamed.onnx"
+    onnx.save(m, str(p))
+    return p
+
+
+def not_writable_out(c: Ctx) -> Path:
+    """A directory nobody may create: under a read-only dir, or (root ignores modes) under a file."""
+    if os.geteuid() == 0:
+        (c.tmp / "blocker").write_text("a file, not a directory")
+        return c.tmp / "blocker" / "run"
+    ro = c.tmp / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    return ro / "run"
+
+
+def previous_run(c: Ctx) -> None:
+    """An earlier eval into c.out (one row), so a failed rewrite can be checked against it."""
+    r = invoke(c.eval(c.golden([line(GOOD)], name="g1")))
+    assert r.exit_code == 0, r.stderr
+
+
+def fail_replace_of(name: str, exc: BaseException):
+    def install(c: Ctx) -> None:
+        real = os.replace
+
+        def replace(src, dst, *a, **k):
+            if Path(dst).name == name:
+                assert Path(src).is_file()  # the temp file was written completely before the rename
+                raise exc
+            return real(src, dst, *a, **k)
+
+        c.monkeypatch.setattr(os, "replace", replace)
+
+    return install
+
+
+ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def thresholds(c: Ctx, text: str | bytes) -> list[str]:
+    base, cand = c.runs()
+    p = c.tmp / "th.toml"
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return ["gate", "--baseline", str(base), "--candidate", str(cand), "--thresholds", str(p), "--out", str(c.out)]
+
+
+def gate_args(c: Ctx, base_kw=None, cand_kw=None) -> list[str]:
+    base, cand = c.runs(base_kw, cand_kw)
+    return ["gate", "--baseline", str(base), "--candidate", str(cand), "--out", str(c.out)]
+
+
+def compare_args(c: Ctx, base_kw=None, cand_kw=None) -> list[str]:
+    base, cand = c.runs(base_kw, cand_kw)
+    return ["compare", str(base), str(cand), "--out", str(c.out), "--resamples", "1000"]
+
+
+def edited_run(c: Ctx, edit: Callable[[Path], None]) -> list[str]:
+    base, _ = c.runs()
+    edit(base)
+    return ["diagnose", "--run", str(base), "--no-html"]
+
+
+def replace_arg(args: list[str], option: str, value) -> list[str]:
+    args = list(args)
+    args[args.index(option) + 1] = str(value)
+    return args
+
+
+def check_ckpt_name(name: str):
+    def check(c: Ctx, r) -> None:
+        assert run_json(c)["checkpoint"]["name"] == name
+
+    return check
+
+
+def both(*checks):
+    def check(c: Ctx, r) -> None:
+        for f in checks:
+            f(c, r)
+
+    return check
+
+
+# ---------------------------------------------------------------------------------------------
+# the matrix
+
+E, A, W, S = "error", "accept", "warn", "skip"
+BOM = b"\xef\xbb\xbf"
+
+CASES = [
+    # ---- golden sets ------------------------------------------------------------------------
+    Case("golden-dir-missing", E, lambda c: c.eval(c.tmp / "nope"), ("nope", "golden directory does not exist")),
+    Case("golden-path-is-a-file", E, lambda c: c.eval(c.golden(good_lines()) / "g.jsonl"),
+         ("g.jsonl", "golden path is not a directory")),
+    Case("golden-dir-empty", E, lambda c: (c.tmp.joinpath("empty").mkdir(), c.eval(c.tmp / "empty"))[-1],
+         ("empty", "has no *.jsonl files")),
+    Case("golden-dir-without-jsonl", E,
+         lambda c: c.eval(c.golden([line(GOOD)], file="rows.json")), ("/g", "has no *.jsonl files")),
+    Case("golden-files-all-blank", E, lambda c: c.eval(c.golden(b"\n  \n")), ("/g", "golden set has no rows")),
+    Case("golden-unknown-name", E,
+         lambda c: (c.golden(good_lines(), name="sets/alpha"), c.golden(good_lines(), name="sets/beta"),
+                    c.monkeypatch.setenv("MWEVAL_GOLDEN_PATH", str(c.tmp / "sets")), c.eval("gamma"))[-1],
+         ("unknown golden set 'gamma'", "available:", "alpha", "beta")),
+    Case("golden-not-utf8", E, lambda c: c.eval(c.golden(line(GOOD).encode() + b"\n{\"raw\": \"caf\xe9\"}\n")),
+         ("/g/g.jsonl:2", "not UTF-8")),
+    Case("golden-utf8-bom", A, lambda c: c.eval(c.golden(BOM + "\n".join(good_lines()).encode())),
+         check=check_rows(2, ("g.jsonl:1", "g.jsonl:2"))),
+    Case("golden-crlf", A, lambda c: c.eval(c.golden("\r\n".join(good_lines()).encode() + b"\r\n")),
+         check=check_rows(2, ("g.jsonl:1", "g.jsonl:2"))),
+    Case("golden-blank-lines", S, lambda c: c.eval(c.golden(["", line(GOOD), "   \t", "", line(GOOD2), ""])),
+         check=check_rows(2, ("g.jsonl:2", "g.jsonl:5"))),
+    Case("golden-malformed-json", E, lambda c: c.eval(c.golden([line(GOOD), '{"raw": "1 Main St", "components": {']),),
+         ("/g/g.jsonl:2", "malformed JSON")),
+    Case("golden-json-nan-constant", E, lambda c: c.eval(c.golden(['{"raw": "1 Main St", "components": {}, "score": NaN}'])),
+         ("/g/g.jsonl:1", "malformed JSON", "NaN")),
+    Case("golden-row-is-array", E, lambda c: c.eval(c.golden([line(GOOD), '["12 Main St", {}]'])),
+         ("/g/g.jsonl:2", "row is an array, not a JSON object")),
+    Case("golden-row-is-string", E, lambda c: c.eval(c.golden(['"12 Main St"'])),
+         ("/g/g.jsonl:1", "row is a string, not a JSON object")),
+    Case("golden-raw-missing", E, lambda c: c.eval(c.golden([line({"components": {}})])), ("/g/g.jsonl:1", "row has no `raw`")),
+    Case("golden-raw-not-string", E, lambda c: c.eval(c.golden([line({"raw": 12, "components": {}})])),
+         ("/g/g.jsonl:1", "`raw` is a number, not a string")),
+    Case("golden-raw-null", E, lambda c: c.eval(c.golden([line({"raw": None, "components": {}})])),
+         ("/g/g.jsonl:1", "`raw` is null, not a string")),
+    Case("golden-raw-empty", E, lambda c: c.eval(c.golden([line(GOOD), line({"raw": "", "components": {}})])),
+         ("/g/g.jsonl:2", "`raw` is empty or whitespace only")),
+    Case("golden-raw-whitespace", E, lambda c: c.eval(c.golden([line({"raw": " \t\u3000 ", "components": {}})])),
+         ("/g/g.jsonl:1", "`raw` is empty or whitespace only")),
+    Case("golden-components-missing", E, lambda c: c.eval(c.golden([line({"raw": "12 Main St"})])),
+         ("/g/g.jsonl:1", "row has no `components`")),
+    Case("golden-components-not-object", E,
+         lambda c: c.eval(c.golden([line({"raw": "12 Main St", "components": ["Main St"]})])),
+         ("/g/g.jsonl:1", "`components` is an array, not an object")),
+    Case("golden-component-not-string", E,
+         lambda c: c.eval(c.golden([line({"raw": "12 Main St", "components": {"house_number": 12}})])),
+         ("/g/g.jsonl:1", "component 'house_number' is a number, not a string")),
+    Case("golden-component-null", E,
+         lambda c: c.eval(c.golden([line({"raw": "12 Main St", "components": {"street": None}})])),
+         ("/g/g.jsonl:1", "component 'street' is null, not a string")),
+    Case("golden-unknown-tag", W,
+         lambda c: c.eval(c.golden([line({**GOOD, "components": {**GOOD["components"], "floor": "3"}}), line(GOOD2)])),
+         ("gold tags outside the checkpoint's label set are not scored: floor (1)",),
+         check=check_audit("gold_tags_outside_labels", {"floor": 1})),
+    Case("golden-value-not-in-raw", A,
+         lambda c: c.eval(c.golden([line({**GOOD, "components": {**GOOD["components"], "locality": "Chicago"}})])),
+         check=check_audit("values_not_in_raw", 1)),
+    Case("golden-duplicate-rows", A, lambda c: c.eval(c.golden([line(GOOD), line(GOOD2), line(GOOD)])),
+         check=both(check_audit("duplicate_rows", 1), check_rows(3))),
+    Case("golden-manifest-sha256-mismatch", W, lambda c: c.eval(manifest(c, sha="0" * 64)),
+         ("golden set does not match its manifest", "g.jsonl: sha256"), check=check_manifest_mismatch),
+    Case("golden-manifest-count-mismatch", W, lambda c: c.eval(manifest(c, entries=5)),
+         ("golden set does not match its manifest", "g.jsonl: 2 rows != manifest 5"), check=check_manifest_mismatch),
+    Case("golden-verify-mismatch", W, lambda c: ["golden", "verify", str(manifest(c, sha="0" * 64))],
+         ("g.jsonl: sha256",), check=check_verify_warns),
+    Case("golden-verify-strict-sha256-mismatch", E, lambda c: ["golden", "verify", "--strict", str(manifest(c, sha="0" * 64))],
+         ("MANIFEST.json", "manifest mismatch", "g.jsonl: sha256")),
+    Case("golden-verify-strict-count-mismatch", E, lambda c: ["golden", "verify", "--strict", str(manifest(c, entries=7))],
+         ("MANIFEST.json", "manifest mismatch", "g.jsonl: 2 rows != manifest 7")),
+    Case("golden-raw-10000-chars", W, lambda c: c.eval(c.golden(long_rows(c))),
+         ("1 entries exceed 128 pieces and were truncated",), check=check_truncation),
+    Case("golden-raw-over-128-pieces", W, lambda c: c.eval(c.golden(over_128_rows(c))),
+         ("1 entries exceed 128 pieces and were truncated",), check=check_truncation),
+    Case("golden-control-chars-in-raw", A,
+         lambda c: c.eval(c.golden([line({"raw": CONTROL_RAW, "components": {"street": "Main\x00 St", "postcode": "62701"}})])),
+         check=check_control_chars),
+    Case("golden-unpaired-surrogate-raw", E, lambda c: c.eval(c.golden([r'{"raw": "12 Main St \ud800", "components": {}}'])),
+         ("/g/g.jsonl:1", "unpaired UTF-16 surrogate")),
+    Case("golden-unpaired-surrogate-component", E,
+         lambda c: c.eval(c.golden([line(GOOD), r'{"raw": "12 Main St", "components": {"street": "Main \udc00"}}'])),
+         ("/g/g.jsonl:2", "unpaired UTF-16 surrogate")),
+    Case("golden-paired-surrogate-escape", A,
+         lambda c: c.eval(c.golden([r'{"raw": "12 Main St \ud83d\ude00, IL 62701", "components": {"postcode": "62701"}}'])),
+         check=check_rows(1)),
+    # ---- checkpoints ------------------------------------------------------------------------
+    Case("ckpt-path-missing", E, lambda c: c.eval(ckpt=c.tmp / "step-000999"), ("step-000999", "checkpoint path does not exist")),
+    Case("ckpt-name-not-found", E, lambda c: c.eval(ckpt="step-424242"), ("checkpoint 'step-424242' not found",)),
+    Case("ckpt-not-a-checkpoint-dir", E, lambda c: c.eval(ckpt=c.golden(good_lines())),
+         ("/g", "not a checkpoint: no pytorch_model.bin, config.json or model.onnx")),
+    Case("ckpt-file-not-onnx", E, lambda c: c.eval(ckpt=TOKENIZER_V010), ("tokenizer-v0.1.0.model", "not a checkpoint: a file that is not .onnx")),
+    Case("ckpt-ambiguous-step-name", E, lambda c: (ambiguous_root(c), c.eval(ckpt="step-000300"))[-1],
+         ("checkpoint name 'step-000300' is ambiguous in MWEVAL_CKPT_PATH", "runA/step-000300", "runB/step-000300", "RUN/STEP")),
+    Case("ckpt-run-step-disambiguates", A, lambda c: (ambiguous_root(c), c.eval(ckpt="runB/step-000300"))[-1],
+         check=check_ckpt_name("runB/step-000300")),
+    Case("ckpt-bin-missing", E, lambda c: c.eval(ckpt=c.ckpt_copy(with_bin=False)), ("ck/pytorch_model.bin", "checkpoint has no pytorch_model.bin")),
+    Case("ckpt-bin-empty", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_bytes=b"")), ("ck/pytorch_model.bin", "not a torch.save zip archive")),
+    Case("ckpt-bin-truncated", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_bytes=truncated_bin(c))),
+         ("ck/pytorch_model.bin", "not a torch.save zip archive (truncated or corrupt?)")),
+    Case("ckpt-bin-list", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_obj=[1, 2, 3])), ("ck/pytorch_model.bin", "does not hold a state dict")),
+    Case("ckpt-bin-int-keys", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_obj={1: __import__("torch").zeros(2)})),
+         ("ck/pytorch_model.bin", "does not hold a state dict")),
+    Case("ckpt-bin-pickled-module", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_obj=__import__("torch").nn.Linear(2, 2))),
+         ("ck/pytorch_model.bin", "cannot read the state dict", "is not allowed in a state dict")),
+    Case("ckpt-weights-nan", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_obj=nan_state(c))),
+         ("ck/pytorch_model.bin", "weights contain NaN", "final_ln.weight")),
+    Case("ckpt-config-malformed", E, lambda c: c.eval(ckpt=c.ckpt_copy(config='{"vocab_size": 16000,')),
+         ("ck/config.json", "malformed config.json")),
+    Case("ckpt-config-missing", E, lambda c: c.eval(ckpt=(lambda d: ((d / "config.json").unlink(), d)[1])(c.ckpt_copy())),
+         ("ck/config.json", "checkpoint has no config.json")),
+    Case("ckpt-config-missing-keys", E,
+         lambda c: c.eval(ckpt=c.ckpt_copy(config={k: v for k, v in c.config().items() if k not in ("hidden_size", "num_labels")})),
+         ("ck/config.json", "config.json is missing keys: hidden_size, num_labels")),
+    Case("ckpt-config-bad-value", E, lambda c: c.eval(ckpt=c.ckpt_copy(config=c.config(hidden_size="64"))),
+         ("ck/config.json", "'hidden_size' must be a positive integer")),
+    Case("ckpt-config-pad-token-not-int", E, lambda c: c.eval(ckpt=c.ckpt_copy(config=c.config(pad_token_id="0"))),
+         ("ck/config.json", "pad_token_id must be null or an integer")),
+    Case("ckpt-config-pad-token-null", A, lambda c: c.eval(ckpt=c.ckpt_copy(config=c.config(pad_token_id=None))), check=check_rows(2)),
+    Case("ckpt-config-pad-token-null-torch", A,
+         lambda c: c.eval(None, "--engine", "torch", ckpt=c.ckpt_copy(config=c.config(pad_token_id=None))), check=check_rows(2)),
+    Case("ckpt-config-id2label-list", E,
+         lambda c: c.eval(ckpt=c.ckpt_copy(config=c.config(id2label=list(c.config()["id2label"].values())))),
+         ("ck/config.json", "id2label is not an object")),
+    Case("ckpt-config-id2label-not-strings", E,
+         lambda c: c.eval(ckpt=c.ckpt_copy(config=c.config(id2label={str(i): i for i in range(21)}))),
+         ("ck/config.json", "id2label values must be non-empty strings")),
+    Case("ckpt-state-dict-shapes-vs-config", E, lambda c: c.eval(ckpt=c.ckpt_copy(config=c.config(hidden_size=32))),
+         ("ck/pytorch_model.bin", "state dict does not match config.json", "shape mismatches: token_embeddings.weight (16000, 64)!=(16000, 32)")),
+    Case("ckpt-state-dict-keys-vs-config", E, lambda c: c.eval(ckpt=c.ckpt_copy(config=c.config(num_hidden_layers=3))),
+         ("ck/pytorch_model.bin", "missing keys: blocks.2.ln1.weight")),
+    Case("ckpt-state-dict-unexpected-keys", E, lambda c: c.eval(ckpt=c.ckpt_copy(config=c.config(use_crf=False))),
+         ("ck/pytorch_model.bin", "unexpected keys: crf.transitions")),
+    Case("ckpt-labels-vs-classifier-rows", E,
+         lambda c: c.eval(ckpt=c.ckpt_copy(config=c.config(
+             num_labels=23, id2label={**c.config()["id2label"], "21": "B-unit", "22": "I-unit"}))),
+         ("ck/pytorch_model.bin", "classifier.weight (21, 64)!=(23, 64)")),
+    Case("ckpt-id2label-vs-num-labels", E,
+         lambda c: c.eval(ckpt=c.ckpt_copy(config=c.config(id2label={**c.config()["id2label"], "21": "B-unit"}))),
+         ("ck/config.json", "22 labels (config.json id2label) but num_labels = 21")),
+    Case("tokenizer-not-found", E, lambda c: c.eval(tokenizer=None),
+         ("no tokenizer found for tiny-v040/step-000300", "tokenizer.model", "training_state.json", "pass --tokenizer")),
+    Case("tokenizer-path-missing", E, lambda c: c.eval(tokenizer=c.tmp / "tok.model"), ("tok.model", "tokenizer file not found")),
+    Case("tokenizer-corrupt", E, lambda c: (c.tmp.joinpath("tok.model").write_bytes(b"\x0a\xff not a model" * 50),
+                                             c.eval(tokenizer=c.tmp / "tok.model"))[-1],
+         ("tok.model", "not a SentencePiece model"), subprocess=True),
+    Case("tokenizer-empty", E, lambda c: (c.tmp.joinpath("tok.model").write_bytes(b""), c.eval(tokenizer=c.tmp / "tok.model"))[-1],
+         ("tok.model", "not a SentencePiece model"), subprocess=True),
+    Case("tokenizer-vocab-larger-than-embedding", E, lambda c: c.eval(tokenizer=EN_US / "tokenizer.model"),
+         ("tokenizer.model", "tokenizer vocab 73143 is larger than the model's embedding (16000 rows)")),
+    Case("onnx-truncated", E, lambda c: c.eval(ckpt=onnx_truncated(c)), ("model.onnx", "not a loadable ONNX model"), subprocess=True),
+    Case("onnx-without-logits-output", E, lambda c: c.eval(ckpt=onnx_without_logits(c)),
+         ("renamed.onnx", "ONNX graph has no `logits` output (outputs: scores)"), subprocess=True),
+    Case("onnx-label-dim-vs-labels-arg", E, lambda c: c.eval(None, "--labels", "O,B-a,I-a,B-b,I-b", ckpt=c.onnx_dir() / "model.onnx"),
+         ("onx/model.onnx", "ONNX logits have 21 labels but the label list (--labels) has 5"), subprocess=True),
+    Case("onnx-label-dim-vs-model-card", E,
+         lambda c: c.eval(ckpt=c.onnx_dir(card={"labels": ["O", "B-street", "I-street"]})),
+         ("onx/model.onnx", "ONNX logits have 21 labels but the label list (model-card.json labels) has 3")),
+    Case("onnx-model-card-without-labels", E, lambda c: c.eval(ckpt=c.onnx_dir(card={"version": "1.0.0"})),
+         ("onx/model-card.json", "model-card.json has no `labels`; pass --labels")),
+    Case("onnx-model-card-malformed", E, lambda c: (c.onnx_dir(), c.tmp.joinpath("onx", "model-card.json").write_text("{"),
+                                                     c.eval(ckpt=c.tmp / "onx"))[-1],
+         ("onx/model-card.json", "malformed model-card.json")),
+    Case("onnx-labels-file-missing", E, lambda c: c.eval(None, "--labels", "labels.json", ckpt=c.onnx_dir() / "model.onnx"),
+         ("labels.json", "--labels file not found")),
+    Case("onnx-labels-file-not-utf8", E,
+         lambda c: (c.tmp.joinpath("labels.txt").write_bytes(b"O\nB-st\xe9\n"),
+                    c.eval(None, "--labels", str(c.tmp / "labels.txt"), ckpt=c.onnx_dir() / "model.onnx"))[-1],
+         ("labels.txt", "cannot read --labels file")),
+    # ---- outputs ----------------------------------------------------------------------------
+    Case("out-not-writable", E, lambda c: (setattr(c, "out", not_writable_out(c)), c.eval())[-1],
+         ("run", "cannot create output directory")),
+    Case("out-is-a-file", E, lambda c: (c.out.write_text("x"), c.eval())[-1], ("out", "output path exists and is not a directory")),
+    Case("out-non-empty-not-mweval", E, lambda c: (c.out.mkdir(), (c.out / "notes.txt").write_text("mine"), c.eval())[-1],
+         ("out", "not empty and holds no mweval run.json", "--force")),
+    Case("out-non-empty-force", A, lambda c: (c.out.mkdir(), (c.out / "notes.txt").write_text("mine"), c.eval(None, "--force"))[-1],
+         check=check_forced),
+    Case("out-previous-run-replaced", A, lambda c: (previous_run(c), c.eval())[-1], check=check_replaced),
+    Case("out-gate-non-empty-not-mweval", E, lambda c: (c.out.mkdir(), (c.out / "notes.txt").write_text("mine"), gate_args(c))[-1],
+         ("out", "holds no mweval verdict.json", "--force")),
+    Case("out-compare-non-empty-not-mweval", E,
+         lambda c: (c.out.mkdir(), (c.out / "notes.txt").write_text("mine"), compare_args(c))[-1],
+         ("out", "holds no mweval compare.json", "--force")),
+    Case("write-disk-full-new-run", E, lambda c: (fail_replace_of("predictions.jsonl", ENOSPC)(c), c.eval())[-1],
+         ("out/predictions.jsonl", "cannot write: No space left on device")),
+    Case("write-disk-full-over-previous-run", E,
+         lambda c: (previous_run(c), fail_replace_of("predictions.jsonl", ENOSPC)(c), c.eval())[-1],
+         ("out/predictions.jsonl", "cannot write: No space left on device")),
+    Case("write-disk-full-gate", E, lambda c: (fail_replace_of("junit.xml", ENOSPC)(c), gate_args(c))[-1],
+         ("out/junit.xml", "cannot write: No space left on device")),
+    # ---- gate / compare inputs --------------------------------------------------------------
+    Case("thresholds-malformed-toml", E, lambda c: thresholds(c, "[defaults]\nmax_drop_pp = = 1\n"),
+         ("th.toml", "malformed TOML", "line 2")),
+    Case("thresholds-unknown-key", E, lambda c: thresholds(c, "[defaults]\nmax_drop = 1.0\n"),
+         ("th.toml", "unknown key 'max_drop' in [defaults]")),
+    Case("thresholds-unknown-tag-key", E, lambda c: thresholds(c, "[tags.postcode]\nmin_f2 = 90\n"),
+         ("th.toml", "unknown key 'min_f2' in [tags.postcode]")),
+    Case("thresholds-unknown-section", E, lambda c: thresholds(c, "[gate]\nalpha = 0.1\n"), ("th.toml", "unknown section(s): gate")),
+    Case("thresholds-bad-value", E, lambda c: thresholds(c, '[defaults]\nalpha = "0.05"\n'), ("th.toml", "alpha must be a number")),
+    Case("thresholds-tag-not-scored", E, lambda c: thresholds(c, "[tags.unit]\nmin_f1 = 90\n"),
+         ("th.toml", "thresholds name tags not scored in these runs: unit")),
+    Case("thresholds-not-utf8", E, lambda c: thresholds(c, b"[defaults]\n# \xff\n"), ("th.toml", "cannot read thresholds file")),
+    Case("thresholds-missing", E, lambda c: replace_arg(thresholds(c, ""), "--thresholds", c.tmp / "none.toml"),
+         ("none.toml", "thresholds file not found")),
+    Case("gate-baseline-other-golden", E, lambda c: gate_args(c, {"golden_sha": "a" * 64}, {"golden_sha": "b" * 64}),
+         ("golden sets differ", "--allow-mismatch")),
+    Case("gate-baseline-other-profile", E, lambda c: gate_args(c, {"profile": "upstream-eval"}, {"profile": "runtime"}),
+         ("profiles differ: upstream-eval vs runtime", "--allow-mismatch")),
+    Case("compare-baseline-other-golden", E, lambda c: compare_args(c, {"golden_sha": "a" * 64}, {"golden_sha": "b" * 64}),
+         ("golden sets differ", "--allow-mismatch")),
+    Case("compare-baseline-other-profile", E, lambda c: compare_args(c, {"profile": "runtime"}, {"profile": "upstream-eval"}),
+         ("profiles differ: runtime vs upstream-eval", "--allow-mismatch")),
+    Case("gate-baseline-missing", E, lambda c: replace_arg(gate_args(c), "--baseline", c.tmp / "nope"),
+         ("nope", "is not a run directory")),
+    Case("run-json-corrupt", E, lambda c: edited_run(c, lambda d: (d / "run.json").write_text('{"schema": ')),
+         ("base/run.json", "unreadable run.json")),
+    Case("run-json-not-a-run", E, lambda c: edited_run(c, lambda d: (d / "run.json").write_text('{"schema": "mweval.run/1"}')),
+         ("base/run.json", "run.json is incomplete", "tags")),
+    Case("run-predictions-edited", E,
+         lambda c: edited_run(c, lambda d: (d / "predictions.jsonl").write_text((d / "predictions.jsonl").read_text()[:-40] + "\n")),
+         ("base/predictions.jsonl", "does not match run.json")),
+    Case("scores-baseline-without-entries", E,
+         lambda c: (c.tmp.joinpath("scores.json").write_text('{"schema": "mweval.scores/1"}'),
+                    replace_arg(gate_args(c), "--baseline", c.tmp / "scores.json"))[-1],
+         ("scores.json", "scores file is incomplete")),
+]
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every path under root with its kind, mode and content hash: 'nothing changed' is equality."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = "link:" + os.readlink(p)
+        elif p.is_dir():
+            out[rel] = f"dir:{p.stat().st_mode:o}"
+        else:
+            out[rel] = "file:" + hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def invoke(args: list[str], in_subprocess: bool = False) -> Result:
+    if in_subprocess:
+        p = subprocess.run([sys.executable, "-m", "mailwoman_eval", *args], capture_output=True, text=True, timeout=300)
+        return Result(p.returncode, p.stdout, p.stderr)
+    r = CliRunner().invoke(main, args, catch_exceptions=False)
+    return Result(r.exit_code, r.stdout, r.stderr)
+
+
+def test_matrix_has_at_least_40_cases_and_each_is_documented():
+    assert len(CASES) >= 40
+    assert len({c.id for c in CASES}) == len(CASES)
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "robustness.md").read_text(encoding="utf-8")
+    assert [c.id for c in CASES if f"| `{c.id}` |" not in doc] == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, tmp_path, monkeypatch):
+    need_shared()
+    monkeypatch.chdir(tmp_path)
+    ctx = Ctx(tmp_path, monkeypatch)
+    args = case.setup(ctx)
+    before = snapshot(tmp_path)
+    r = invoke(args, case.subprocess)
+    assert "Traceback" not in r.stderr + r.stdout
+    if case.kind == "error":
+        lines = r.stderr.splitlines()
+        assert r.exit_code == 2, (r.exit_code, r.stderr, r.stdout)
+        assert len(lines) == 1, r.stderr
+        assert lines[0].startswith("mweval: error: ")
+        for frag in case.expect:
+            assert frag in lines[0], (frag, lines[0])
+        assert snapshot(tmp_path) == before, "an error left partial output behind"
+        assert not list(tmp_path.rglob("*.tmp")), "a temp file was left behind"
+        return
+    assert r.exit_code == case.exit_code, r.stderr
+    warnings = [s for s in r.stderr.splitlines() if s.startswith("warning:")]
+    if case.kind == "warn":
+        assert warnings, r.stderr
+        for frag in case.expect:
+            assert any(frag in w for w in warnings), (frag, warnings)
+    else:
+        assert not warnings, warnings
+    assert "error" not in r.stderr
+    if case.check is not None:
+        case.check(ctx, r)
+
+
+# ---------------------------------------------------------------------------------------------
+# interrupted writes that are not a clean error
+
+
+def test_interrupt_during_rename_keeps_the_previous_run_and_no_temp_file(tmp_path, monkeypatch):
+    """Ctrl-C after the temp file is written: click aborts (exit 1); the old run is untouched."""
+    need_shared()
+    monkeypatch.chdir(tmp_path)
+    c = Ctx(tmp_path, monkeypatch)
+    previous_run(c)
+    args = c.eval()
+    before = snapshot(tmp_path)
+    fail_replace_of("predictions.jsonl", KeyboardInterrupt())(c)
+    r = invoke(args)
+    assert r.exit_code == 1 and "Aborted!" in r.stderr
+    assert snapshot(tmp_path) == before
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_write_failing_between_the_two_run_files_is_detected_on_read(tmp_path, monkeypatch):
+    """predictions.jsonl replaced, run.json not: the old run.json stays intact, no temp file is left,
+    and reading the pair fails loudly (predictions_sha256) instead of mixing two runs."""
+    need_shared()
+    monkeypatch.chdir(tmp_path)
+    c = Ctx(tmp_path, monkeypatch)
+    previous_run(c)
+    old_run_json = (c.out / "run.json").read_bytes()
+    fail_replace_of("run.json", ENOSPC)(c)
+    r = invoke(c.eval())
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1 and "out/run.json: cannot write" in r.stderr
+    assert (c.out / "run.json").read_bytes() == old_run_json
+    assert not list(tmp_path.rglob("*.tmp"))
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    r = invoke(["diagnose", "--run", str(c.out), "--no-html"])
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1
+    assert "predictions.jsonl does not match run.json" in r.stderr
+
+
+def test_refusal_comes_before_the_evaluation(tmp_path, monkeypatch):
+    """A non-empty foreign --out is refused before any model is loaded (not after minutes of work)."""
+    need_shared()
+    monkeypatch.chdir(tmp_path)
+    c = Ctx(tmp_path, monkeypatch)
+    c.out.mkdir()
+    (c.out / "notes.txt").write_text("mine")
+    import mailwoman_eval.evaluate as ev
+
+    def no_load(*a, **k):
+        raise AssertionError("the backend was loaded before the output directory was checked")
+
+    monkeypatch.setattr(ev, "load_backend", no_load)
+    r = invoke(c.eval())
+    assert r.exit_code == 2 and "refusing to write" in r.stderr

@@ -1,0 +1,245 @@
+"""Property tests (hypothesis): tokenizer spans, Viterbi, boundary trim, span decoding, metric and
+compare/gate invariance. Example counts are kept small so the file runs in well under 30 s."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import unicodedata
+from unittest import mock
+
+import numpy as np
+from conftest import TOKENIZER_V010, need_shared
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from runfactory import make_run
+
+from mailwoman_eval import compare as compare_mod
+from mailwoman_eval import gate as gate_mod
+from mailwoman_eval.decode import CRFParams, build_transitions, components_from_labels, trim_boundary, viterbi
+from mailwoman_eval.labels import bio_labels
+from mailwoman_eval.metrics import FN, FP, NONE, TP, WRONG, EntryVectors, summarize
+from mailwoman_eval.profiles import RUNTIME, UPSTREAM_EVAL
+from mailwoman_eval.run import Run
+from mailwoman_eval.stats import resample_weights
+
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROFILES = st.sampled_from([RUNTIME, UPSTREAM_EVAL])
+
+
+@functools.cache
+def tokenizer():
+    from mailwoman_eval.tokenizer import Tokenizer
+
+    return Tokenizer(TOKENIZER_V010)
+
+
+# ---------------------------------------------------------------------------------------------
+# tokenizer spans
+
+# Printable text: letters, digits, punctuation, symbols (emoji included), and plain spaces.
+# Control and format characters are left out: SentencePiece's normalizer drops them, so they are
+# legitimately covered by no piece (the eval still scores such rows as text; see test_bad_inputs).
+TEXT_CHARS = st.one_of(
+    st.sampled_from(list(" ,.-/#'0123456789")),
+    st.characters(min_codepoint=0x20, max_codepoint=0x2FFFF, categories=("L", "M", "N", "P", "S")),
+    st.characters(categories=("Lu", "Ll", "Nd")),
+)
+NFKC_STABLE_TEXT = st.text(TEXT_CHARS, min_size=1, max_size=40).filter(lambda s: unicodedata.normalize("NFKC", s) == s)
+
+
+@FAST
+@given(NFKC_STABLE_TEXT)
+def test_tokenizer_spans_are_monotone_in_range_and_cover_every_non_space_char(raw):
+    need_shared()
+    enc = tokenizer().encode(raw)
+    assert len(enc.pieces) == len(enc.ids) == len(enc.begin) == len(enc.end)
+    for b, e in zip(enc.begin, enc.end, strict=True):
+        assert 0 <= b <= e <= len(raw)
+    assert list(enc.begin) == sorted(enc.begin) and list(enc.end) == sorted(enc.end)
+    covered = set()
+    for b, e in zip(enc.begin, enc.end, strict=True):
+        covered.update(range(b, e))
+    missing = [i for i, ch in enumerate(raw) if not ch.isspace() and i not in covered]
+    assert not missing, (raw, missing, list(zip(enc.pieces, enc.begin, enc.end, strict=True)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Viterbi against brute force
+
+LABELS = bio_labels(["a", "b"])  # O B-a I-a B-b I-b
+L = len(LABELS)
+SCORE = st.floats(-8, 8, allow_nan=False, width=32) | st.sampled_from([0.0, 1.0, -1.0])  # ties on purpose
+
+
+def path_score(path, em, tr) -> float:
+    s = float(tr.start[path[0]]) + float(em[0, path[0]])
+    for t in range(1, len(path)):
+        s += float(tr.trans[path[t - 1], path[t]]) + float(em[t, path[t]])
+    return s + float(tr.end[path[-1]])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    profile=PROFILES,
+    length=st.integers(1, 4),
+    data=st.data(),
+)
+def test_viterbi_equals_brute_force_enumeration(profile, length, data):
+    arr = lambda *shape: np.array(data.draw(st.lists(SCORE, min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))),  # noqa: E731
+                                  dtype=np.float32).reshape(shape)
+    em = arr(length, L)
+    crf = CRFParams("learned", arr(L, L), arr(L), arr(L))
+    tr = build_transitions(profile, LABELS, crf)
+    scores = {p: path_score(p, em, tr) for p in itertools.product(range(L), repeat=length)}
+    best = max(scores.values())
+    got = tuple(int(i) for i in viterbi(em, tr))
+    # float32 (python-masked) vs float64 (structural) arithmetic: equal up to rounding
+    assert abs(scores[got] - best) <= 1e-4 * (1 + abs(best)), (got, scores[got], best)
+    runner_up = sorted(scores.values())[-2] if len(scores) > 1 else -np.inf
+    if best - runner_up > 1e-3 * (1 + abs(best)):  # a unique optimum: the very same path
+        assert scores[got] == best
+
+
+# ---------------------------------------------------------------------------------------------
+# boundary trim and span decoding
+
+RAW_CHARS = st.sampled_from(list("ab Z9,.-'/ \t()#éß\u00a0\u200d\u2028") + ["\U0001f600", "\U00010400", "中"])
+RAW = st.text(RAW_CHARS, min_size=1, max_size=30)
+
+
+@FAST
+@given(RAW, st.data())
+def test_trim_boundary_is_idempotent_and_stays_inside_its_span(raw, data):
+    start = data.draw(st.integers(0, len(raw)))
+    end = data.draw(st.integers(start, len(raw)))
+    got = trim_boundary(raw, start, end)
+    if got is None:
+        return
+    s, e = got
+    assert start <= s < e <= end
+    assert trim_boundary(raw, s, e) == (s, e)
+    assert trim_boundary(raw, start, e) == (s, e) and trim_boundary(raw, s, end) == (s, e)
+
+
+SPAN_LABELS = bio_labels(["a", "b", "c"]) + ["junk"]
+
+
+@FAST
+@given(RAW, PROFILES, st.data())
+def test_decoded_spans_never_overlap_and_index_raw(raw, profile, data):
+    n = data.draw(st.integers(1, 12))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), min_size=n + 1, max_size=n + 1)))
+    begin, end = cuts[:-1], cuts[1:]  # monotone, contiguous, zero-width pieces allowed (byte fallback)
+    labels = data.draw(st.lists(st.sampled_from(SPAN_LABELS), min_size=n, max_size=n))
+    conf = data.draw(st.lists(st.floats(0, 1), min_size=n, max_size=n))
+    comps = components_from_labels(raw, labels, begin, end, conf, profile)
+    for tag, c in comps.items():
+        assert c.tag == tag and raw[c.start : c.end] == c.value
+        assert 0 <= c.start <= c.end <= len(raw)
+        if profile is RUNTIME:
+            assert c.value and trim_boundary(raw, c.start, c.end) == (c.start, c.end)
+        else:
+            assert c.value == c.value.strip()
+    spans = sorted((c.start, c.end) for c in comps.values() if c.end > c.start)
+    for (_, e1), (s2, _) in itertools.pairwise(spans):
+        assert e1 <= s2
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics and compare/gate are functions of the entries, not of their order
+
+OUTCOMES = st.sampled_from([NONE, TP, FP, FN, WRONG])
+
+
+@FAST
+@given(st.integers(1, 25).flatmap(lambda n: st.tuples(
+    st.lists(st.lists(OUTCOMES, min_size=3, max_size=3), min_size=n, max_size=n),
+    st.permutations(range(n)),
+    st.lists(st.integers(0, 12), min_size=n, max_size=n),
+)))
+def test_summarize_is_invariant_to_entry_order(args):
+    rows, perm, pieces = args
+    tags = ["postcode", "region", "street"]
+
+    def vectors(order):
+        out = np.array([rows[i] for i in order], dtype=np.int8).reshape(len(order), 3)
+        n_p = np.array([pieces[i] for i in order], dtype=np.int64)
+        return EntryVectors(tags, out, n_p * 0.5, n_p * 0.25, n_p)  # binary fractions: exact sums
+
+    a, b = summarize(vectors(range(len(rows)))), summarize(vectors(perm))
+    assert a == b
+
+
+TAGS = ["postcode", "region", "street"]
+VALUES = st.sampled_from(["10001", "NY", "ny", "Main St", "Main St.", "Elm"])
+COMPS = st.dictionaries(st.sampled_from(TAGS), VALUES, max_size=3)
+
+
+def permuted(run: Run, perm) -> Run:
+    """The same entries (ids travel with them) in another order."""
+    return Run(run.path, run.meta, [run.predictions[i] for i in perm])
+
+
+def exact_conf(run: Run) -> Run:
+    for p in run.predictions:  # binary fractions, so sums do not depend on the order of addition
+        p["conf"], p["amax_conf"] = [0.5], [0.75]
+    return run
+
+
+def sort_changes(doc: dict) -> dict:
+    doc = json.loads(json.dumps(doc))
+    for t in doc.get("changes", {}).values():
+        t["broken"].sort(key=lambda x: x["id"])
+        t["fixed"].sort(key=lambda x: x["id"])
+    return doc
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(1, 10).flatmap(lambda n: st.tuples(
+        st.lists(st.tuples(COMPS, COMPS, COMPS), min_size=n, max_size=n),
+        st.permutations(range(n)),
+    )),
+    st.sampled_from(["runtime", "upstream-eval"]),
+)
+def test_compare_and_gate_are_invariant_when_both_runs_are_permuted_alike(args, profile):
+    rows, perm = args
+    raw = lambda g, b, c: " ".join(sorted({*g.values(), *b.values(), *c.values()})) or "x"  # noqa: E731
+    base = exact_conf(make_run([(raw(g, b, c), g, b) for g, b, c in rows], TAGS, profile, "base"))
+    cand = exact_conf(make_run([(raw(g, b, c), g, c) for g, b, c in rows], TAGS, profile, "cand"))
+    n = len(rows)
+    th = gate_mod.Thresholds()
+
+    plain_c = compare_mod.compare(base, cand, resamples=1000, seed=3)
+    plain_g = gate_mod.gate(base, cand, th, seed=3)
+    pb, pc = permuted(base, perm), permuted(cand, perm)
+    perm_c = compare_mod.compare(pb, pc, resamples=1000, seed=3)
+    perm_g = gate_mod.gate(pb, pc, th, seed=3)
+
+    # Observed numbers do not depend on entry order at all.
+    for view in plain_c["views"]:
+        for tag, r in plain_c["views"][view]["per_tag"].items():
+            q = perm_c["views"][view]["per_tag"][tag]
+            assert (r["support"], r["tp"], r["fp"], r["fn"]) == (q["support"], q["tp"], q["fp"], q["fn"])
+            for m in ("precision", "recall", "f1"):
+                assert (r[m]["base"], r[m]["cand"], r[m]["delta_pp"]) == (q[m]["base"], q[m]["cand"], q[m]["delta_pp"])
+    for view, rows_ in plain_g["results"].items():
+        for tag, r in rows_.items():
+            q = perm_g["results"][view][tag]
+            assert (r["base_f1"], r["cand_f1"], r["delta_pp"], r["support"]) == (q["base_f1"], q["cand_f1"], q["delta_pp"], q["support"])
+    assert plain_c["category_shifts"] == perm_c["category_shifts"]
+
+    # CIs and p-values come from seeded draws assigned to entries by position. Give each entry
+    # the draws it had before the permutation, and every number (verdicts included) is identical.
+    def weights_following_the_entries(size, resamples, seed):
+        w = resample_weights(size, resamples, seed)
+        return w[:, list(perm)] if size == n else w
+
+    with mock.patch.object(compare_mod, "resample_weights", weights_following_the_entries), \
+         mock.patch.object(gate_mod, "resample_weights", weights_following_the_entries):
+        perm_c = compare_mod.compare(pb, pc, resamples=1000, seed=3)
+        perm_g = gate_mod.gate(pb, pc, th, seed=3)
+    assert sort_changes(perm_c) == sort_changes(plain_c)
+    assert perm_g == plain_g
