@@ -489,3 +489,356 @@ def render_diagnose(d, path, csv_name: str) -> None:
     """Write the diagnose report for `d` to `path` (atomically); `csv_name` is the error table
     written beside it, linked relatively for the examples beyond the cap."""
     atomic_write_text(Path(path), render_diagnose_html(d, csv_name))
+
+
+# =============================================================================================
+# `mweval compare` report: the same layout, CSS and macros; view model built from the
+# `compare()` result dict plus the two runs (for provenance and the predicted spans).
+
+CHANGE_CAP = 25  # newly broken / newly fixed rows shown per tag and list; the rest are counted
+MOVES_CAP = 6  # category moves shown per tag and kind
+VIEW_WORDS = {"all": "all entries", "excluding_adversarial": "excluding adversarial", "adversarial_only": "adversarial only"}
+SUMMARY_LABELS = {
+    "macro_f1": "macro F1",
+    "micro_f1": "micro F1",
+    "exact_match": "exact match",
+    "mean_token_confidence": "mean token conf.",
+}
+MUST_MATCH = {"golden", "golden sha256", "profile"}  # provenance keys that make a comparison unfair
+FOREST = {"label_w": 150, "panel_w": 350, "gap": 40, "row_h": 20, "top": 34, "bottom": 26}
+
+
+def fmt_pp(x, digits: int = 1) -> str:
+    """A value already in percentage points, signed, with a true minus sign."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if round(x, digits) == 0:
+        return f"{0:.{digits}f}"
+    return f"{x:+.{digits}f}".replace("-", "−")
+
+
+def _endpoint(x, digits: int) -> str:
+    # an endpoint that is not zero never prints as "0.0": the reader checks its sign
+    d = digits
+    while x and round(x, d) == 0 and d < digits + 2:
+        d += 1
+    return fmt_pp(x, d)
+
+
+def fmt_ci(ci, digits: int = 1) -> str:
+    return f"[{_endpoint(ci[0], digits)}, {_endpoint(ci[1], digits)}]"
+
+
+def fmt_p(p) -> str:
+    if p is None:
+        return "—"
+    return f"{p:.3f}" if p >= 0.01 else f"{p:.4f}"
+
+
+def significance(block: dict) -> str:
+    """`sneg` when the whole 95% CI is below zero, `spos` when above, else `ns`."""
+    lo, hi = block["ci95_pp"]
+    return "sneg" if hi < 0 else ("spos" if lo > 0 else "ns")
+
+
+def _empty_tag(view: dict, tag: str) -> bool:
+    r = view["per_tag"].get(tag)
+    return not view.get("entries") or r is None or (r["support"] == 0 and sum(r["tp"]) + sum(r["fp"]) == 0)
+
+
+def delta_cell(block: dict, digits: int = 1, what: str = "F1", extra: str = "") -> dict:
+    text = fmt_pp(block["delta_pp"], digits)
+    ci = fmt_ci(block["ci95_pp"], digits)
+    title = f"Δ {what} {text} pp, 95% CI {ci}, p {fmt_p(block['p'])}" + (f"\n{extra}" if extra else "")
+    return {"text": text, "ci": ci, "cls": significance(block), "title": title, "p": fmt_p(block["p"])}
+
+
+def compare_tag_rows(c: dict) -> list[dict]:
+    rows = []
+    for tag in c["tags"]:
+        groups = []
+        for v in VIEWS:
+            view = c["views"][v]
+            r = view["per_tag"].get(tag)
+            if _empty_tag(view, tag):
+                groups.append({"empty": True, "support": r["support"] if r else 0})
+                continue
+            pr, rc = r["precision"], r["recall"]
+            extra = (
+                f"Δ precision {fmt_pp(pr['delta_pp'])} pp {fmt_ci(pr['ci95_pp'])} · Δ recall {fmt_pp(rc['delta_pp'])} pp {fmt_ci(rc['ci95_pp'])}\n"
+                f"base tp {r['tp'][0]} fp {r['fp'][0]} fn {r['fn'][0]} → cand tp {r['tp'][1]} fp {r['fp'][1]} fn {r['fn'][1]}"
+            )
+            groups.append({"empty": False, "base": r["f1"]["base"], "cand": r["f1"]["cand"], "support": r["support"],
+                           "d": delta_cell(r["f1"], 1, "F1", extra)})
+        rows.append({"tag": tag, "anchor": anchor("tag", tag), "groups": groups})
+    return rows
+
+
+def compare_summary_rows(c: dict) -> list[dict]:
+    rows = []
+    for key, label in SUMMARY_LABELS.items():
+        groups = []
+        for v in VIEWS:
+            s = c["views"][v]["summary"].get(key)
+            if not c["views"][v].get("entries") or s is None:
+                groups.append({"empty": True})
+                continue
+            note = f"over {len(c['views'][v].get('macro_f1_tags') or [])} tags" if key == "macro_f1" else ""
+            groups.append({"empty": False, "base": s["base"], "cand": s["cand"], "d": delta_cell(s, 2, label), "note": note})
+        rows.append({"label": label, "groups": groups})
+    return rows
+
+
+def compare_headline(c: dict) -> dict:
+    """Tags whose F1 CI excludes zero, grouped by tag, with every view where it does."""
+    found: dict[str, dict[str, list]] = {"sneg": defaultdict(list), "spos": defaultdict(list)}
+    noise: list[dict] = []
+    for v in VIEWS:
+        view = c["views"][v]
+        for tag in c["tags"]:
+            if _empty_tag(view, tag):
+                continue
+            r = view["per_tag"][tag]
+            f = r["f1"]
+            cls = significance(f)
+            part = {
+                "view": v,
+                "words": VIEW_WORDS[v],
+                "delta": f["delta_pp"],
+                "text": f"{fmt_pp(f['delta_pp'])} pp {fmt_ci(f['ci95_pp'])} {VIEW_WORDS[v]}",
+                "title": f"base {pct(f['base'])} → cand {pct(f['cand'])} · n {r['support']} · p {fmt_p(f['p'])} ({view['entries']} entries)",
+            }
+            if cls in found:
+                found[cls][tag].append(part)
+            elif f["delta_pp"] < 0:
+                noise.append({"tag": tag, **part})
+
+    def items(kind: str, sign: int) -> list[dict]:
+        out = []
+        for tag, parts in found[kind].items():
+            out.append({"tag": tag, "anchor": anchor("tag", tag), "parts": parts,
+                        "text": f"{tag} F1 " + " · ".join(p["text"] for p in parts),
+                        "key": min(sign * p["delta"] for p in parts)})
+        return sorted(out, key=lambda x: (x["key"], c["tags"].index(x["tag"])))
+
+    regs, imps = items("sneg", 1), items("spos", -1)
+    noise.sort(key=lambda x: (x["delta"], x["tag"]))
+    return {
+        "regressions": regs,
+        "improvements": imps,
+        "n_reg": sum(len(x["parts"]) for x in regs),
+        "n_imp": sum(len(x["parts"]) for x in imps),
+        "noise": [{"tag": x["tag"], "anchor": anchor("tag", x["tag"]), "text": f"{x['tag']} {fmt_pp(x['delta'])} pp ({x['words']})",
+                   "title": x["title"] + " · 95% CI " + x["text"].split(" pp ", 1)[1]} for x in noise],
+        "tests": sum(0 if _empty_tag(c["views"][v], t) else 1 for v in VIEWS for t in c["tags"]),
+    }
+
+
+def nice_step(span: float, target: int = 5) -> float:
+    raw = span / max(target, 1)
+    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    for m in (1, 2, 5, 10):
+        if raw <= m * mag:
+            return m * mag
+    return 10 * mag
+
+
+def forest(c: dict) -> dict:
+    """Per view a panel: per tag the Δ F1 point and its 95% CI bar against a zero line (inline SVG)."""
+    g = FOREST
+    tags = [t for t in c["tags"] if not all(_empty_tag(c["views"][v], t) for v in VIEWS)]
+    height = g["top"] + g["row_h"] * max(len(tags), 1) + g["bottom"]
+    panels = []
+    for k, v in enumerate(VIEWS):
+        view = c["views"][v]
+        x0 = g["label_w"] + k * (g["panel_w"] + g["gap"])
+        x1 = x0 + g["panel_w"]
+        blocks = {t: view["per_tag"][t]["f1"] for t in tags if not _empty_tag(view, t)}
+        lo = min([0.0] + [b["ci95_pp"][0] for b in blocks.values()] + [b["delta_pp"] for b in blocks.values()])
+        hi = max([0.0] + [b["ci95_pp"][1] for b in blocks.values()] + [b["delta_pp"] for b in blocks.values()])
+        if hi - lo < 2.0:  # at least 2 pp of room
+            mid = (hi + lo) / 2
+            lo, hi = min(lo, mid - 1.0), max(hi, mid + 1.0)
+        pad = (hi - lo) * 0.05  # nothing drawn on the panel edge
+        lo, hi = lo - pad, hi + pad
+        step = nice_step(hi - lo)
+        inner0, inner1 = x0 + 6, x1 - 6
+
+        def sx(x, lo=lo, hi=hi, inner0=inner0, inner1=inner1):
+            return round(inner0 + (x - lo) / (hi - lo) * (inner1 - inner0), 1)
+
+        ticks = []
+        for i in range(math.ceil(lo / step), math.floor(hi / step) + 1):
+            t = i * step
+            ticks.append({"x": sx(t), "label": fmt_pp(t, 0 if step >= 1 else 1), "zero": abs(t) < step * 1e-6})
+        rows = []
+        for i, t in enumerate(tags):
+            y = g["top"] + i * g["row_h"] + g["row_h"] / 2
+            b = blocks.get(t)
+            if b is None:
+                rows.append({"y": y, "empty": True, "tag": t})
+                continue
+            r = view["per_tag"][t]
+            rows.append({
+                "y": y, "empty": False, "tag": t, "cls": significance(b),
+                "lo": sx(b["ci95_pp"][0]), "hi": sx(b["ci95_pp"][1]), "d": sx(b["delta_pp"]),
+                "title": f"{t}, {VIEW_WORDS[v]}: Δ F1 {fmt_pp(b['delta_pp'])} pp {fmt_ci(b['ci95_pp'])}, p {fmt_p(b['p'])}; "
+                         f"base {pct(b['base'])} → cand {pct(b['cand'])}; n {r['support']}",
+            })  # fmt: skip
+        panels.append({"title": f"{VIEW_TITLES[v]} ({view['entries']:,})", "x0": x0, "x1": x1, "zero": sx(0.0), "ticks": ticks,
+                       "rows": rows, "has": bool(view.get("entries")), "mid": (x0 + x1) / 2})
+    width = g["label_w"] + len(VIEWS) * g["panel_w"] + (len(VIEWS) - 1) * g["gap"] + 8
+    labels = [{"tag": t, "anchor": anchor("tag", t), "y": g["top"] + i * g["row_h"] + g["row_h"] / 2} for i, t in enumerate(tags)]
+    return {"width": width, "height": height, "panels": panels, "labels": labels, "top": g["top"],
+            "bottom": height - g["bottom"], "row_h": g["row_h"], "label_w": g["label_w"]}
+
+
+def provenance_pair(base, cand) -> list[dict]:
+    """Rows {key, base, cand, titles, mono, differs, must} from the two runs' provenance items."""
+    ib = {it["key"]: it for it in provenance(base.meta)}
+    ic = {it["key"]: it for it in provenance(cand.meta)}
+    keys = list(ic) + [k for k in ib if k not in ic]
+    rows = [{
+        "key": "run", "base": f"{base.path.name or base.path} ({base.meta.get('source', 'run')})",
+        "cand": f"{cand.path.name or cand.path} ({cand.meta.get('source', 'run')})",
+        "base_title": str(base.path), "cand_title": str(cand.path), "mono": False, "differs": False, "must": False,
+    }]  # fmt: skip
+    for k in keys:
+        if k == "run started":
+            continue
+        b, c = ib.get(k, {}), ic.get(k, {})
+        bv, cv = b.get("value", "—"), c.get("value", "—")
+        differs = (b.get("title") or bv) != (c.get("title") or cv)
+        rows.append({"key": k, "base": bv, "cand": cv, "base_title": b.get("title", ""), "cand_title": c.get("title", ""),
+                     "mono": bool(b.get("mono") or c.get("mono")), "differs": differs, "must": differs and k in MUST_MATCH})
+    return rows
+
+
+def _bar_scaled(cats: dict, side: str, total: int, scale: int, width: int) -> dict:
+    counts = {cat: v[side] for cat, v in cats.items() if v[side]}
+    b = bar(counts, total, width)
+    f = total / scale if scale else 0
+    for s in b["segments"]:
+        s["x"], s["w"] = round(s["x"] * f, 2), round(s["w"] * f, 2)
+    return b
+
+
+def side_line(p: dict | None, tag: str, raw: str) -> dict:
+    """The raw line of one run with its predicted span of `tag` (pieces on hover when the run has them)."""
+    if p is not None and p.get("pieces") and p.get("spans") and p.get("raw") == raw:
+        return pred_line(p, tag)
+    pr = (p or {}).get("pred", {}).get(tag) or {}
+    found = find_span(raw, pr.get("value") or "")
+    if found is None or found[2]:
+        return {"pre": [(raw, "", "")], "hl": None, "post": [], "value": None, "confidence": pr.get("confidence")}
+    a, b, _ = found
+    return {"pre": [(raw[:a], "", "")], "hl": [(raw[a:b], "", "")], "post": [(raw[b:], "", "")], "value": raw[a:b],
+            "confidence": pr.get("confidence")}
+
+
+def change_rows(items: list[dict], tag: str, change: str, by_base: dict, by_cand: dict) -> list[dict]:
+    side = "cand" if change == "broken" else "base"  # the run that is wrong on this entry
+    rows = []
+    for it in spread(items, CHANGE_CAP):
+        p = (by_cand if side == "cand" else by_base).get(it["id"])
+        rows.append({
+            "id": it["id"], "tag": tag, "change": change, "adv": bool(it.get("adversarial")),
+            "gold": it["gold"], "base": it["base"], "cand": it["cand"], "side": side,
+            "gold_line": gold_line(it["raw"], it["gold"]), "side_line": side_line(p, tag, it["raw"]),
+            "bidi": bool(_BIDI_CONTROLS.search(it["raw"])),
+        })  # fmt: skip
+    return rows
+
+
+def order_view(c: dict) -> str:
+    """The view the tag blocks are sorted by: the gate's default view, unless it is empty."""
+    return "excluding_adversarial" if c["views"]["excluding_adversarial"].get("entries") else "all"
+
+
+def compare_blocks(c: dict, base, cand) -> list[dict]:
+    by_base = {p["id"]: p for p in base.predictions}
+    by_cand = {p["id"]: p for p in cand.predictions}
+    gated = c["views"][order_view(c)]
+
+    def key(t):  # tags without data in any view last; then the worst Δ F1 first
+        unused = all(_empty_tag(c["views"][v], t) for v in VIEWS)
+        return (unused, gated["per_tag"][t]["f1"]["delta_pp"] if not _empty_tag(gated, t) else 0.0, c["tags"].index(t))
+
+    order = sorted(c["tags"], key=key)
+    blocks = []
+    for tag in order:
+        shifts = c["category_shifts"].get(tag, {})
+        kinds = []
+        for kind in ("FN", "FP"):
+            s = shifts.get(kind) or {"base_total": 0, "cand_total": 0, "categories": {}, "moves": []}
+            scale = max(s["base_total"], s["cand_total"])
+            cats = s["categories"]
+            kinds.append({
+                "kind": kind, "base_total": s["base_total"], "cand_total": s["cand_total"],
+                "delta": s["cand_total"] - s["base_total"],
+                "bars": [("base", _bar_scaled(cats, "base", s["base_total"], scale, 300)),
+                         ("cand", _bar_scaled(cats, "cand", s["cand_total"], scale, 300))],
+                "cats": [{"cat": k, "color": CATEGORY_COLORS.get(k, FALLBACK_COLOR), **v} for k, v in cats.items()],
+                "moves": s["moves"][:MOVES_CAP], "more_moves": max(0, len(s["moves"]) - MOVES_CAP),
+                "moved": sum(m["count"] for m in s["moves"]),
+            })  # fmt: skip
+        ch = c["changes"].get(tag) or {"newly_broken": 0, "newly_fixed": 0, "broken": [], "fixed": []}
+        lists = []
+        for change, key, count in (("broken", "broken", ch["newly_broken"]), ("fixed", "fixed", ch["newly_fixed"])):
+            rows = change_rows(ch[key], tag, change, by_base, by_cand)
+            lists.append({"change": change, "count": count, "rows": rows, "more": count - len(rows),
+                          "listed": len(ch[key]), "anchor": anchor("chg", tag, change), "open": change == "broken" and count > 0})
+        f1s = []
+        for v in VIEWS:
+            view = c["views"][v]
+            if _empty_tag(view, tag):
+                continue
+            f = view["per_tag"][tag]["f1"]
+            f1s.append({"view": VIEW_TITLES[v], "base": f["base"], "cand": f["cand"], "d": delta_cell(f)})
+        errors = any(k["base_total"] or k["cand_total"] for k in kinds)
+        blocks.append({"tag": tag, "anchor": anchor("tag", tag), "kinds": kinds, "lists": lists, "f1s": f1s,
+                       "has_errors": errors, "changed": ch["newly_broken"] + ch["newly_fixed"]})
+    return blocks
+
+
+def compare_context(c: dict, base, cand) -> dict:
+    golden = c["cand"]["golden"]["name"]
+    blocks = compare_blocks(c, base, cand)
+    warnings = []
+    for who, run in (("base", base), ("cand", cand)):
+        for w in warning_items(run.meta.get("warnings") or []):
+            warnings.append({**w, "text": f"{who} ({run.label}): {w['text']}"})
+    m = c["method"]
+    return {
+        "title": f"{c['cand']['label']} vs {c['base']['label']} on {golden} — mweval compare",
+        "base_label": c["base"]["label"],
+        "cand_label": c["cand"]["label"],
+        "subheading": f"on {golden} · profile {c['cand']['profile']} · {m['resamples']:,} paired bootstrap resamples",
+        "provenance": provenance_pair(base, cand),
+        "mismatch": c.get("mismatch") or [],
+        "warnings": warnings,
+        "method": m,
+        "adversarial": ADVERSARIAL_DEFINITIONS.get(m.get("adversarial"), m.get("adversarial")),
+        "entries": [{"view": VIEW_TITLES[v], "words": VIEW_WORDS[v], "n": c["views"][v]["entries"]} for v in VIEWS],
+        "headline": compare_headline(c),
+        "view_titles": [VIEW_TITLES[v] for v in VIEWS],
+        "per_tag": compare_tag_rows(c),
+        "summary": compare_summary_rows(c),
+        "forest": forest(c),
+        "blocks": blocks,
+        "filters": {"tag": [b["tag"] for b in blocks if b["changed"]],
+                    "shown": sum(len(x["rows"]) for b in blocks for x in b["lists"])},
+        "cap": CHANGE_CAP,
+        "order_view": VIEW_WORDS[order_view(c)],
+        "colors": CATEGORY_COLORS,
+        "version": __version__,
+    }
+
+
+def render_compare_html(c: dict, base, cand) -> str:
+    return environment().get_template("compare.html.j2").render(**compare_context(c, base, cand))
+
+
+def render_compare(c: dict, base, cand, path: Path) -> None:
+    """Write the regression report of `mweval compare` (one self-contained file, atomically)."""
+    atomic_write_text(Path(path), render_compare_html(c, base, cand))
