@@ -110,8 +110,11 @@ def headline(d: Diagnosis) -> list[dict]:
 # Console output
 
 
-def upstream_console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
-    """diagnose_regression.py's stdout layout (upstream-formats.md §10.2), byte for byte."""
+def upstream_console(d: Diagnosis, examples: int = 3, seed: int = 42, annotate=None) -> str:
+    """diagnose_regression.py's stdout layout (upstream-formats.md §10.2), byte for byte.
+
+    `annotate(tag, kind)` may return extra lines printed under each "FALSE … (n total)" header
+    (the default console uses it; the upstream layout passes none)."""
     rng = random.Random(seed)  # same sequence as random.seed(seed) + random.sample
     preds = d.run.predictions
     lines: list[str] = []
@@ -122,6 +125,8 @@ def upstream_console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
             errs = [e for e in d.errors if e.tag == tag and e.kind == kind]
             lines.append("")
             lines.append(f"{KIND_TITLES[kind]} ({len(errs)} total)")
+            if annotate is not None:
+                lines.extend(annotate(tag, kind))
             if not errs:
                 continue
             by_cat: dict[str, list[ErrorRecord]] = {}
@@ -158,22 +163,17 @@ def console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
         f"{'macro F1':20s} {m['all']['macro_f1']:8.4f} {m['excluding_adversarial']['macro_f1']:9.4f} "
         f"{m['adversarial_only']['macro_f1']:9.4f} {m['excluding_adversarial']['macro_f1'] - m['all']['macro_f1']:+12.4f}"
     )
-    body = upstream_console(d, examples, seed)
-    # annotate each tag's totals with the secondary categories the default scheme also records
-    extra = []
-    for line in body.splitlines():
-        extra.append(line)
-        if line.startswith(("FALSE POSITIVES", "FALSE NEGATIVES")) and d.scheme == "default":
-            tag = current_tag
-            kind = "FP" if line.startswith("FALSE POSITIVES") else "FN"
-            b = d.buckets["all"][tag][kind]
-            if b["secondary"]:
-                extra.append("  (also, as a secondary category: " + ", ".join(f"{c} {n}" for c, n in b["secondary"].items()) + ")")
-            if b["num_confused_with"]:
-                extra.append("  (numeric value taken by/from: " + ", ".join(f"{t} {n}" for t, n in b["num_confused_with"].items()) + ")")
-        elif line.startswith("=== TAG: "):
-            current_tag = line[len("=== TAG: ") : -len(" ===")]
-    return "\n".join(out) + "\n" + "\n".join(extra) + "\n"
+    def annotate(tag: str, kind: str) -> list[str]:
+        b = d.buckets["all"][tag][kind]
+        extra = []
+        if b["secondary"]:
+            extra.append("  (also, as a secondary category: " + ", ".join(f"{c} {n}" for c, n in b["secondary"].items()) + ")")
+        if b["num_confused_with"]:
+            extra.append("  (numeric value taken by/from: " + ", ".join(f"{t} {n}" for t, n in b["num_confused_with"].items()) + ")")
+        return extra
+
+    body = upstream_console(d, examples, seed, annotate if d.scheme == "default" else None)
+    return "\n".join(out) + "\n" + body
 
 
 def to_json(d: Diagnosis) -> dict:

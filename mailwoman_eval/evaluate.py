@@ -39,6 +39,7 @@ from mailwoman_eval.profiles import Profile
 from mailwoman_eval.run import (
     RUN_FILE,
     SCHEMA,
+    Run,
     cache_key,
     cached_run_dir,
     git_commit,
@@ -331,7 +332,8 @@ def evaluate(
             "rows_per_s": _r(n / max(1e-9, time.perf_counter() - t0)),
         },
     }
-    write_run(out, meta, predictions, force=opts.force)
+    written = write_run(out, meta, predictions, force=opts.force)
     if opts.use_cache:
         store_in_cache(key, out)
-    return load_run(out)
+    # the records just written, as load_run would return them (JSON round trip keeps types the same)
+    return Run(out, written, predictions)

@@ -62,14 +62,17 @@ def cache_key(parts: dict) -> str:
     return sha256_bytes(json.dumps({**parts, "mweval_version": __version__}, sort_keys=True).encode())[:32]
 
 
-def write_run(out: Path, run_json: dict, predictions: list[dict], force: bool = False) -> None:
-    """predictions first, run.json last (its `predictions_sha256` ties the pair together)."""
+def write_run(out: Path, run_json: dict, predictions: list[dict], force: bool = False) -> dict:
+    """predictions first, run.json last (its `predictions_sha256` ties the pair together).
+
+    Returns the run.json content as written."""
     pred_bytes = "".join(dumps_line(p) + "\n" for p in predictions).encode("utf-8")
     run_json = dict(run_json)
     run_json["predictions_sha256"] = sha256_bytes(pred_bytes)
     with output_dir(out, RUN_FILE, force):
         atomic_write_bytes(out / PRED_FILE, pred_bytes)
         atomic_write_bytes(out / RUN_FILE, dumps_doc(run_json).encode("utf-8"))
+    return run_json
 
 
 def store_in_cache(key: str, run_dir: Path) -> None:

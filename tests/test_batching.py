@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import GOLDEN_V012, TINY, TINY_STEP, TOKENIZER_V010, need_shared
+
 from mailwoman_eval.checkpoints.backend import length_batches
 from mailwoman_eval.checkpoints.onnx_backend import OnnxBackend
 from mailwoman_eval.checkpoints.pytorch_dir import PytorchBackend

@@ -1,11 +1,11 @@
 """Every category rule and precedence step, both schemes (design.md Decisions; upstream-formats.md §10.2)."""
 
 import pytest
+from runfactory import make_run
 
 from mailwoman_eval.buckets import bucket_errors, classify_default, classify_upstream, is_bio_slip
 from mailwoman_eval.diagnose import diagnose, upstream_console
 from mailwoman_eval.profiles import RUNTIME, UPSTREAM_EVAL
-from runfactory import make_run
 
 # ---- upstream scheme: first match wins, case by case ---------------------------------------------
 

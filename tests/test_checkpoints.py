@@ -5,8 +5,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import EN_US, GOLDEN_V012, TINY, TINY_BF16, TINY_STEP, TOKENIZER_V010, V040SIZE, need_shared
+
 from mailwoman_eval.checkpoints.onnx_backend import OnnxBackend
 from mailwoman_eval.checkpoints.pytorch_dir import PytorchBackend
 from mailwoman_eval.checkpoints.torchfile import load_state_dict

@@ -6,6 +6,7 @@ from xml.etree import ElementTree as ET
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from runfactory import make_run, save_run
 
 from mailwoman_eval.cli import main
 from mailwoman_eval.compare import compare, view_statistics
@@ -13,7 +14,6 @@ from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.gate import Thresholds, gate, junit_xml, load_thresholds, markdown
 from mailwoman_eval.metrics import FN, TP
 from mailwoman_eval.stats import holm, one_sided_drop_p
-from runfactory import make_run, save_run
 
 
 def two_runs(n, lost, tag="postcode", n_adv=0):

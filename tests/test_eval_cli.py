@@ -7,8 +7,8 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import EN_US, GOLDEN_ROOT, TINY_STEP, TOKENIZER_V010, need_shared
+
 from mailwoman_eval.cli import main
 
 

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import GOLDEN_ROOT, need_shared
+
 from mailwoman_eval.cli import main
 from mailwoman_eval.golden import resolve_golden, user_data_dir
 

@@ -3,10 +3,20 @@
 import json
 
 import numpy as np
-
 from conftest import TINY_STEP, TOKENIZER_V010, need_shared
+
 from mailwoman_eval.decode import components_from_labels, label_spans, trim_boundary
-from mailwoman_eval.metrics import FN, FP, NONE, TP, WRONG, EntryVectors, exact_match_vector, outcome_row, summarize
+from mailwoman_eval.metrics import (
+    FN,
+    FP,
+    NONE,
+    TP,
+    WRONG,
+    EntryVectors,
+    exact_match_vector,
+    outcome_row,
+    summarize,
+)
 from mailwoman_eval.profiles import RUNTIME, UPSTREAM_EVAL
 
 

@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from conftest import EN_US, TOKENIZER_V010, need_shared
+
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.tokenizer import Tokenizer, byte_to_char_table
 

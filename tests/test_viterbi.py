@@ -5,7 +5,14 @@ import itertools
 import numpy as np
 import pytest
 
-from mailwoman_eval.decode import CRFParams, build_transitions, python_masks, structural_masks, viterbi, viterbi_batch
+from mailwoman_eval.decode import (
+    CRFParams,
+    build_transitions,
+    python_masks,
+    structural_masks,
+    viterbi,
+    viterbi_batch,
+)
 from mailwoman_eval.labels import bio_labels
 from mailwoman_eval.profiles import RUNTIME, UPSTREAM_EVAL
 
@@ -91,7 +98,7 @@ def test_masks_follow_each_rule():
     # malformed `curr`: invalid in Python, valid in TS
     assert np.isneginf(pt[0, 5]) and st[0, 5] == 0
     assert np.isneginf(ps[2]) and ss[2] == -1e9 and ps[1] == 0
-    assert int(np.isneginf(python_masks(bio_labels(["t%d" % i for i in range(10)]))[0]).sum()) == 190
+    assert int(np.isneginf(python_masks(bio_labels([f"t{i}" for i in range(10)]))[0]).sum()) == 190
 
 
 def test_batch_equals_one_by_one_with_ragged_lengths():
