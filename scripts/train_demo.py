@@ -131,7 +131,7 @@ RECIPES = {
     },
     "regressed": {
         "source_weights": REGRESSED_WEIGHTS,
-        "save_steps": [1400, 1600, 1800, 2000, 2200],
+        "save_steps": [1200, 1400, 1600, 2000, 2200],
         "ship_step": 2200,
     },
 }
