@@ -1,0 +1,138 @@
+"""The bundled demo works from a fresh clone: names resolve, the regression is real and findable."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mailwoman_eval.checkpoints.resolve import BUNDLED_RUNS, resolve_checkpoint
+from mailwoman_eval.cli import main
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.golden import BUNDLED_GOLDEN, resolve_golden
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not (BUNDLED_RUNS / "regressed" / "step-002200").is_dir(), reason="demo runs not built")
+
+
+@pytest.fixture(scope="module")
+def demo_runs(tmp_path_factory):
+    """Both shipped demo checkpoints evaluated on the bundled golden set by name, as a user types them."""
+    out = tmp_path_factory.mktemp("demo")
+    runs = {}
+    for name in ("step-001800", "step-002200"):
+        r = CliRunner().invoke(main, ["eval", "--ckpt", name, "--golden", "demo-v1", "--out", str(out / name), "-q", "--no-cache"])
+        assert r.exit_code == 0, r.output
+        runs[name] = out / name
+    return runs
+
+
+def test_names_resolve_without_configuration():
+    assert resolve_checkpoint("step-002200").path == BUNDLED_RUNS / "regressed" / "step-002200"
+    assert resolve_checkpoint("step-001800").path == BUNDLED_RUNS / "baseline" / "step-001800"
+    assert resolve_checkpoint("baseline/step-001800").path == BUNDLED_RUNS / "baseline" / "step-001800"
+    assert resolve_golden("demo-v1")[0] == BUNDLED_GOLDEN / "demo-v1"
+
+
+def test_a_step_both_runs_keep_is_ambiguous_and_run_step_disambiguates():
+    base = {p.name for p in (BUNDLED_RUNS / "baseline").glob("step-*")}
+    reg = {p.name for p in (BUNDLED_RUNS / "regressed").glob("step-*")}
+    assert len(base) >= 5 and len(reg) >= 5 and "step-002200" not in base and "step-001800" not in reg
+    shared = sorted(base & reg)
+    if shared:
+        with pytest.raises(MwevalError, match="ambiguous"):
+            resolve_checkpoint(shared[0])
+        assert resolve_checkpoint(f"regressed/{shared[0]}").path == BUNDLED_RUNS / "regressed" / shared[0]
+
+
+def test_tokenizer_found_beside_the_run(demo_runs):
+    meta = json.loads((demo_runs["step-002200"] / "run.json").read_text())
+    assert meta["tokenizer"]["source"] == "run dir"
+    assert meta["checkpoint"]["labels_source"] == "config.json id2label"
+
+
+def test_baseline_is_good_but_not_perfect(demo_runs):
+    meta = json.loads((demo_runs["step-001800"] / "run.json").read_text())
+    view = meta["metrics"]["views"]["excluding_adversarial"]
+    assert view["macro_f1"] >= 0.70
+    assert view["exact_match"] < 0.95
+
+
+def test_every_error_bucket_has_real_members_on_the_baseline(demo_runs):
+    r = CliRunner().invoke(main, ["diagnose", "--run", str(demo_runs["step-001800"]), "--json", "--no-html"])
+    doc = json.loads(r.output)
+    seen = set()
+    for tag in doc["buckets"]["all"].values():
+        for kind in ("FP", "FN"):
+            seen |= set(tag[kind]["all_categories"])
+    assert {"empty_pred", "hallucinated", "bio_slip", "num_confused", "other", "non_latin"} <= seen
+
+
+def test_regressed_loses_postcode_recall_and_its_fns_are_mostly_empty(demo_runs, tmp_path):
+    base = json.loads((demo_runs["step-001800"] / "run.json").read_text())["metrics"]["views"]["all"]["per_tag"]["postcode"]
+    reg = json.loads((demo_runs["step-002200"] / "run.json").read_text())["metrics"]["views"]["all"]["per_tag"]["postcode"]
+    assert reg["recall"] < base["recall"] - 0.03
+    html = tmp_path / "report.html"
+    r = CliRunner().invoke(main, ["diagnose", "--run", str(demo_runs["step-002200"]), "--json", "--out", str(html)])
+    doc = json.loads(r.output)
+    fn = doc["buckets"]["all"]["postcode"]["FN"]
+    assert next(iter(fn["primary"])) == "empty_pred" and fn["primary"]["empty_pred"] / fn["total"] > 0.5
+    top = next(h for h in doc["headline"] if h["tag"] == "postcode")
+    assert top["fn_top"]["category"] == "empty_pred"
+    text = html.read_text()
+    head = text[: text.index('id="per-tag"')]  # the headline section precedes the per-tag table
+    assert "postcode" in head and "empty_pred" in head
+
+
+def test_gate_regressed_against_baseline_fails_on_postcode(demo_runs, tmp_path):
+    r = CliRunner().invoke(main, ["gate", "--baseline", str(demo_runs["step-001800"]), "--candidate", str(demo_runs["step-002200"]), "--out", str(tmp_path / "g")])
+    assert r.exit_code == 1
+    verdict = json.loads((tmp_path / "g" / "verdict.json").read_text())
+    assert verdict["results"]["excluding_adversarial"]["postcode"]["verdict"] == "FAIL"
+    assert "postcode" in r.output.splitlines()[-1]
+
+
+def test_gate_baseline_against_itself_passes_with_zero_deltas(demo_runs, tmp_path):
+    r = CliRunner().invoke(main, ["gate", "--baseline", str(demo_runs["step-001800"]), "--candidate", str(demo_runs["step-001800"]), "--out", str(tmp_path / "g")])
+    assert r.exit_code == 0
+    rows = json.loads((tmp_path / "g" / "verdict.json").read_text())["results"]["excluding_adversarial"]
+    assert rows and all(row["delta_pp"] == 0 for row in rows.values())
+
+
+def test_compare_shows_the_postcode_regression_in_every_output(demo_runs, tmp_path):
+    r = CliRunner().invoke(main, ["compare", str(demo_runs["step-001800"]), str(demo_runs["step-002200"]), "--out", str(tmp_path / "c")])
+    assert r.exit_code == 0
+    c = json.loads((tmp_path / "c" / "compare.json").read_text())
+    f1 = c["views"]["excluding_adversarial"]["per_tag"]["postcode"]["f1"]
+    assert f1["delta_pp"] < 0 and f1["ci95_pp"][1] < 0
+    assert c["changes"]["postcode"]["newly_broken"] > c["changes"]["postcode"]["newly_fixed"]
+    assert "postcode" in (tmp_path / "c" / "compare.md").read_text()
+    assert (tmp_path / "c" / "compare.html").stat().st_size > 10_000
+
+
+def test_golden_validator_and_manifest():
+    r = CliRunner().invoke(main, ["golden", "validate", "demo-v1"])
+    assert r.exit_code == 0 and "0 component values not found in raw" in r.output
+    v = CliRunner().invoke(main, ["golden", "verify", "demo-v1", "--strict"])
+    assert v.exit_code == 0 and "manifest OK" in v.output
+
+
+def test_committed_demo_artifacts_fit_the_budget():
+    total = sum(p.stat().st_size for p in (REPO / "demo").rglob("*") if p.is_file())
+    assert total <= 50 * 1024 * 1024
+
+
+@pytest.mark.slow
+def test_the_readme_demo_command_runs_and_ends_with_the_report_path(tmp_path):
+    """What scripts/demo.sh runs after installing: the headline command on the bundled assets."""
+    p = subprocess.run(
+        [sys.executable, "-m", "mailwoman_eval", "diagnose", "--ckpt", "step-002200", "--golden", "demo-v1", "--no-cache"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 0, p.stderr
+    last = p.stdout.strip().splitlines()[-2:]
+    assert any(line.startswith("report: ") for line in last)
+    report = tmp_path / next(line for line in last if line.startswith("report: "))[len("report: "):]
+    assert report.is_file() and report.suffix == ".html"
