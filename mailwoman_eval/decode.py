@@ -252,7 +252,8 @@ def components_from_labels(
         if sp.tag in out:
             continue
         s, e = begin[sp.first], end[sp.last]
-        c = float(np.mean(conf[sp.first : sp.last + 1]))
+        piece_conf = conf[sp.first : sp.last + 1]
+        c = float(sum(piece_conf)) / len(piece_conf)  # node confidence = mean over its tokens (§5.2)
         if profile.spans == "strip":
             # eval.py: raw[first.char_begin:last.char_end].strip(); the first span wins even if empty.
             s, e = _strip_span(raw, s, max(s, e))

@@ -29,7 +29,7 @@ from mailwoman_eval.labels import tags_from_labels
 from mailwoman_eval.metrics import (
     EntryVectors,
     calibration,
-    invalid_bio_count,
+    invalid_bio_transitions,
     outcome_matrix,
     outcome_row,
     seqeval_section,
@@ -129,6 +129,80 @@ def environment() -> dict:
     return env
 
 
+def decode_paths(logits: list[np.ndarray], transitions, n_labels: int, rows_per_batch: int = 256) -> list[np.ndarray]:
+    """Viterbi over length-sorted batches (padding only within a batch)."""
+    paths: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(logits)
+    order = sorted(range(len(logits)), key=lambda i: len(logits[i]))
+    for start in range(0, len(order), rows_per_batch):
+        rows = order[start : start + rows_per_batch]
+        lengths = np.array([len(logits[i]) for i in rows])
+        em = np.zeros((len(rows), max(1, int(lengths.max())), n_labels), dtype=np.float32)
+        for r, i in enumerate(rows):
+            em[r, : lengths[r]] = logits[i]
+        best = viterbi_batch(em, lengths, transitions)
+        for r, i in enumerate(rows):
+            paths[i] = best[r, : lengths[r]]
+    return paths
+
+
+@dataclass
+class PieceStatistics:
+    labels: list[list[str]]  # decoded label per piece, per entry
+    chosen: list[list[float]]  # softmax probability of the decoded label (rounded to 1e-6)
+    amax: list[list[float]]  # max softmax probability = upstream's token confidence (rounded)
+    amax_all: np.ndarray  # the same, unrounded, over every piece of every entry
+    invalid_argmax: int  # invalid BIO transitions in the per-piece argmax path
+    invalid_decoded: int  # ... and in the decoded path
+
+
+def piece_statistics(logits: list[np.ndarray], paths: list[np.ndarray], labels: list[str]) -> PieceStatistics:
+    """Softmax, confidences and BIO validity over all pieces at once (one array op, not per piece)."""
+    lengths = [len(x) for x in logits]
+    L = len(labels)
+    flat = np.concatenate(logits).astype(np.float64) if logits else np.zeros((0, L))
+    path = np.concatenate(paths).astype(np.int64) if paths else np.zeros(0, dtype=np.int64)
+    probs = softmax(flat) if len(flat) else flat
+    amax = probs.max(-1) if len(flat) else np.zeros(0)
+    chosen = probs[np.arange(len(path)), path] if len(flat) else np.zeros(0)
+    starts = np.cumsum([0] + lengths[:-1]).astype(np.int64) if lengths else np.zeros(0, dtype=np.int64)
+    bounds = np.cumsum(lengths)[:-1] if lengths else []
+
+    label_arr = np.array(labels, dtype=object)
+    return PieceStatistics(
+        labels=[x.tolist() for x in np.split(label_arr[path], bounds)] if lengths else [],
+        chosen=[x.tolist() for x in np.split(np.round(chosen, 6), bounds)] if lengths else [],
+        amax=[x.tolist() for x in np.split(np.round(amax, 6), bounds)] if lengths else [],
+        amax_all=amax,
+        invalid_argmax=invalid_bio_transitions(flat.argmax(-1) if len(flat) else path, starts, labels),
+        invalid_decoded=invalid_bio_transitions(path, starts, labels),
+    )
+
+
+def entry_record(e, enc, comps: dict, lab: list[str], gold_lab: list[str], chosen: list[float], amax: list[float]) -> dict:
+    """One line of predictions.jsonl."""
+    return {
+        "id": e.id,
+        "file": e.file,
+        "line": e.line,
+        "raw": e.raw,
+        "country": e.country,
+        "source": e.source,
+        "notes": e.notes,
+        "adversarial": e.adversarial,
+        "non_latin": e.non_latin,
+        "truncated": len(enc) > MAX_LENGTH,
+        "n_pieces": len(enc),
+        "gold": e.components,
+        "pred": {t: {"value": c.value, "start": c.start, "end": c.end, "confidence": _r(c.confidence)} for t, c in comps.items()},
+        "pieces": list(enc.pieces[:MAX_LENGTH]),
+        "spans": [[b, x] for b, x in zip(enc.begin[:MAX_LENGTH], enc.end[:MAX_LENGTH], strict=True)],
+        "labels": lab,
+        "gold_labels": gold_lab,
+        "conf": chosen,
+        "amax_conf": amax,
+    }
+
+
 def evaluate(
     ref: CheckpointRef,
     gset: GoldenSet,
@@ -192,73 +266,23 @@ def evaluate(
         bar.finish()
     t_inf = time.perf_counter()
 
-    # Viterbi over length-bucketed batches
     n = len(entries)
-    paths: list[np.ndarray | None] = [None] * n
-    order = sorted(range(n), key=lambda i: len(ids[i]))
-    for start in range(0, n, 256):
-        rows = order[start : start + 256]
-        width = max(1, max(len(ids[i]) for i in rows))
-        em = np.zeros((len(rows), width, len(labels)), dtype=np.float32)
-        lengths = np.array([len(ids[i]) for i in rows])
-        for r, i in enumerate(rows):
-            em[r, : len(ids[i])] = logits[i]
-        best = viterbi_batch(em, lengths, transitions)
-        for r, i in enumerate(rows):
-            paths[i] = best[r, : len(ids[i])]
-
+    paths = decode_paths(logits, transitions, len(labels))
+    stats = piece_statistics(logits, paths, labels)
+    label_index = {lab: k for k, lab in enumerate(labels)}
     predictions: list[dict] = []
     outcome_rows: list[list[int]] = []
-    all_conf: list[np.ndarray] = []
-    all_correct: list[np.ndarray] = []
     gold_seqs: list[list[str]] = []
-    pred_seqs: list[list[str]] = []
-    invalid_argmax = invalid_decoded = 0
-    label_arr = np.array(labels, dtype=object)
-    label_index = {lab: k for k, lab in enumerate(labels)}
+    correct: list[np.ndarray] = []
     for i, e in enumerate(entries):
         enc = encodings[i]
-        k = len(ids[i])
-        lg = logits[i]
-        probs = softmax(lg.astype(np.float64)) if k else np.zeros((0, len(labels)))
-        path = paths[i]
-        amax = probs.max(-1) if k else np.zeros(0)
-        chosen = probs[np.arange(k), path] if k else np.zeros(0)
-        lab = list(label_arr[path]) if k else []
+        lab, chosen, amax = stats.labels[i], stats.chosen[i], stats.amax[i]
         comps = components_from_labels(e.raw, lab, enc.begin, enc.end, chosen, opts.profile)
         gold_lab = gold_bio(e.raw, e.components, tags, enc, limit=MAX_LENGTH)
-        invalid_argmax += invalid_bio_count(list(label_arr[lg.argmax(-1)])) if k else 0
-        invalid_decoded += invalid_bio_count(lab)
-        gold_ids = np.array([label_index.get(g, 0) for g in gold_lab], dtype=np.int64)
-        all_conf.append(amax)
-        all_correct.append(path == gold_ids if k else np.zeros(0, dtype=bool))
         gold_seqs.append(gold_lab)
-        pred_seqs.append(lab)
-        pred = {t: {"value": c.value, "start": c.start, "end": c.end, "confidence": _r(c.confidence)} for t, c in comps.items()}
+        correct.append(paths[i] == np.array([label_index.get(g, 0) for g in gold_lab], dtype=np.int64))
         outcome_rows.append(outcome_row(e.components, {t: c.value for t, c in comps.items()}, tags, opts.profile))
-        predictions.append(
-            {
-                "id": e.id,
-                "file": e.file,
-                "line": e.line,
-                "raw": e.raw,
-                "country": e.country,
-                "source": e.source,
-                "notes": e.notes,
-                "adversarial": e.adversarial,
-                "non_latin": e.non_latin,
-                "truncated": len(enc) > MAX_LENGTH,
-                "n_pieces": len(enc),
-                "gold": e.components,
-                "pred": pred,
-                "pieces": list(enc.pieces[:MAX_LENGTH]),
-                "spans": [[b, x] for b, x in zip(enc.begin[:MAX_LENGTH], enc.end[:MAX_LENGTH], strict=True)],
-                "labels": lab,
-                "gold_labels": gold_lab,
-                "conf": [_r(x) for x in chosen],
-                "amax_conf": [_r(x) for x in amax],
-            }
-        )
+        predictions.append(entry_record(e, enc, comps, lab, gold_lab, chosen, amax))
     t_dec = time.perf_counter()
 
     adversarial = np.array([p["adversarial"] for p in predictions], dtype=bool)
@@ -270,10 +294,9 @@ def evaluate(
         n_pieces=np.array([len(p["labels"]) for p in predictions], dtype=np.int64),
     )
     metrics = {"views": summarize_views(vectors, adversarial)}
-    conf_all = np.concatenate(all_conf) if all_conf else np.zeros(0)
-    correct_all = np.concatenate(all_correct) if all_correct else np.zeros(0, dtype=bool)
-    metrics["calibration"] = calibration(conf_all, correct_all)
-    metrics["seqeval"] = seqeval_section(gold_seqs, pred_seqs, tags)
+    correct_all = np.concatenate(correct) if correct else np.zeros(0, dtype=bool)
+    metrics["calibration"] = calibration(stats.amax_all, correct_all)
+    metrics["seqeval"] = seqeval_section(gold_seqs, stats.labels, tags)
     t_score = time.perf_counter()
 
     warnings = list(backend.warnings)
@@ -312,8 +335,8 @@ def evaluate(
             "non_latin": int(sum(p["non_latin"] for p in predictions)),
             "truncated": int(truncated),
             "pieces_decoded": int(vectors.n_pieces.sum()),
-            "invalid_bio_argmax": invalid_argmax,
-            "invalid_bio_decoded": invalid_decoded,
+            "invalid_bio_argmax": stats.invalid_argmax,
+            "invalid_bio_decoded": stats.invalid_decoded,
         },
         "metrics": metrics,
         "audit": aud,

@@ -133,15 +133,17 @@ def calibration(conf: np.ndarray, correct: np.ndarray) -> list[dict]:
     return out
 
 
-def invalid_bio_count(labels: Sequence[str]) -> int:
-    """I-X not preceded by B-X/I-X (or at the start): an invalid transition in a label path."""
-    bad = 0
-    prev = "O"
-    for lab in labels:
-        if lab.startswith("I-") and prev[2:] != lab[2:]:
-            bad += 1
-        prev = lab
-    return bad
+def invalid_bio_transitions(ids: np.ndarray, starts: np.ndarray, labels: Sequence[str]) -> int:
+    """I-X not preceded by B-X/I-X of the same entry (or at its start), counted over many label
+    paths at once. `ids`: the paths concatenated; `starts`: where each entry begins in `ids`."""
+    if len(ids) == 0:
+        return 0
+    tag = np.array([lab[2:] if lab[:2] in ("B-", "I-") else "" for lab in labels], dtype=object)
+    tag_id = np.unique(tag, return_inverse=True)[1]
+    is_inside = np.array([lab.startswith("I-") for lab in labels])
+    prev = np.concatenate([[-1], tag_id[ids][:-1]])
+    prev[starts] = -1
+    return int((is_inside[ids] & (prev != tag_id[ids])).sum())
 
 
 def seqeval_section(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]], tags: Sequence[str]) -> dict:
@@ -152,10 +154,15 @@ def seqeval_section(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequ
     """
     from seqeval.scheme import IOB2, Entities
 
-    g = Entities([list(s) for s in gold_seqs], IOB2, suffix=False).entities
-    p = Entities([list(s) for s in pred_seqs], IOB2, suffix=False).entities
-    gold_set = {e.to_tuple() for sent in g for e in sent}
-    pred_set = {e.to_tuple() for sent in p for e in sent}
+    def entity_set(seqs: Sequence[Sequence[str]]) -> set[tuple]:
+        # seqeval extracts each sequence independently, so it runs once per distinct sequence
+        # (label sequences repeat a lot) and the entities are re-keyed by entry.
+        distinct = {tuple(s): k for k, s in enumerate(dict.fromkeys(tuple(s) for s in seqs))}
+        per_distinct = Entities([list(s) for s in distinct], IOB2, suffix=False).entities
+        return {(i, e.tag, e.start, e.end) for i, s in enumerate(seqs) for e in per_distinct[distinct[tuple(s)]]}
+
+    gold_set = entity_set(gold_seqs)
+    pred_set = entity_set(pred_seqs)
     per_tag = {}
     for t in tags:
         gt = {e for e in gold_set if e[1] == t}

@@ -58,8 +58,12 @@ def cache_root() -> Path:
     return Path(base) / "mweval"
 
 
+CACHE_FORMAT = 2  # bump when the bytes a run is written as change, so stale cached runs are not served
+
+
 def cache_key(parts: dict) -> str:
-    return sha256_bytes(json.dumps({**parts, "mweval_version": __version__}, sort_keys=True).encode())[:32]
+    doc = {**parts, "mweval_version": __version__, "cache_format": CACHE_FORMAT}
+    return sha256_bytes(json.dumps(doc, sort_keys=True).encode())[:32]
 
 
 def write_run(out: Path, run_json: dict, predictions: list[dict], force: bool = False) -> dict:

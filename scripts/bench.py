@@ -275,9 +275,9 @@ def main() -> None:
                 plan.append((f"eval pad-{pad}", "eval", [py, me, "--child", "eval", name, pad, str(tmp / name / f"run-{pad}")]))
         else:
             plan.append(("floor torch batched", "floor", [py, me, "--child", "floor", name, "-", "-"]))
-            for engine in ("numpy", "torch"):
+            for engine in ("onnx", "numpy", "torch"):
                 plan.append((f"eval engine={engine}", "eval", [py, me, "--child", "eval", name, engine, str(tmp / name / f"run-{engine}")]))
-        reanalyse_dir = tmp / name / ("run-own" if w["kind"] == "onnx" else "run-numpy")
+        reanalyse_dir = tmp / name / ("run-own" if w["kind"] == "onnx" else "run-onnx")
         plan.append(("reanalyse (diagnose+HTML from run)", "reanalyse", [py, me, "--child", "reanalyse", name, "-", str(reanalyse_dir)]))
         diag = [sys.executable, "-m", "mailwoman_eval", "diagnose", "--ckpt", str(w["ckpt"]), "--golden", str(GOLDEN), "--no-cache", "-q",
                 "--out", str(tmp / name / "diag.html")]

@@ -156,3 +156,15 @@ def test_value_and_offsets_stay_in_sync():
         assert raw[c.start : c.end] == c.value
     assert comps["street"].value == "Main St"
 
+
+
+def test_invalid_bio_transitions_counted_per_entry():
+    from mailwoman_eval.labels import bio_labels
+    from mailwoman_eval.metrics import invalid_bio_transitions
+
+    labels = bio_labels(["a", "b"])  # O B-a I-a B-b I-b
+    paths = [[2, 2, 0], [1, 2, 4], [3, 4, 2]]  # I-a at start (1); I-b after I-a (1); I-a after I-b (1)
+    ids = np.array(sum(paths, []))
+    # the second entry starts with B-a: the I-a that ended entry 1 must not count as its predecessor
+    assert invalid_bio_transitions(ids, np.array([0, 3, 6]), labels) == 3
+    assert invalid_bio_transitions(np.array([2, 2]), np.array([0, 1]), labels) == 2
