@@ -27,10 +27,9 @@ from mailwoman_eval.decode import (
     Transitions,
     build_transitions,
     components_from_labels,
-    softmax,
-    viterbi_batch,
 )
 from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.evaluate import decode_paths, piece_statistics
 from mailwoman_eval.golden import GoldenSet
 from mailwoman_eval.labels import tags_from_labels
 from mailwoman_eval.metrics import outcome_matrix, outcome_row
@@ -68,35 +67,17 @@ class Decoded:
 
 def decode(logits: list[np.ndarray], encodings, gset: GoldenSet, labels: list[str], tags: list[str],
            transitions: Transitions, profile: Profile) -> Decoded:
-    """Viterbi over length-bucketed batches, then components and per-tag outcomes (as evaluate())."""
-    n = len(logits)
-    paths: list[np.ndarray | None] = [None] * n
-    order = sorted(range(n), key=lambda i: len(logits[i]))
-    for start in range(0, n, 256):
-        rows = order[start : start + 256]
-        width = max(1, max(len(logits[i]) for i in rows))
-        em = np.zeros((len(rows), width, len(labels)), dtype=np.float32)
-        lengths = np.array([len(logits[i]) for i in rows])
-        for r, i in enumerate(rows):
-            em[r, : len(logits[i])] = logits[i]
-        best = viterbi_batch(em, lengths, transitions)
-        for r, i in enumerate(rows):
-            paths[i] = best[r, : len(logits[i])]
-    label_arr = np.array(labels, dtype=object)
-    out_rows, conf_sum, n_pieces = [], np.zeros(n), np.zeros(n, dtype=np.int64)
+    """Viterbi, components and per-tag outcomes exactly as evaluate() computes them."""
+    paths = decode_paths(logits, transitions, len(labels))
+    stats = piece_statistics(logits, paths, labels)
+    out_rows = []
     for i, e in enumerate(gset.entries):
-        k = len(logits[i])
         enc = encodings[i]
-        if k:
-            probs = softmax(logits[i].astype(np.float64))
-            chosen = probs[np.arange(k), paths[i]]
-            conf_sum[i] = probs.max(-1).sum()
-        else:
-            chosen = np.zeros(0)
-        comps = components_from_labels(e.raw, list(label_arr[paths[i]]) if k else [], enc.begin, enc.end, chosen, profile)
+        comps = components_from_labels(e.raw, stats.labels[i], enc.begin, enc.end, stats.chosen[i], profile)
         out_rows.append(outcome_row(e.components, {t: c.value for t, c in comps.items()}, tags, profile))
-        n_pieces[i] = k
-    return Decoded(logits, paths, outcome_matrix(out_rows, len(tags)), conf_sum, n_pieces)  # type: ignore[arg-type]
+    conf_sum = np.array([sum(a) for a in stats.amax], dtype=np.float64)
+    n_pieces = np.array([len(x) for x in logits], dtype=np.int64)
+    return Decoded(logits, paths, outcome_matrix(out_rows, len(tags)), conf_sum, n_pieces)
 
 
 def onnx_labels_arg(onnx_path: Path, ckpt_labels: list[str]) -> tuple[str | None, str | None]:

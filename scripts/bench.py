@@ -299,7 +299,8 @@ def main() -> None:
             med[label] = statistics.median(x[key] for x in rs)
             wall = statistics.median(x["wall"] for x in rs)
             rss = max(x["rss_mb"] for x in rs)
-            print(f"  {label:40s} {med[label]:8.2f} s  (process {wall:6.2f} s)  {4561 / med[label]:8.0f} rows/s  peak RSS {rss:6.0f} MB")
+            inf = f"  [inference {statistics.median(x['inference_s'] for x in rs):.2f} s]" if "inference_s" in rs[0] else ""
+            print(f"  {label:40s} {med[label]:8.2f} s  (process {wall:6.2f} s)  {4561 / med[label]:8.0f} rows/s  peak RSS {rss:6.0f} MB{inf}")
         print("  ratios:")
         floors = {k: v for k, v in med.items() if k.startswith("floor")}
         for label, v in med.items():
