@@ -60,24 +60,37 @@ def main() -> None:
 # ---------------------------------------------------------------------------------------------
 # shared option sets
 
-def ckpt_options(fn):
-    opts = [
-        click.option("--ckpt", required=True, help="Checkpoint: step dir, ONNX file, weights package, or a name like step-002200."),
-        click.option("--golden", required=True, help="Golden set: a name (v0.1.2, v0.1.2/test, demo-v1) or a directory."),
-        click.option("--profile", default="runtime", show_default=True, type=click.Choice(["runtime", "upstream-eval"])),
-        click.option("--tokenizer", default=None, help="SentencePiece model (default: found beside the checkpoint)."),
-        click.option("--labels", default=None, help="Label list for ONNX models without a model card (file or comma list)."),
-        click.option("--pad-to", "pad_to", default="auto", type=click.Choice(["auto", "128", "own"]), show_default=True,
-                     help="ONNX feeding: auto = 128 for int8 graphs (what ships), within-batch otherwise."),
-        click.option("--engine", default="onnx", type=click.Choice(["onnx", "numpy", "torch"]), show_default=True,
-                     help="Engine for PyTorch checkpoints: onnx (graph built from the weights; fastest) and numpy need no torch."),
-        click.option("--ckpt-root", "ckpt_roots", multiple=True, help="Extra root to look up checkpoint names in."),
-        click.option("--no-cache", is_flag=True, help="Do not reuse or store cached runs."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes on stderr."),
-    ]
-    for o in reversed(opts):
-        fn = o(fn)
-    return fn
+def options(*opts):
+    """Apply a list of click options in the order given."""
+
+    def apply(fn):
+        for o in reversed(opts):
+            fn = o(fn)
+        return fn
+
+    return apply
+
+
+# How a checkpoint is evaluated: shared by every command that can run eval first.
+EVAL_KNOBS = (
+    click.option("--profile", default="runtime", show_default=True, type=click.Choice(["runtime", "upstream-eval"]),
+                 help="Decoding/scoring profile: runtime (the shipped decoder) or upstream-eval (eval.py exactly)."),
+    click.option("--tokenizer", default=None, help="SentencePiece model (default: found beside the checkpoint)."),
+    click.option("--labels", default=None, help="Label list for ONNX models without a model card (file or comma list)."),
+    click.option("--pad-to", "pad_to", default="auto", type=click.Choice(["auto", "128", "own"]), show_default=True,
+                 help="ONNX feeding: auto = 128 for int8 graphs (what ships), within-batch otherwise."),
+    click.option("--engine", default="onnx", type=click.Choice(["onnx", "numpy", "torch"]), show_default=True,
+                 help="Engine for PyTorch checkpoints: onnx (graph built from the weights; fastest) and numpy need no torch."),
+    click.option("--ckpt-root", "ckpt_roots", multiple=True, help="Extra root to look up checkpoint names in."),
+    click.option("--no-cache", is_flag=True, help="Do not reuse or store cached runs."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes on stderr."),
+)
+
+ckpt_options = options(
+    click.option("--ckpt", required=True, help="Checkpoint: step dir, ONNX file, weights package, or a name like step-002200."),
+    click.option("--golden", required=True, help="Golden set: a name (v0.1.2, v0.1.2/test, demo-v1) or a directory."),
+    *EVAL_KNOBS,
+)
 
 
 def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out=None, force=False):
@@ -144,23 +157,12 @@ def load_or_eval(run_dir, ckpt, golden, eval_args, quiet):
     return run
 
 
-def optional_ckpt_options(fn):
-    opts = [
-        click.option("--run", "run_dir", default=None, type=click.Path(), help="A run directory written by mweval eval."),
-        click.option("--ckpt", default=None, help="Evaluate this checkpoint first (or reuse the cached run)."),
-        click.option("--golden", default=None, help="Golden set for --ckpt."),
-        click.option("--profile", default="runtime", show_default=True, type=click.Choice(["runtime", "upstream-eval"])),
-        click.option("--tokenizer", default=None),
-        click.option("--labels", default=None),
-        click.option("--pad-to", "pad_to", default="auto", type=click.Choice(["auto", "128", "own"]), show_default=True),
-        click.option("--engine", default="onnx", type=click.Choice(["onnx", "numpy", "torch"]), show_default=True),
-        click.option("--ckpt-root", "ckpt_roots", multiple=True),
-        click.option("--no-cache", is_flag=True),
-        click.option("--quiet", "-q", is_flag=True),
-    ]
-    for o in reversed(opts):
-        fn = o(fn)
-    return fn
+optional_ckpt_options = options(
+    click.option("--run", "run_dir", default=None, type=click.Path(), help="A run directory written by mweval eval."),
+    click.option("--ckpt", default=None, help="Evaluate this checkpoint first (or reuse the cached run)."),
+    click.option("--golden", default=None, help="Golden set for --ckpt."),
+    *EVAL_KNOBS,
+)
 
 
 @main.command("diagnose")
@@ -224,24 +226,13 @@ def run_or_ckpt(spec, golden, eval_args, quiet, partner=None):
     return run
 
 
-def eval_options_for_compare(fn):
-    opts = [
-        click.option("--golden", default=None, help="Evaluate BASE/CAND given as checkpoint names on this golden set."),
-        click.option("--profile", default="runtime", show_default=True, type=click.Choice(["runtime", "upstream-eval"])),
-        click.option("--tokenizer", default=None),
-        click.option("--labels", default=None),
-        click.option("--pad-to", "pad_to", default="auto", type=click.Choice(["auto", "128", "own"]), show_default=True),
-        click.option("--engine", default="onnx", type=click.Choice(["onnx", "numpy", "torch"]), show_default=True),
-        click.option("--ckpt-root", "ckpt_roots", multiple=True),
-        click.option("--no-cache", is_flag=True),
-        click.option("--quiet", "-q", is_flag=True),
-        click.option("--allow-mismatch", is_flag=True, help="Compare runs on different golden sets/profiles (said in every output)."),
-        click.option("--adversarial", default="default", type=click.Choice(["default", "non-latin"]), show_default=True),
-        click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed."),
-    ]
-    for o in reversed(opts):
-        fn = o(fn)
-    return fn
+eval_options_for_compare = options(
+    click.option("--golden", default=None, help="Evaluate BASE/CAND given as checkpoint names on this golden set."),
+    *EVAL_KNOBS,
+    click.option("--allow-mismatch", is_flag=True, help="Compare runs on different golden sets/profiles (said in every output)."),
+    click.option("--adversarial", default="default", type=click.Choice(["default", "non-latin"]), show_default=True),
+    click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed."),
+)
 
 
 @main.command("compare")

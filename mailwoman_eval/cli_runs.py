@@ -31,7 +31,7 @@ PROFILES = ["runtime", "upstream-eval"]
               help="Which view's macro F1 and per-tag F1 the sweep follows.")
 @click.option("--profile", default="runtime", show_default=True, type=click.Choice(PROFILES))
 @click.option("--tokenizer", default=None, help="SentencePiece model (default: found per checkpoint).")
-@click.option("--engine", default="numpy", show_default=True, type=click.Choice(["numpy", "torch"]))
+@click.option("--engine", default="onnx", show_default=True, type=click.Choice(["onnx", "numpy", "torch"]))
 @click.option("--out", default=None, type=click.Path(), help="Output directory (default reports/sweep__<run>__<golden>/).")
 @click.option("--force", is_flag=True, help="Write into a non-empty directory that holds no sweep.json.")
 @click.option("--no-cache", is_flag=True, help="Do not reuse or store cached runs.")
@@ -56,8 +56,8 @@ def sweep_cmd(run_dir, golden, window, lr_floor, jobs, verdict, min_peak, max_dr
 @click.option("--golden", required=True, help="Golden set: a name (v0.1.2/test, demo-v1) or a directory.")
 @click.option("--tokenizer", default=None, help="SentencePiece model (default: found beside the checkpoint).")
 @click.option("--profile", default="runtime", show_default=True, type=click.Choice(PROFILES))
-@click.option("--engine", default="numpy", show_default=True, type=click.Choice(["numpy", "torch"]),
-              help="Engine running the reference checkpoint.")
+@click.option("--engine", default="numpy", show_default=True, type=click.Choice(["numpy", "torch", "onnx"]),
+              help="Engine running the reference checkpoint (numpy: independent of onnxruntime, so the comparison is not ORT against ORT).")
 @click.option("--pad-to", "pad_to", default="auto", show_default=True, type=click.Choice(["auto", "128", "own"]),
               help="ONNX feeding: auto = 128 for int8 graphs (what ships), within-batch otherwise.")
 @click.option("--max-delta-pp", "max_delta_pp", default=1.5, show_default=True, type=click.FloatRange(0),

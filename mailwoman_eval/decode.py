@@ -67,26 +67,20 @@ def ts_valid(prev: str, curr: str) -> bool:
     return tag_of(prev) == t
 
 
-def python_masks(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    n = len(labels)
-    trans = np.zeros((n, n), dtype=np.float32)
-    for i, p in enumerate(labels):
-        for j, c in enumerate(labels):
-            if not python_valid(p, c):
-                trans[i, j] = -np.inf
-    start = np.array([-np.inf if lab.startswith("I-") else 0.0 for lab in labels], dtype=np.float32)
+def _masks(labels: Sequence[str], valid, neg: float, dtype) -> tuple[np.ndarray, np.ndarray]:
+    trans = np.array([[0.0 if valid(p, c) else neg for c in labels] for p in labels], dtype=dtype)
+    start = np.array([neg if lab.startswith("I-") else 0.0 for lab in labels], dtype=dtype)
     return trans, start
+
+
+def python_masks(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """crf.py buffers: -inf on invalid transitions and on starting with I-* (float32, as stored)."""
+    return _masks(labels, python_valid, -np.inf, np.float32)
 
 
 def structural_masks(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    n = len(labels)
-    trans = np.zeros((n, n), dtype=np.float64)
-    for i, p in enumerate(labels):
-        for j, c in enumerate(labels):
-            if not ts_valid(p, c):
-                trans[i, j] = TS_NEG_INF
-    start = np.array([TS_NEG_INF if lab.startswith("I-") else 0.0 for lab in labels], dtype=np.float64)
-    return trans, start
+    """viterbi.ts buildBIOTransitionMask / buildBIOStartMask: -1e9 (JS numbers: float64)."""
+    return _masks(labels, ts_valid, TS_NEG_INF, np.float64)
 
 
 def build_transitions(profile: Profile, labels: Sequence[str], crf: CRFParams | None) -> Transitions:

@@ -182,6 +182,16 @@ class Run:
         return adv
 
 
+def _read_schema_doc(path: Path, schema: str, what: str) -> dict:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MwevalError(f"unreadable {what} ({e})", where=str(path)) from None
+    if not isinstance(doc, dict) or doc.get("schema") != schema:
+        raise MwevalError(f"{what} is not an mweval file of schema {schema}", where=str(path))
+    return doc
+
+
 def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.is_dir():
@@ -189,12 +199,7 @@ def load_run(path: str | Path) -> Run:
     run_file, pred_file = path / RUN_FILE, path / PRED_FILE
     if not run_file.is_file():
         raise MwevalError("not an mweval run directory (no run.json)", where=str(path))
-    try:
-        meta = json.loads(run_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise MwevalError(f"unreadable run.json ({e})", where=str(run_file)) from None
-    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
-        raise MwevalError(f"run.json schema is not {SCHEMA}", where=str(run_file))
+    meta = _read_schema_doc(run_file, SCHEMA, "run.json")
     lacking = [k for k, t in _RUN_KEYS.items() if not isinstance(meta.get(k), t)]
     if lacking or not isinstance(meta["golden"].get("sha256"), str) or meta["profile"].get("name") not in PROFILES:
         raise MwevalError(f"run.json is incomplete (lacks or mistypes {', '.join(lacking) or 'golden/profile'})", where=str(run_file))
@@ -223,12 +228,7 @@ def load_run(path: str | Path) -> Run:
 def load_scores(path: str | Path, partner: Run) -> Run:
     """A committed scores JSON as a Run, borrowing raw/gold from `partner` (same golden, same ids)."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise MwevalError(f"unreadable scores JSON ({e})", where=str(path)) from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCORES_SCHEMA:
-        raise MwevalError(f"not an mweval scores file (schema {SCORES_SCHEMA})", where=str(path))
+    doc = _read_schema_doc(path, SCORES_SCHEMA, "scores JSON")
     entries = doc.get("entries")
     if not all(isinstance(doc.get(k), dict | list | str) for k in _SCORES_KEYS) or not isinstance(entries, list) or not all(
         isinstance(e, dict) and {"id", "adv", "nl", "pred", "sums"} <= e.keys() for e in entries

@@ -223,7 +223,7 @@ class SweepOptions:
     profile: str = "runtime"
     view: str = "excluding_adversarial"
     tokenizer: str | None = None
-    engine: str = "numpy"
+    engine: str = "onnx"
     window: int = 5
     lr_floor: float = 0.6
     jobs: int | None = None
