@@ -124,3 +124,15 @@ def test_two_checkpoints_compare_and_gate_deterministically(tmp_path):
     cmp_out = tmp_path / "cmp"
     first, second = run_twice(["compare", str(runs[1]), str(runs[0]), "--out", str(cmp_out)], cmp_out)
     assert first == second
+
+
+def test_reports_of_two_separate_evaluations_are_byte_identical(two_runs, tmp_path):
+    """No timestamp leaks into the report: same inputs, same report bytes (the footer names the run
+    directory it was made from, which is the one difference between two evaluations' reports)."""
+    pages = []
+    for k, run in enumerate(two_runs):
+        html = tmp_path / f"r{k}" / "report.html"
+        cli("diagnose", "--run", str(run), "--out", str(html))
+        page = html.read_bytes().replace(str(run).encode(), b"RUN")
+        pages.append((page, html.with_name("report.errors.csv").read_bytes()))
+    assert pages[0] == pages[1]

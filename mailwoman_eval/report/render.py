@@ -258,9 +258,7 @@ def provenance(meta: dict, scheme: str | None = None, adversarial_mode: str | No
         items.append({"key": "adversarial", "value": adversarial_mode, "title": ADVERSARIAL_DEFINITIONS.get(adversarial_mode, "")})
     commit = meta.get("mweval_git_commit")
     items.append({"key": "mweval", "value": f"{meta.get('mweval_version', '?')} (run) · {__version__} (report)" + (f" · {commit[:10]}" if commit else "")})
-    started = (meta.get("timings") or {}).get("started_at")
-    if started:
-        items.append({"key": "run started", "value": started})
+    # No timestamp here: a report of the same inputs is byte-identical (timings stay in run.json).
     return items
 
 
