@@ -9,13 +9,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import GOLDEN_ROOT, need_shared
 
 from mailwoman_eval.golden import GoldenEntry, has_non_latin_letters, load_golden
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "golden" / "demo-v1"
 GENERATOR = REPO / "scripts" / "make_demo_golden.py"
-UPSTREAM_GOLDEN = REPO.parent / "shared" / "upstream" / "golden"
 
 ALLOWED_TAGS = {
     "country", "region", "locality", "dependent_locality", "postcode", "subregion", "cedex", "venue",
@@ -199,10 +199,10 @@ def test_generator_reproduces_committed_files(tmp_path):
 
 
 @pytest.mark.shared
-@pytest.mark.skipif(not UPSTREAM_GOLDEN.is_dir(), reason="needs ../shared upstream golden sets")
 def test_no_rows_shared_with_upstream(gset):
+    need_shared()
     upstream: set[str] = set()
-    for f in UPSTREAM_GOLDEN.rglob("*.jsonl"):
+    for f in GOLDEN_ROOT.rglob("*.jsonl"):
         for line in f.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 upstream.add(" ".join(json.loads(line)["raw"].casefold().split()))
