@@ -248,7 +248,8 @@ def provenance(meta: dict, scheme: str | None = None, adversarial_mode: str | No
         {"key": "labels", "value": f"{len(ck.get('labels') or [])} from {ck.get('labels_source', '?')}"},
         {"key": "golden", "value": f"{gd.get('name', '?')} · {gd.get('rows', '?')} rows · {len(gd.get('files') or {})} files · MANIFEST {man}", "title": gd.get("path", "")},
         {"key": "golden sha256", "value": short(gd.get("sha256")), "title": gd.get("sha256", ""), "mono": True},
-        {"key": "tokenizer sha256", "value": short(tk.get("sha256")), "title": f"{tk.get('sha256', '')} ({tk.get('source', '')}) {tk.get('path', '')}", "mono": True},
+        {"key": "tokenizer sha256", "value": short(tk.get("sha256")), "title": f"{tk.get('sha256', '')} ({tk.get('source', '')}) {tk.get('path', '')}", "mono": True,
+         "cmp": tk.get("sha256")},  # two runs share a tokenizer when the bytes match, wherever it lies
         {"key": "profile", "value": pf.get("name", "?"), "title": pf.get("description", "")},
         {"key": "decode", "value": f"transitions {dc.get('transitions', '?')} · padding {dc.get('padding', '?')} · max {dc.get('max_length', '?')} pieces"},
     ]
@@ -702,11 +703,9 @@ def provenance_pair(base, cand) -> list[dict]:
         "base_title": str(base.path), "cand_title": str(cand.path), "mono": False, "differs": False, "must": False,
     }]  # fmt: skip
     for k in keys:
-        if k == "run started":
-            continue
         b, c = ib.get(k, {}), ic.get(k, {})
         bv, cv = b.get("value", "—"), c.get("value", "—")
-        differs = (b.get("title") or bv) != (c.get("title") or cv)
+        differs = (b.get("cmp") or b.get("title") or bv) != (c.get("cmp") or c.get("title") or cv)
         rows.append({"key": k, "base": bv, "cand": cv, "base_title": b.get("title", ""), "cand_title": c.get("title", ""),
                      "mono": bool(b.get("mono") or c.get("mono")), "differs": differs, "must": differs and k in MUST_MATCH})
     return rows
