@@ -12,19 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mailwoman_eval.labels import tag_of
-
-
-def is_valid_transition(prev: str, curr: str) -> bool:
-    """upstream-formats.md §1.6: O and B-* always valid; I-X only after B-X/I-X; malformed invalid."""
-    if curr == "O":
-        return True
-    t = tag_of(curr)
-    if t is None:
-        return False
-    if curr.startswith("B-"):
-        return True
-    return tag_of(prev) == t
+from mailwoman_eval.decode import python_masks
 
 
 class LinearChainCRF(nn.Module):
@@ -35,14 +23,10 @@ class LinearChainCRF(nn.Module):
         self.transitions = nn.Parameter(torch.empty(n, n).uniform_(-0.1, 0.1))
         self.start_transitions = nn.Parameter(torch.empty(n).uniform_(-0.1, 0.1))
         self.end_transitions = nn.Parameter(torch.empty(n).uniform_(-0.1, 0.1))
-        mask = torch.zeros(n, n)
-        for i, prev in enumerate(labels):
-            for j, curr in enumerate(labels):
-                if not is_valid_transition(prev, curr):
-                    mask[i, j] = float("-inf")
-        start = torch.tensor([float("-inf") if lab.startswith("I-") else 0.0 for lab in labels])
-        self.register_buffer("transition_mask", mask, persistent=True)
-        self.register_buffer("start_mask", start, persistent=True)
+        # crf.py's BIO rule (upstream-formats.md §1.6), the same masks the upstream-eval profile adds
+        mask, start = python_masks(labels)
+        self.register_buffer("transition_mask", torch.from_numpy(mask), persistent=True)
+        self.register_buffer("start_mask", torch.from_numpy(start), persistent=True)
 
     def _masked(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.transitions + self.transition_mask, self.start_transitions + self.start_mask
