@@ -201,20 +201,22 @@ class PytorchBackend(Backend):
         return run_batched(self._forward, ids, self.pad_id, progress, max_rows=self.max_rows)
 
 
-def _onnx_forward(state: dict[str, np.ndarray], cfg: dict, threads: int):
+def _onnx_forward(state: dict[str, np.ndarray], cfg: dict, threads: int) -> list:
+    """One onnxruntime session per core (up to 2), each single-threaded; run_batched alternates batches."""
     import onnxruntime as ort
 
     from mailwoman_eval.checkpoints.onnx_build import build_encoder_onnx
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    session = ort.InferenceSession(build_encoder_onnx(state, cfg), sess_options=so, providers=["CPUExecutionProvider"])
-
-    def forward(x: np.ndarray, m: np.ndarray) -> np.ndarray:
-        return session.run(["logits"], {"input_ids": x, "attention_mask": m})[0]
-
-    return forward
+    graph = build_encoder_onnx(state, cfg)
+    n = max(1, min(2, threads))
+    forwards = []
+    for _ in range(n):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = max(1, threads // n)
+        so.inter_op_num_threads = 1
+        session = ort.InferenceSession(graph, sess_options=so, providers=["CPUExecutionProvider"])
+        forwards.append(lambda x, m, s=session: s.run(["logits"], {"input_ids": x, "attention_mask": m})[0])
+    return forwards
 
 
 def _torch_forward(state: dict[str, np.ndarray], cfg: dict, labels: list[str], threads: int):
