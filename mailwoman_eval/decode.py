@@ -9,6 +9,7 @@ loop only over time steps. Two arithmetic flavours are kept apart on purpose:
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,19 +127,21 @@ def viterbi_batch(emissions: np.ndarray, lengths: np.ndarray, tr: Transitions) -
         return np.where(valid, am, -1)
     dtype = np.float32 if tr.flavour == "python-masked" else np.float64
     em = emissions.astype(dtype, copy=False)
-    trans = tr.trans.astype(dtype)
+    # Candidates are laid out [row, to, from] so the max over `from` runs along contiguous memory
+    # (1.5x faster than reducing axis 1); argmax keeps the first best `from` either way.
+    trans_t = np.ascontiguousarray(tr.trans.astype(dtype).T)
     score = tr.start.astype(dtype)[None, :] + em[:, 0]
     back = np.zeros((B, S, L), dtype=np.int16)
     active = np.arange(S)[None, :] < lengths[:, None]
     for t in range(1, S):
         if tr.flavour == "python-masked":
-            cand = score[:, :, None] + trans[None] + em[:, t, None, :]  # crf.py order of additions
-            best_prev = cand.argmax(1)
-            best = np.take_along_axis(cand, best_prev[:, None, :], 1)[:, 0]
+            cand = score[:, None, :] + trans_t[None] + em[:, t, :, None]  # crf.py order of additions
         else:
-            cand = score[:, :, None] + trans[None]  # viterbi.ts: max_j(dp + trans) + e
-            best_prev = cand.argmax(1)
-            best = np.take_along_axis(cand, best_prev[:, None, :], 1)[:, 0] + em[:, t]
+            cand = score[:, None, :] + trans_t[None]  # viterbi.ts: max_j(dp + trans) + e
+        best_prev = cand.argmax(2)
+        best = np.take_along_axis(cand, best_prev[:, :, None], 2)[:, :, 0]
+        if tr.flavour != "python-masked":
+            best = best + em[:, t]
         back[:, t] = best_prev
         score = np.where(active[:, t, None], best, score)
     final = score + tr.end.astype(dtype)[None, :]
@@ -175,6 +178,16 @@ class Span:
     last: int  # piece index, inclusive
 
 
+_LABEL_INFO: dict[str, tuple[str | None, bool]] = {}  # label -> (tag, is B-); labels repeat
+
+
+def _label_info(lab: str) -> tuple[str | None, bool]:
+    info = _LABEL_INFO.get(lab)
+    if info is None:
+        info = _LABEL_INFO[lab] = (tag_of(lab), lab.startswith("B-"))
+    return info
+
+
 def label_spans(labels: Sequence[str]) -> list[Span]:
     """Open on B-t, or on I-t when the open tag differs (orphan I); extend on I-t; close on O.
 
@@ -184,13 +197,13 @@ def label_spans(labels: Sequence[str]) -> list[Span]:
     tag: str | None = None
     first = 0
     for i, lab in enumerate(labels):
-        t = tag_of(lab)
+        t, is_b = _label_info(lab)
         if t is None:
             if tag is not None:
                 spans.append(Span(tag, first, i - 1))
             tag = None
             continue
-        if lab.startswith("B-") or t != tag:
+        if is_b or t != tag:
             if tag is not None:
                 spans.append(Span(tag, first, i - 1))
             tag, first = t, i
@@ -199,6 +212,7 @@ def label_spans(labels: Sequence[str]) -> list[Span]:
     return spans
 
 
+@functools.lru_cache(maxsize=65536)
 def _is_word_unit(ch: str) -> bool:
     """`/[\\p{L}\\p{N}]/u` tested on one UTF-16 code unit: an astral char's surrogates never match."""
     return ord(ch) <= 0xFFFF and unicodedata.category(ch)[0] in "LN"

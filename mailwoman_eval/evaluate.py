@@ -6,7 +6,7 @@ import platform
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +28,12 @@ from mailwoman_eval.golden import GoldenSet
 from mailwoman_eval.labels import tags_from_labels
 from mailwoman_eval.metrics import (
     EntryVectors,
+    SeqevalEntities,
     calibration,
     invalid_bio_transitions,
     outcome_matrix,
     outcome_row,
-    seqeval_section,
+    seqeval_scores,
     summarize_views,
 )
 from mailwoman_eval.profiles import Profile
@@ -151,6 +152,7 @@ class PieceStatistics:
     chosen: list[list[float]]  # softmax probability of the decoded label (rounded to 1e-6)
     amax: list[list[float]]  # max softmax probability = upstream's token confidence (rounded)
     amax_all: np.ndarray  # the same, unrounded, over every piece of every entry
+    amax_rows: list[np.ndarray]  # amax_all split per entry
     invalid_argmax: int  # invalid BIO transitions in the per-piece argmax path
     invalid_decoded: int  # ... and in the decoded path
 
@@ -173,6 +175,7 @@ def piece_statistics(logits: list[np.ndarray], paths: list[np.ndarray], labels: 
         chosen=[x.tolist() for x in np.split(np.round(chosen, 6), bounds)] if lengths else [],
         amax=[x.tolist() for x in np.split(np.round(amax, 6), bounds)] if lengths else [],
         amax_all=amax,
+        amax_rows=np.split(amax, bounds) if lengths else [],
         invalid_argmax=invalid_bio_transitions(flat.argmax(-1) if len(flat) else path, starts, labels),
         invalid_decoded=invalid_bio_transitions(path, starts, labels),
     )
@@ -201,6 +204,64 @@ def entry_record(e, enc, comps: dict, lab: list[str], gold_lab: list[str], chose
         "conf": chosen,
         "amax_conf": amax,
     }
+
+
+class RowDecoder:
+    """Everything per entry after the forward pass, for any subset of rows: Viterbi, confidences,
+    components, gold labels, outcomes, seqeval entities and the predictions.jsonl record, stored
+    at the row's index.
+
+    Backends call it from their inference workers as each batch (or chunk of batch-1 rows)
+    finishes, so this Python work runs while the other worker's onnxruntime call holds a core
+    (the GIL is released there) instead of after inference on one core. Each row's result
+    depends only on its own logits, so the order of batches never changes a byte.
+    """
+
+    def __init__(self, entries, encodings, labels: list[str], tags: list[str], transitions, profile: Profile):
+        self.entries, self.encodings = entries, encodings
+        self.labels, self.tags, self.transitions, self.profile = labels, tags, transitions, profile
+        self.label_index = {lab: k for k, lab in enumerate(labels)}
+        n = len(entries)
+        self.predictions: list = [None] * n
+        self.outcome_rows: list = [None] * n
+        self.correct: list = [None] * n
+        self.amax: list = [None] * n
+        self.invalid: list[tuple[int, int]] = []  # (argmax, decoded) per batch; list.append is atomic
+        self.entities = SeqevalEntities()
+        self.gold_entities: list = [None] * n
+        self.pred_entities: list = [None] * n
+
+    def __call__(self, rows: Sequence[int], logits: list[np.ndarray]) -> None:
+        paths = decode_paths(logits, self.transitions, len(self.labels))
+        stats = piece_statistics(logits, paths, self.labels)
+        self.invalid.append((stats.invalid_argmax, stats.invalid_decoded))
+        profile, tags, index = self.profile, self.tags, self.label_index
+        for r, i in enumerate(rows):
+            e, enc = self.entries[i], self.encodings[i]
+            lab, chosen, amax = stats.labels[r], stats.chosen[r], stats.amax[r]
+            comps = components_from_labels(e.raw, lab, enc.begin, enc.end, chosen, profile)
+            gold_lab = gold_bio(e.raw, e.components, tags, enc, limit=MAX_LENGTH)
+            self.amax[i] = stats.amax_rows[r]
+            self.gold_entities[i], self.pred_entities[i] = self.entities(gold_lab), self.entities(lab)
+            self.correct[i] = paths[r] == np.array([index.get(g, 0) for g in gold_lab], dtype=np.int64)
+            self.outcome_rows[i] = outcome_row(e.components, {t: c.value for t, c in comps.items()}, tags, profile)
+            self.predictions[i] = entry_record(e, enc, comps, lab, gold_lab, chosen, amax)
+
+    def finish(self, logits: list[np.ndarray]) -> None:
+        """Rows no batch reached (a backend that ignores `on_batch`) are decoded here."""
+        missing = [i for i, p in enumerate(self.predictions) if p is None]
+        if missing:
+            self(missing, [logits[i] for i in missing])
+
+
+def check_finite(logits: list[np.ndarray], entries, ref: CheckpointRef) -> None:
+    """NaN/inf logits would decode to arbitrary labels and NaN confidences: refuse, naming a row."""
+    bad = [i for i, x in enumerate(logits) if not np.isfinite(x).all()]
+    if bad:
+        raise MwevalError(
+            f"the model produced NaN or infinite logits for {len(bad)} of {len(logits)} entries (first: {entries[bad[0]].id})",
+            where=str(ref.path),
+        )
 
 
 def evaluate(
@@ -261,42 +322,44 @@ def evaluate(
     t_tok = time.perf_counter()
 
     bar = progress(len(ids), "inference") if progress else None
-    logits = backend.infer(ids, progress=(bar.update if bar else None))
+    decoder = RowDecoder(entries, encodings, labels, tags, transitions, opts.profile)
+    switch = sys.getswitchinterval()
+    # A worker back from onnxruntime waits for the GIL while the other decodes; 0.5 ms instead of
+    # the default 5 ms keeps that wait short.
+    sys.setswitchinterval(0.0005)
+    try:
+        logits = backend.infer(ids, progress=(bar.update if bar else None), on_batch=decoder)
+    finally:
+        sys.setswitchinterval(switch)
     if bar:
         bar.finish()
+    check_finite(logits, entries, ref)
     t_inf = time.perf_counter()
 
     n = len(entries)
-    paths = decode_paths(logits, transitions, len(labels))
-    stats = piece_statistics(logits, paths, labels)
-    label_index = {lab: k for k, lab in enumerate(labels)}
-    predictions: list[dict] = []
-    outcome_rows: list[list[int]] = []
-    gold_seqs: list[list[str]] = []
-    correct: list[np.ndarray] = []
-    for i, e in enumerate(entries):
-        enc = encodings[i]
-        lab, chosen, amax = stats.labels[i], stats.chosen[i], stats.amax[i]
-        comps = components_from_labels(e.raw, lab, enc.begin, enc.end, chosen, opts.profile)
-        gold_lab = gold_bio(e.raw, e.components, tags, enc, limit=MAX_LENGTH)
-        gold_seqs.append(gold_lab)
-        correct.append(paths[i] == np.array([label_index.get(g, 0) for g in gold_lab], dtype=np.int64))
-        outcome_rows.append(outcome_row(e.components, {t: c.value for t, c in comps.items()}, tags, opts.profile))
-        predictions.append(entry_record(e, enc, comps, lab, gold_lab, chosen, amax))
+    decoder.finish(logits)
+    predictions = decoder.predictions
     t_dec = time.perf_counter()
 
     adversarial = np.array([p["adversarial"] for p in predictions], dtype=bool)
     vectors = EntryVectors(
         tags=tags,
-        out=outcome_matrix(outcome_rows, len(tags)),
+        out=outcome_matrix(decoder.outcome_rows, len(tags)),
         conf_sum=np.array([sum(p["amax_conf"]) for p in predictions], dtype=np.float64),
         chosen_sum=np.array([sum(p["conf"]) for p in predictions], dtype=np.float64),
         n_pieces=np.array([len(p["labels"]) for p in predictions], dtype=np.int64),
     )
     metrics = {"views": summarize_views(vectors, adversarial)}
-    correct_all = np.concatenate(correct) if correct else np.zeros(0, dtype=bool)
-    metrics["calibration"] = calibration(stats.amax_all, correct_all)
-    metrics["seqeval"] = seqeval_section(gold_seqs, stats.labels, tags)
+    correct_all = np.concatenate(decoder.correct) if n else np.zeros(0, dtype=bool)
+    amax_all = np.concatenate(decoder.amax) if n else np.zeros(0)
+    metrics["calibration"] = calibration(amax_all, correct_all)
+    metrics["seqeval"] = seqeval_scores(
+        {(i, *x) for i, ents in enumerate(decoder.gold_entities) for x in ents},
+        {(i, *x) for i, ents in enumerate(decoder.pred_entities) for x in ents},
+        tags,
+    )
+    invalid_argmax = sum(a for a, _ in decoder.invalid)
+    invalid_decoded = sum(d for _, d in decoder.invalid)
     t_score = time.perf_counter()
 
     warnings = list(backend.warnings)
@@ -335,8 +398,8 @@ def evaluate(
             "non_latin": int(sum(p["non_latin"] for p in predictions)),
             "truncated": int(truncated),
             "pieces_decoded": int(vectors.n_pieces.sum()),
-            "invalid_bio_argmax": stats.invalid_argmax,
-            "invalid_bio_decoded": stats.invalid_decoded,
+            "invalid_bio_argmax": invalid_argmax,
+            "invalid_bio_decoded": invalid_decoded,
         },
         "metrics": metrics,
         "audit": aud,

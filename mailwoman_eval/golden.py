@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON constant {name}")
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _has_lone_surrogate(value: Any) -> bool:
     if isinstance(value, str):
         try:
@@ -136,7 +140,8 @@ def parse_row(text: str, file: str, line: int, where: str | None = None) -> Gold
         raise MwevalError(f"malformed JSON ({e})", where=where) from None
     if not isinstance(obj, dict):
         raise MwevalError(f"row is {_json_kind(obj)}, not a JSON object", where=where)
-    if _has_lone_surrogate(obj):
+    # a lone surrogate can only come from a \\uD8xx-\\uDFxx escape (the text itself is strict UTF-8)
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(obj):
         raise MwevalError("unpaired UTF-16 surrogate in a JSON string escape", where=where)
     if "raw" not in obj:
         raise MwevalError("row has no `raw`", where=where)
@@ -256,10 +261,10 @@ def load_golden(path: Path, name: str | None = None) -> GoldenSet:
         gfiles.append(GoldenFile(f.name, sha256_bytes(data), count_rows(data)))
     if not entries:
         raise MwevalError("golden set has no rows (every *.jsonl is empty)", where=str(path))
-    seen: set[str] = set()
+    seen: set[tuple] = set()
     dups = 0
     for e in entries:
-        key = json.dumps([e.raw, e.components], sort_keys=True, ensure_ascii=False)
+        key = (e.raw, tuple(sorted(e.components.items())))
         if key in seen:
             dups += 1
         seen.add(key)

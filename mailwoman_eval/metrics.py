@@ -6,6 +6,7 @@ so views, bootstraps and compare are index operations on arrays.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -146,31 +147,58 @@ def invalid_bio_transitions(ids: np.ndarray, starts: np.ndarray, labels: Sequenc
     return int((is_inside[ids] & (prev != tag_id[ids])).sum())
 
 
-def seqeval_section(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]], tags: Sequence[str]) -> dict:
-    """Entity-level P/R/F1 by seqeval's strict IOB2 entity extraction (a cross-check on pieces).
+def _b_segments(seq: Sequence[str]) -> list[tuple[int, tuple[str, ...]]]:
+    """Each B- label with the labels after it up to the next B- or O, with its offset."""
+    cuts = [k for k, lab in enumerate(seq) if lab == "O" or lab.startswith("B-")] + [len(seq)]
+    return [(a, tuple(seq[a:b])) for a, b in zip(cuts, cuts[1:], strict=False) if seq[a] != "O"]
+
+
+class SeqevalEntities:
+    """(tag, start, end) of every entity of a label sequence by seqeval's strict IOB2 extraction.
+
+    seqeval walks tokens in Python (~20 us each), so it runs once per distinct segment (memoized),
+    and the entities are shifted back into place. A segment is a B- label with what follows it up
+    to the next B- or O. This is exact for strict IOB2: an entity opens only on B- (whatever
+    precedes it) and ends at the next O, B- or I- of another tag, so no entity crosses a cut, and
+    labels before a run's first B- belong to no entity (tests/test_properties.py checks it against
+    seqeval on whole sequences). Safe to call from several threads (a race only repeats work).
+    """
+
+    def __init__(self) -> None:
+        from seqeval.scheme import IOB2, Entities
+
+        self._extract = lambda seg: [(e.tag, e.start, e.end) for e in Entities([list(seg)], IOB2, suffix=False).entities[0]]
+        self._memo: dict[tuple[str, ...], list[tuple[str, int, int]]] = {}
+
+    def __call__(self, seq: Sequence[str]) -> list[tuple[str, int, int]]:
+        out = []
+        for start, seg in _b_segments(seq):
+            found = self._memo.get(seg)
+            if found is None:
+                found = self._memo[seg] = self._extract(seg)
+            out.extend((tag, start + s, start + e) for tag, s, e in found)
+        return out
+
+
+def seqeval_entities(seqs: Sequence[Sequence[str]], extract: SeqevalEntities | None = None) -> set[tuple[int, str, int, int]]:
+    """(entry, tag, start, end) of every entity of every sequence."""
+    extract = extract or SeqevalEntities()
+    return {(i, *ent) for i, seq in enumerate(seqs) for ent in extract(seq)}
+
+
+def seqeval_scores(gold_set: set[tuple], pred_set: set[tuple], tags: Sequence[str]) -> dict:
+    """P/R/F1 from (entry, tag, start, end) entity sets.
 
     `seqeval.scheme.Entities` in strict IOB2 mode: an entity must open with B-. seqeval's default
     (conlleval) mode is not used because `seqeval.metrics` imports scikit-learn (≈1 s per run).
     """
-    from seqeval.scheme import IOB2, Entities
-
-    def entity_set(seqs: Sequence[Sequence[str]]) -> set[tuple]:
-        # seqeval extracts each sequence independently, so it runs once per distinct sequence
-        # (label sequences repeat a lot) and the entities are re-keyed by entry.
-        distinct = {tuple(s): k for k, s in enumerate(dict.fromkeys(tuple(s) for s in seqs))}
-        per_distinct = Entities([list(s) for s in distinct], IOB2, suffix=False).entities
-        return {(i, e.tag, e.start, e.end) for i, s in enumerate(seqs) for e in per_distinct[distinct[tuple(s)]]}
-
-    gold_set = entity_set(gold_seqs)
-    pred_set = entity_set(pred_seqs)
+    hits = gold_set & pred_set
+    n_gold, n_pred, n_tp = Counter(e[1] for e in gold_set), Counter(e[1] for e in pred_set), Counter(e[1] for e in hits)
     per_tag = {}
     for t in tags:
-        gt = {e for e in gold_set if e[1] == t}
-        pt = {e for e in pred_set if e[1] == t}
-        tp = len(gt & pt)
-        pr, rc, f1 = prf(np.array(tp), np.array(len(pt) - tp), np.array(len(gt) - tp))
-        per_tag[t] = {"precision": round(float(pr), 6), "recall": round(float(rc), 6), "f1": round(float(f1), 6), "support": len(gt)}
-    tp = len(gold_set & pred_set)
+        pr, rc, f1 = prf(np.array(n_tp[t]), np.array(n_pred[t] - n_tp[t]), np.array(n_gold[t] - n_tp[t]))
+        per_tag[t] = {"precision": round(float(pr), 6), "recall": round(float(rc), 6), "f1": round(float(f1), 6), "support": n_gold[t]}
+    tp = len(hits)
     pr, rc, f1 = prf(np.array(tp), np.array(len(pred_set) - tp), np.array(len(gold_set) - tp))
     return {
         "mode": "seqeval.scheme IOB2 strict, entities over pieces (gold = upstream alignment)",

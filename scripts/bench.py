@@ -255,6 +255,7 @@ def main() -> None:
     ap.add_argument("--workloads", default="tiny,v040size,en-us")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--upstream-loop", action="store_true", help="also time the upstream-style per-entry loop (slow)")
+    ap.add_argument("--quick", action="store_true", help="only the floors and the default eval (en-us: own length only)")
     args = ap.parse_args()
     if not GOLDEN.is_dir():
         raise SystemExit(f"upstream data not found under {SHARED} (set MWEVAL_SHARED)")
@@ -269,15 +270,17 @@ def main() -> None:
         w = WORKLOADS[name]
         plan: list[tuple[str, str, list[str]]] = []
         if w["kind"] == "onnx":
-            for pad in ("128", "own"):
+            for pad in ("own",) if args.quick else ("128", "own"):
                 plan.append((f"floor pad-{pad} 1 session", "floor", [py, me, "--child", "floor", name, f"{pad}:1", "-"]))
                 plan.append((f"floor pad-{pad} {cores} sessions", "floor", [py, me, "--child", "floor", name, f"{pad}:{cores}", "-"]))
                 plan.append((f"eval pad-{pad}", "eval", [py, me, "--child", "eval", name, pad, str(tmp / name / f"run-{pad}")]))
         else:
             plan.append(("floor torch batched", "floor", [py, me, "--child", "floor", name, "-", "-"]))
-            for engine in ("onnx", "numpy", "torch"):
+            for engine in ("onnx",) if args.quick else ("onnx", "numpy", "torch"):
                 plan.append((f"eval engine={engine}", "eval", [py, me, "--child", "eval", name, engine, str(tmp / name / f"run-{engine}")]))
         reanalyse_dir = tmp / name / ("run-own" if w["kind"] == "onnx" else "run-onnx")
+        if args.quick:
+            plan = [p for p in plan if p[1] != "floor" or "1 session" not in p[0]]
         plan.append(("reanalyse (diagnose+HTML from run)", "reanalyse", [py, me, "--child", "reanalyse", name, "-", str(reanalyse_dir)]))
         diag = [sys.executable, "-m", "mailwoman_eval", "diagnose", "--ckpt", str(w["ckpt"]), "--golden", str(GOLDEN), "--no-cache", "-q",
                 "--out", str(tmp / name / "diag.html")]
@@ -286,6 +289,8 @@ def main() -> None:
         plan.append(("diagnose end to end (CLI)", "diagnose", diag))
         if args.upstream_loop and w["kind"] == "pytorch":
             plan.append(("upstream-style loop", "upstream", [py, me, "--child", "upstream", name, "-", "-"]))
+        if args.quick:
+            plan = [p for p in plan if p[1] in ("floor", "eval")]
         results: dict[str, list[dict]] = {label: [] for label, _, _ in plan}
         for r in range(args.rounds):
             for label, kind, cmd in plan:

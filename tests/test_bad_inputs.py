@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import EN_US, TINY, TINY_STEP, TOKENIZER_V010, need_shared
@@ -292,6 +293,20 @@ def onnx_without_logits(c: Ctx) -> Path:
     return p
 
 
+def onnx_nan_logits(c: Ctx) -> Path:
+    """A graph that loads and runs but outputs NaN: its classifier bias is NaN."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(TINY / "onnx" / "model.onnx"))
+    for init in m.graph.initializer:
+        if init.name == "inner.classifier.bias":
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32("nan"), init.name))
+    p = c.tmp / "nan.onnx"
+    onnx.save(m, str(p))
+    return p
+
+
 def not_writable_out(c: Ctx) -> Path:
     """A directory nobody may create: under a read-only dir, or (root ignores modes) under a file."""
     if os.geteuid() == 0:
@@ -528,6 +543,8 @@ CASES = [
     Case("onnx-truncated", E, lambda c: c.eval(ckpt=onnx_truncated(c)), ("model.onnx", "not a loadable ONNX model"), subprocess=True),
     Case("onnx-without-logits-output", E, lambda c: c.eval(ckpt=onnx_without_logits(c)),
          ("renamed.onnx", "ONNX graph has no `logits` output (outputs: scores)"), subprocess=True),
+    Case("onnx-nan-logits", E, lambda c: c.eval(ckpt=onnx_nan_logits(c)),
+         ("nan.onnx", "NaN or infinite logits for 2 of 2 entries (first: g.jsonl:1)"), subprocess=True),
     Case("onnx-label-dim-vs-labels-arg", E, lambda c: c.eval(None, "--labels", "O,B-a,I-a,B-b,I-b", ckpt=c.onnx_dir() / "model.onnx"),
          ("onx/model.onnx", "ONNX logits have 21 labels but the label list (--labels) has 5"), subprocess=True),
     Case("onnx-label-dim-vs-model-card", E,

@@ -19,7 +19,7 @@ from mailwoman_eval import compare as compare_mod
 from mailwoman_eval import gate as gate_mod
 from mailwoman_eval.decode import CRFParams, build_transitions, components_from_labels, trim_boundary, viterbi
 from mailwoman_eval.labels import bio_labels
-from mailwoman_eval.metrics import FN, FP, NONE, TP, WRONG, EntryVectors, summarize
+from mailwoman_eval.metrics import FN, FP, NONE, TP, WRONG, EntryVectors, seqeval_entities, summarize
 from mailwoman_eval.profiles import RUNTIME, UPSTREAM_EVAL
 from mailwoman_eval.run import Run
 from mailwoman_eval.stats import resample_weights
@@ -145,6 +145,23 @@ def test_decoded_spans_never_overlap_and_index_raw(raw, profile, data):
     spans = sorted((c.start, c.end) for c in comps.values() if c.end > c.start)
     for (_, e1), (s2, _) in itertools.pairwise(spans):
         assert e1 <= s2
+
+
+# ---------------------------------------------------------------------------------------------
+# the seqeval cross-check runs seqeval once per distinct run of non-O labels: same entities as
+# seqeval over whole sequences
+
+BIO_LABELS = st.sampled_from(["O", "B-street", "I-street", "B-postcode", "I-postcode", "I-region"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(BIO_LABELS, max_size=14), min_size=1, max_size=12))
+def test_seqeval_entities_by_runs_equal_seqeval_on_whole_sequences(seqs):
+    from seqeval.scheme import IOB2, Entities
+
+    whole = Entities([list(s) for s in seqs], IOB2, suffix=False).entities
+    expected = {(i, e.tag, e.start, e.end) for i, ents in enumerate(whole) for e in ents}
+    assert seqeval_entities(seqs) == expected
 
 
 # ---------------------------------------------------------------------------------------------

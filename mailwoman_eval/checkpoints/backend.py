@@ -13,6 +13,8 @@ import numpy as np
 from mailwoman_eval.decode import CRFParams
 
 Progress = Callable[[int], None]
+# Called with (row indices, their logits) as each batch finishes, from the worker that ran it.
+OnBatch = Callable[[Sequence[int], list[np.ndarray]], None]
 
 
 def cpu_count() -> int:
@@ -34,8 +36,9 @@ class Backend:
     warnings: list[str] = field(default_factory=list)
     pad_id: int = 0
 
-    def infer(self, ids: Sequence[np.ndarray], progress: Progress | None = None) -> list[np.ndarray]:
-        """Logits (len_i, L) float32 per sequence of piece ids (already truncated to 128)."""
+    def infer(self, ids: Sequence[np.ndarray], progress: Progress | None = None, on_batch: OnBatch | None = None) -> list[np.ndarray]:
+        """Logits (len_i, L) float32 per sequence of piece ids (already truncated to 128).
+        `on_batch`, if given, sees every row once, in batches, while inference goes on."""
         raise NotImplementedError
 
 
@@ -73,6 +76,7 @@ def run_batched(
     progress: Progress | None,
     max_rows: int = 64,
     max_tokens: int = 4096,
+    on_batch: OnBatch | None = None,
 ) -> list[np.ndarray]:
     """Logits per sequence from length-bucketed batches. Several `forward`s (one onnxruntime session
     per core) take alternate batches in threads: 2 sessions x 1 thread beat 1 x 2 threads here by
@@ -88,6 +92,8 @@ def run_batched(
             logits = forwards[k](x, m)
             for r, i in enumerate(rows):
                 out[i] = np.array(logits[r, : len(ids[i])], dtype=np.float32)
+            if on_batch:
+                on_batch(rows, [out[i] for i in rows])
             if progress:
                 with lock:
                     progress(len(rows))

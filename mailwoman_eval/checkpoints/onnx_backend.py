@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mailwoman_eval.checkpoints.backend import Backend, Progress, cpu_count, run_batched
+from mailwoman_eval.checkpoints.backend import Backend, OnBatch, Progress, cpu_count, run_batched
 from mailwoman_eval.decode import CRFParams
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import sha256_file
+from mailwoman_eval.fsutil import sha256_bytes, sha256_file
 from mailwoman_eval.labels import V040_LABELS
 from mailwoman_eval.tokenizer import MAX_LENGTH
 
@@ -97,8 +97,13 @@ class OnnxBackend(Backend):
                 msg = " ".join(str(e).split())[:160]
                 raise MwevalError(f"not a loadable ONNX model ({msg})", where=str(model_path)) from None
 
+        # Sessions are made single-threaded when there are several cores: the probe session is then
+        # also the first of the per-core workers (one session per core beats one session using all
+        # cores by 7-30% here, batch-1 or batched; docs/benchmarks.md).
+        n_workers = workers if workers is not None else min(2, cores)
+        per = max(1, cores // max(1, n_workers))
         self._make_session = make_session
-        self.session = make_session(cores)
+        self.session = make_session(per)
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
         if "logits" not in outputs:
@@ -151,7 +156,7 @@ class OnnxBackend(Backend):
 
         info = {
             "format": "onnx",
-            "sha256": sha256_file(model_path),
+            "sha256": sha256_bytes(data),
             "files": {model_path.name: None},
             "int8": self.int8,
             "inputs": sorted(inputs),
@@ -193,12 +198,8 @@ class OnnxBackend(Backend):
             )
         if self.pad_to == "batch" and not self.batchable:
             self.pad_to = "own"
-        self.workers = 1
-        if not self.batchable:
-            self.workers = workers if workers is not None else min(2, cores)
-            if self.workers > 1:
-                per = max(1, cores // self.workers)
-                self.sessions = [make_session(per) for _ in range(self.workers)]
+        self.workers = max(1, n_workers)
+        self.sessions = [self.session] + [make_session(per) for _ in range(self.workers - 1)]
         info["batchable"] = self.batchable
         info["padding"] = {"128": "pad-to-128", "own": "own-length", "batch": "within-batch"}[self.pad_to]
 
@@ -239,35 +240,38 @@ class OnnxBackend(Backend):
         )
         return bool(ok), n_out
 
-    def infer(self, ids: Sequence[np.ndarray], progress: Progress | None = None) -> list[np.ndarray]:
+    chunk = 64  # batch-1 rows handed to on_batch at a time (similar lengths: rows go in length order)
+
+    def infer(self, ids: Sequence[np.ndarray], progress: Progress | None = None, on_batch: OnBatch | None = None) -> list[np.ndarray]:
         if self.batchable and self.pad_to == "batch":
-            return run_batched(self._run, ids, self.pad_id, progress)
+            forwards = [lambda x, m, s=s: self._run(x, m, s) for s in self.sessions]
+            return run_batched(forwards, ids, self.pad_id, progress, on_batch=on_batch)
         width = MAX_LENGTH if self.pad_to == "128" else None
         out: list[np.ndarray | None] = [None] * len(ids)
+        order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
 
-        def one(i: int, session) -> None:
-            n = len(ids[i])
-            w = width or max(n, 1)
-            x = np.full((1, w), self.pad_id, dtype=np.int64)
-            m = np.zeros((1, w), dtype=np.int64)
-            x[0, :n] = ids[i]
-            m[0, :n] = 1
-            out[i] = np.array(self._run(x, m, session)[0, :n], dtype=np.float32)
+        def work(k: int) -> None:
+            session, done = self.sessions[k], []
+            for i in order[k :: self.workers]:
+                n = len(ids[i])
+                w = width or max(n, 1)
+                x = np.full((1, w), self.pad_id, dtype=np.int64)
+                m = np.zeros((1, w), dtype=np.int64)
+                x[0, :n] = ids[i]
+                m[0, :n] = 1
+                out[i] = np.array(self._run(x, m, session)[0, :n], dtype=np.float32)
+                done.append(i)
+                if on_batch and len(done) == self.chunk:
+                    on_batch(done, [out[j] for j in done])
+                    done = []
+                if progress and k == 0:
+                    progress(self.workers)
+            if on_batch and done:
+                on_batch(done, [out[j] for j in done])
 
         if self.workers > 1:
-            shards = [list(range(k, len(ids), self.workers)) for k in range(self.workers)]
-
-            def work(k: int) -> None:
-                for i in shards[k]:
-                    one(i, self.sessions[k])
-                    if progress and k == 0:
-                        progress(self.workers)
-
             with ThreadPoolExecutor(self.workers) as pool:
-                list(pool.map(work, range(self.workers)))
+                list(pool.map(work, range(self.workers)))  # list() re-raises a worker's exception
         else:
-            for i in range(len(ids)):
-                one(i, self.session)
-                if progress:
-                    progress(1)
+            work(0)
         return out  # type: ignore[return-value]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mailwoman_eval.checkpoints.backend import Backend, Progress, cpu_count, run_batched
+from mailwoman_eval.checkpoints.backend import Backend, OnBatch, Progress, cpu_count, run_batched
 from mailwoman_eval.checkpoints.torchfile import load_state_dict
 from mailwoman_eval.decode import CRFParams
 from mailwoman_eval.errors import MwevalError
@@ -197,8 +197,8 @@ class PytorchBackend(Backend):
 
     max_rows = 64  # rows per length-bucketed batch; 1 = the batch-1 path (tests compare the two)
 
-    def infer(self, ids: Sequence[np.ndarray], progress: Progress | None = None) -> list[np.ndarray]:
-        return run_batched(self._forward, ids, self.pad_id, progress, max_rows=self.max_rows)
+    def infer(self, ids: Sequence[np.ndarray], progress: Progress | None = None, on_batch: OnBatch | None = None) -> list[np.ndarray]:
+        return run_batched(self._forward, ids, self.pad_id, progress, max_rows=self.max_rows, on_batch=on_batch)
 
 
 def _onnx_forward(state: dict[str, np.ndarray], cfg: dict, threads: int) -> list:
@@ -207,15 +207,19 @@ def _onnx_forward(state: dict[str, np.ndarray], cfg: dict, threads: int) -> list
 
     from mailwoman_eval.checkpoints.onnx_build import build_encoder_onnx
 
-    graph = build_encoder_onnx(state, cfg)
+    weights: dict[str, np.ndarray] = {}
+    graph = build_encoder_onnx(state, cfg, external=weights)
+    # the sessions read the weights from these arrays (no copy); the closures below keep them alive
+    values = [ort.OrtValue.ortvalue_from_numpy(a) for a in weights.values()]
     n = max(1, min(2, threads))
     forwards = []
     for _ in range(n):
         so = ort.SessionOptions()
         so.intra_op_num_threads = max(1, threads // n)
         so.inter_op_num_threads = 1
+        so.add_external_initializers(list(weights), values)
         session = ort.InferenceSession(graph, sess_options=so, providers=["CPUExecutionProvider"])
-        forwards.append(lambda x, m, s=session: s.run(["logits"], {"input_ids": x, "attention_mask": m})[0])
+        forwards.append(lambda x, m, s=session, keep=(weights, values): s.run(["logits"], {"input_ids": x, "attention_mask": m})[0])
     return forwards
 
 
