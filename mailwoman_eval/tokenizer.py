@@ -69,15 +69,19 @@ class Tokenizer:
 
     def encode(self, raw: str) -> Encoding:
         # sentencepiece 0.2.2/0.2.3 reject "immutable_proto"; "proto" gives byte offsets (§3.1).
-        proto = self.sp.encode(raw, out_type="proto")
-        table = byte_to_char_table(raw)
-        pieces, ids, begin, end = [], [], [], []
-        for p in proto.pieces:
-            pieces.append(p.piece)
-            ids.append(p.id)
-            begin.append(table[p.begin])
-            end.append(table[p.end])
-        return Encoding(tuple(pieces), tuple(ids), tuple(begin), tuple(end))
+        return _encoding(raw, self.sp.encode(raw, out_type="proto"))
 
     def encode_many(self, raws: list[str]) -> list[Encoding]:
-        return [self.encode(r) for r in raws]
+        # one call for the list: sentencepiece loops in C++ (3x faster than a call per string)
+        return [_encoding(raw, proto) for raw, proto in zip(raws, self.sp.encode(raws, out_type="proto"), strict=True)]
+
+
+def _encoding(raw: str, proto) -> Encoding:
+    table = byte_to_char_table(raw)
+    pieces = proto.pieces
+    return Encoding(
+        tuple(p.piece for p in pieces),
+        tuple(p.id for p in pieces),
+        tuple(table[p.begin] for p in pieces),
+        tuple(table[p.end] for p in pieces),
+    )

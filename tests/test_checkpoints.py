@@ -53,6 +53,28 @@ def test_tiny_fp32_logits_equal_upstream_onnx_export_and_decodes_match(test_ids,
     assert all((a.argmax(-1) == b.argmax(-1)).all() for a, b in zip(ours, onnx, strict=True))
 
 
+def test_fused_graph_gives_the_plain_graphs_logits_for_the_v040_size_checkpoint(test_ids):
+    """BiasGelu (the default graph) against the plain Erf graph, same weights, batches of 64."""
+    import onnxruntime as ort
+
+    from mailwoman_eval.checkpoints.backend import length_batches, pad_batch
+    from mailwoman_eval.checkpoints.onnx_build import build_encoder_onnx
+    from mailwoman_eval.checkpoints.pytorch_dir import read_config
+
+    state, _ = load_state_dict(V040SIZE / "pytorch_model.bin")
+    cfg = read_config(V040SIZE / "config.json")
+    plain, fused = (
+        ort.InferenceSession(build_encoder_onnx(state, cfg, fused=f), providers=["CPUExecutionProvider"]) for f in (False, True)
+    )
+    worst = 0.0
+    for rows in length_batches([len(x) for x in test_ids]):
+        x, m = pad_batch(test_ids, rows, 0)
+        feed = {"input_ids": x, "attention_mask": m}
+        a, b = plain.run(["logits"], feed)[0], fused.run(["logits"], feed)[0]
+        worst = max(worst, float(np.abs(a - b)[m.astype(bool)].max()))
+    assert worst <= 1e-5
+
+
 def test_bf16_copy_decodes_at_least_99_percent_of_pieces_like_fp32(test_ids):
     fp32 = PytorchBackend(TINY_STEP).infer(test_ids)
     bf16 = PytorchBackend(TINY_BF16).infer(test_ids)

@@ -16,10 +16,20 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = 17  # LayerNormalization needs 17
 
 
-def build_encoder_onnx(state: dict[str, np.ndarray], config: dict, external: dict[str, np.ndarray] | None = None) -> bytes:
-    """The serialized graph. With `external` (a dict to fill), weight tensors are not serialized
-    but declared as external data and put into `external` by name, for
-    `SessionOptions.add_external_initializers` (saves copying and parsing ~35 MB per session)."""
+def build_encoder_onnx(
+    state: dict[str, np.ndarray], config: dict, external: dict[str, np.ndarray] | None = None, fused: bool = True
+) -> bytes:
+    """The serialized graph.
+
+    `fused` computes the FFN's bias + exact-erf GELU with onnxruntime's BiasGelu contrib op (one
+    pass instead of six element-wise ones): 6-17% faster inference at the v0.4.0 size on one core,
+    and bit-identical logits to the plain graph on golden v0.1.2 (onnxruntime evaluates erf with
+    the same kernel). SkipLayerNormalization (residual add + LayerNorm) and Gemm-with-bias were
+    measured too and were slower here, so they are not used.
+
+    With `external` (a dict to fill), weight tensors are not serialized but declared as external
+    data and put into `external` by name, for `SessionOptions.add_external_initializers` (saves
+    copying and parsing ~35 MB per session)."""
     H = int(config["hidden_size"])
     heads = int(config["num_attention_heads"])
     layers = int(config["num_hidden_layers"])
@@ -43,6 +53,14 @@ def build_encoder_onnx(state: dict[str, np.ndarray], config: dict, external: dic
     def node(op: str, inputs: list[str], out: str, **attrs) -> str:
         nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
+
+    def gelu_with_bias(x: str, bias_key: str, out: str) -> str:
+        """com.microsoft BiasGelu: exact-erf GELU(x + bias) in one pass instead of six."""
+        nodes.append(helper.make_node("BiasGelu", [x, weight(bias_key)], [out], name=out, domain="com.microsoft"))
+        return out
+
+    def matmul(x: str, prefix: str, out: str) -> str:
+        return node("MatMul", [x, init(prefix + ".weight.T", state[prefix + ".weight"].astype(np.float32).T)], out)
 
     def weight(key: str) -> str:
         return init(key, state[key].astype(np.float32))
@@ -91,9 +109,12 @@ def build_encoder_onnx(state: dict[str, np.ndarray], config: dict, external: dic
         att = node("Reshape", [att, "c.shape_merge"], f"l{i}.att")
         x = node("Add", [x, linear(att, p + "attn.out_proj", f"l{i}.o")], f"l{i}.x1")
         h = layer_norm(x, p + "ln2", f"l{i}.h2")
-        f = linear(h, p + "ff.0", f"l{i}.f0")
-        erf = node("Erf", [node("Mul", [f, "c.rsqrt2"], f"l{i}.fs")], f"l{i}.erf")
-        g = node("Mul", [node("Mul", [f, "c.half"], f"l{i}.fh"), node("Add", [erf, "c.one_f"], f"l{i}.erf1")], f"l{i}.gelu")
+        if fused:
+            g = gelu_with_bias(matmul(h, p + "ff.0", f"l{i}.f0"), p + "ff.0.bias", f"l{i}.gelu")
+        else:
+            f = linear(h, p + "ff.0", f"l{i}.f0")
+            erf = node("Erf", [node("Mul", [f, "c.rsqrt2"], f"l{i}.fs")], f"l{i}.erf")
+            g = node("Mul", [node("Mul", [f, "c.half"], f"l{i}.fh"), node("Add", [erf, "c.one_f"], f"l{i}.erf1")], f"l{i}.gelu")
         x = node("Add", [x, linear(g, p + "ff.3", f"l{i}.f3")], f"l{i}.x2")
     x = layer_norm(x, "final_ln", "xf")
     linear(x, "classifier", "logits")
@@ -108,6 +129,7 @@ def build_encoder_onnx(state: dict[str, np.ndarray], config: dict, external: dic
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "sequence", int(config["num_labels"])])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mweval")
+    opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid("com.microsoft", 1)] if fused else [])
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="mweval")
     model.ir_version = 8
     return model.SerializeToString()
