@@ -41,13 +41,10 @@ def paint_spans(raw: str, spans: Iterable[tuple[str, int, int]]) -> list[str | N
 def piece_tags(raw: str, enc: Encoding, char_tags: Sequence[str | None], limit: int | None = None) -> list[str | None]:
     n = len(enc) if limit is None else min(limit, len(enc))
     out: list[str | None] = []
-    for i in range(n):
-        tag = None
-        for c in range(enc.begin[i], enc.end[i]):
-            if not raw[c].isspace():
-                tag = char_tags[c]
-                break
-        out.append(tag)
+    for b, e in zip(enc.begin[:n], enc.end[:n], strict=True):
+        span = raw[b:e]
+        lead = len(span) - len(span.lstrip())  # str.lstrip() strips exactly the str.isspace() chars
+        out.append(char_tags[b + lead] if lead < len(span) else None)
     return out
 
 

@@ -198,7 +198,7 @@ def entry_record(e, enc, comps: dict, lab: list[str], gold_lab: list[str], chose
         "gold": e.components,
         "pred": {t: {"value": c.value, "start": c.start, "end": c.end, "confidence": _r(c.confidence)} for t, c in comps.items()},
         "pieces": list(enc.pieces[:MAX_LENGTH]),
-        "spans": [[b, x] for b, x in zip(enc.begin[:MAX_LENGTH], enc.end[:MAX_LENGTH], strict=True)],
+        "spans": list(map(list, zip(enc.begin[:MAX_LENGTH], enc.end[:MAX_LENGTH], strict=True))),
         "labels": lab,
         "gold_labels": gold_lab,
         "conf": chosen,

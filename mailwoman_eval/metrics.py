@@ -29,15 +29,15 @@ def outcome(gold: str | None, pred: str | None, profile: Profile) -> int:
     return NONE
 
 
-def scored_gold(components: Mapping[str, str], tags: Sequence[str]) -> dict[str, str]:
-    """`{k: v for k, v in components.items() if k in ACTIVE_TAGS and v}` — unstripped, as eval.py."""
-    active = set(tags)
-    return {k: v for k, v in components.items() if k in active and v}
-
-
 def outcome_row(gold: Mapping[str, str], pred: Mapping[str, str], tags: Sequence[str], profile: Profile) -> list[int]:
-    g = scored_gold(gold, tags)
-    return [outcome(g.get(t), pred.get(t) or None, profile) for t in tags]
+    # eval.py scores `{k: v for k, v in components.items() if k in ACTIVE_TAGS and v}` (unstripped)
+    # against the prediction; outcome() per tag, the common case (neither side has it) skipped
+    row = [NONE] * len(tags)
+    for k, t in enumerate(tags):
+        g, p = gold.get(t), pred.get(t)
+        if g or p:
+            row[k] = outcome(g or None, p or None, profile)
+    return row
 
 
 def outcome_matrix(rows: Sequence[Sequence[int]], n_tags: int) -> np.ndarray:

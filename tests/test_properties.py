@@ -102,6 +102,26 @@ def test_viterbi_equals_brute_force_enumeration(profile, length, data):
         assert scores[got] == best
 
 
+@settings(max_examples=120, deadline=None)
+@given(rows=st.integers(1, 4), width=st.integers(1, 6), data=st.data())
+def test_mask_only_viterbi_equals_the_dense_pass_exactly(rows, width, data):
+    """No learned CRF + runtime profile = transitions that are only the 0/-1e9 mask: the O(L) pass
+    must give the dense pass's paths, ties and the fallback (scores near 1e9) included."""
+    from mailwoman_eval import decode
+
+    labels = bio_labels(["a", "b", "c"])
+    tr = build_transitions(RUNTIME, labels, None)
+    assert decode._mask_only_plan(tr) is not None
+    values = SCORE | st.sampled_from([2e9, -2e9, 1e9])
+    em = np.array(data.draw(st.lists(values, min_size=rows * width * len(labels), max_size=rows * width * len(labels))))
+    em = em.reshape(rows, width, len(labels))
+    lengths = np.array(data.draw(st.lists(st.integers(1, width), min_size=rows, max_size=rows)))
+    fast = decode.viterbi_batch(em, lengths, tr)
+    with mock.patch.object(decode, "_mask_only_plan", lambda tr: None):
+        dense = decode.viterbi_batch(em, lengths, tr)
+    assert np.array_equal(fast, dense)
+
+
 # ---------------------------------------------------------------------------------------------
 # boundary trim and span decoding
 

@@ -77,9 +77,10 @@ def build_encoder_onnx(
     init("c.zero_f", np.array(0.0, dtype=np.float32))
     init("c.neginf", np.array(-np.inf, dtype=np.float32))
     init("c.scale", np.array(1.0 / np.sqrt(d), dtype=np.float32))
-    init("c.half", np.array(0.5, dtype=np.float32))
-    init("c.one_f", np.array(1.0, dtype=np.float32))
-    init("c.rsqrt2", np.array(1.0 / np.sqrt(2.0), dtype=np.float32))
+    if not fused:
+        init("c.half", np.array(0.5, dtype=np.float32))
+        init("c.one_f", np.array(1.0, dtype=np.float32))
+        init("c.rsqrt2", np.array(1.0 / np.sqrt(2.0), dtype=np.float32))
     init("c.shape_qkv", np.array([0, 0, 3, heads, d], dtype=np.int64))
     init("c.shape_merge", np.array([0, 0, H], dtype=np.int64))
     init("c.axes12", np.array([1, 2], dtype=np.int64))
