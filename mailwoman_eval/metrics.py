@@ -147,9 +147,17 @@ def invalid_bio_transitions(ids: np.ndarray, starts: np.ndarray, labels: Sequenc
     return int((is_inside[ids] & (prev != tag_id[ids])).sum())
 
 
-def _b_segments(seq: Sequence[str]) -> list[tuple[int, tuple[str, ...]]]:
-    """Each B- label with the labels after it up to the next B- or O, with its offset."""
-    cuts = [k for k, lab in enumerate(seq) if lab == "O" or lab.startswith("B-")] + [len(seq)]
+def _b_segments(seq: Sequence[str], is_cut: dict[str, bool]) -> list[tuple[int, tuple[str, ...]]]:
+    """Each B- label with the labels after it up to the next B- or O, with its offset.
+    `is_cut` memoizes "O or B-" per label string."""
+    cuts = []
+    for k, lab in enumerate(seq):
+        cut = is_cut.get(lab)
+        if cut is None:
+            cut = is_cut[lab] = lab == "O" or lab.startswith("B-")
+        if cut:
+            cuts.append(k)
+    cuts.append(len(seq))
     return [(a, tuple(seq[a:b])) for a, b in zip(cuts, cuts[1:], strict=False) if seq[a] != "O"]
 
 
@@ -169,10 +177,11 @@ class SeqevalEntities:
 
         self._extract = lambda seg: [(e.tag, e.start, e.end) for e in Entities([list(seg)], IOB2, suffix=False).entities[0]]
         self._memo: dict[tuple[str, ...], list[tuple[str, int, int]]] = {}
+        self._is_cut: dict[str, bool] = {}
 
     def __call__(self, seq: Sequence[str]) -> list[tuple[str, int, int]]:
         out = []
-        for start, seg in _b_segments(seq):
+        for start, seg in _b_segments(seq, self._is_cut):
             found = self._memo.get(seg)
             if found is None:
                 found = self._memo[seg] = self._extract(seg)
