@@ -8,12 +8,15 @@ noisy, shared machine slows them alike, and the medians are compared as ratios.
   python scripts/bench.py                      # all workloads, 3 rounds
   python scripts/bench.py --workloads tiny --rounds 5
   python scripts/bench.py --upstream-loop      # also the slow upstream-style per-entry loop
+  python scripts/bench.py --quick              # only the floors and the default eval
 
 Measurements per workload:
   floor      bare onnxruntime / torch loop over the same pieces (batch-1 graphs: batch 1 at the
              given padding, 1 session x N threads and N sessions x 1 thread; batchable models:
              length-bucketed batches)
-  eval       mweval eval through the library (tokenize, infer, Viterbi, spans, metrics, write run)
+  eval       mweval eval through the library (tokenize, infer, Viterbi, spans, metrics, write run);
+             "[inference …]" is run.json's inference_s, which includes the per-entry decoding the
+             inference workers do between batches
   reanalyse  diagnose + HTML + CSV from the saved run (no model)
   diagnose   `mweval diagnose --ckpt … --golden …` as a user runs it (process start to report)
   upstream   (opt-in) per-entry loop in the upstream style: batch 1 padded to 128, torch forward,

@@ -112,6 +112,7 @@ class OnnxBackend(Backend):
             if name not in inputs:
                 raise MwevalError(f"ONNX graph has no `{name}` input", where=str(model_path))
         self.extra_inputs: list[tuple[str, list]] = []
+        self._zero_cache: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         zero_fed = []
         for name, i in inputs.items():
             if name in ("input_ids", "attention_mask"):
@@ -205,11 +206,22 @@ class OnnxBackend(Backend):
 
     def _feed(self, x: np.ndarray, m: np.ndarray) -> dict:
         feed = {"input_ids": x, "attention_mask": m}
-        B, S = x.shape
-        for name, shape in self.extra_inputs:
-            tail = [d if isinstance(d, int) else 1 for d in shape[2:]]
-            feed[name] = np.zeros([B, S, *tail], dtype=np.float32)
+        feed.update(self._zeros(*x.shape))
         return feed
+
+    def _zeros(self, B: int, S: int) -> dict[str, np.ndarray]:
+        """The zero-fed side-channel inputs for a (B, S) batch, made once per shape: onnxruntime only
+        reads its inputs, and building 10 arrays per batch-1 call held the GIL the other worker needs."""
+        key = (B, S)
+        cached = self._zero_cache.get(key)
+        if cached is None:
+            cached = {}
+            for name, shape in self.extra_inputs:
+                tail = [d if isinstance(d, int) else 1 for d in shape[2:]]
+                cached[name] = np.zeros([B, S, *tail], dtype=np.float32)
+                cached[name].flags.writeable = False
+            self._zero_cache[key] = cached
+        return cached
 
     def _run(self, x: np.ndarray, m: np.ndarray, session=None) -> np.ndarray:
         sess = session or self.session
