@@ -215,10 +215,11 @@ class RowDecoder:
     components, gold labels, outcomes, seqeval entities and the predictions.jsonl record, stored
     at the row's index.
 
-    Backends call it from their inference workers as each batch (or chunk of batch-1 rows)
-    finishes, so this Python work runs while the other worker's onnxruntime call holds a core
-    (the GIL is released there) instead of after inference on one core. Each row's result
-    depends only on its own logits, so the order of batches never changes a byte.
+    Batching backends call it from their inference workers as each batch finishes, so this Python
+    work runs while the other worker's onnxruntime call holds a core (the GIL is released there)
+    instead of after inference on one core; `finish` decodes whatever no batch reached (batch-1
+    graphs, where overlapping measured slower). Each row's result depends only on its own logits,
+    so the order of batches never changes a byte.
     """
 
     def __init__(self, entries, encodings, labels: list[str], tags: list[str], transitions, profile: Profile):

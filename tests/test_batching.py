@@ -1,5 +1,7 @@
 """Batched and batch-1 inference give the same predictions (speed must not change a number)."""
 
+import json
+
 import numpy as np
 import pytest
 from conftest import GOLDEN_V012, TINY, TINY_STEP, TOKENIZER_V010, need_shared
@@ -73,3 +75,43 @@ def test_length_batches_pad_only_within_similar_lengths():
     lengths = [5, 30, 6, 29, 5, 31]
     batches = length_batches(lengths, max_rows=3)
     assert batches == [[0, 4, 2], [3, 1, 5]]
+
+
+def test_decoding_in_the_inference_workers_writes_the_same_run_as_decoding_afterwards(tmp_path, monkeypatch):
+    """evaluate() hands batches to RowDecoder from the two onnxruntime workers as they finish; a
+    backend that ignores on_batch leaves every row to RowDecoder.finish. Same bytes either way."""
+    from mailwoman_eval import evaluate as ev
+    from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
+
+    need_shared()
+    gset = load_golden(GOLDEN_V012 / "test")
+    opts = ev.EvalOptions(profile=RUNTIME, tokenizer=str(TOKENIZER_V010), use_cache=False)
+    seen: list[int] = []
+    real = ev.RowDecoder.__call__
+
+    def counting(self, rows, logits):
+        seen.append(len(rows))
+        return real(self, rows, logits)
+
+    monkeypatch.setattr(ev.RowDecoder, "__call__", counting)
+    ev.evaluate(resolve_checkpoint(str(TINY_STEP)), gset, opts, tmp_path / "overlapped")
+    assert len(seen) > 2 and sum(seen) == len(gset.entries)  # many batches, every row once
+
+    load = ev.load_backend
+
+    def no_overlap(*a, **k):
+        b = load(*a, **k)
+        infer = b.infer
+        b.infer = lambda ids, progress=None, on_batch=None: infer(ids, progress)
+        return b
+
+    monkeypatch.setattr(ev, "load_backend", no_overlap)
+    seen.clear()
+    ev.evaluate(resolve_checkpoint(str(TINY_STEP)), gset, opts, tmp_path / "after")
+    assert seen == [len(gset.entries)]
+    pred = [(tmp_path / d / "predictions.jsonl").read_bytes() for d in ("overlapped", "after")]
+    assert pred[0] == pred[1]
+    meta = [json.loads((tmp_path / d / "run.json").read_text()) for d in ("overlapped", "after")]
+    for m in meta:
+        m.pop("timings")
+    assert meta[0] == meta[1]

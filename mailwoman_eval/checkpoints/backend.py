@@ -38,7 +38,8 @@ class Backend:
 
     def infer(self, ids: Sequence[np.ndarray], progress: Progress | None = None, on_batch: OnBatch | None = None) -> list[np.ndarray]:
         """Logits (len_i, L) float32 per sequence of piece ids (already truncated to 128).
-        `on_batch`, if given, sees every row once, in batches, while inference goes on."""
+        `on_batch`, if given, may be called with rows as their batch finishes, from the worker that
+        ran it; a backend may also leave it uncalled (the caller decodes the rest afterwards)."""
         raise NotImplementedError
 
 
