@@ -67,8 +67,7 @@ def build_encoder_onnx(
         return init(key, state[key].astype(np.float32))
 
     def linear(x: str, prefix: str, out: str) -> str:
-        wt = init(prefix + ".weight.T", state[prefix + ".weight"].astype(np.float32).T)
-        return node("Add", [node("MatMul", [x, wt], out + ".mm"), weight(prefix + ".bias")], out)
+        return node("Add", [matmul(x, prefix, out + ".mm"), weight(prefix + ".bias")], out)
 
     def layer_norm(x: str, prefix: str, out: str) -> str:
         return node("LayerNormalization", [x, weight(prefix + ".weight"), weight(prefix + ".bias")], out, axis=-1, epsilon=1e-5)
