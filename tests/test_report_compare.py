@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from runfactory import make_run, save_run
-from test_report_html import assert_offline, browser, dump_dom, probe, screenshot  # noqa: F401 (fixture)
+from test_report_html import assert_offline, browser, dump_dom, dump_dom_with_filter, probe, screenshot  # noqa: F401 (fixture)
 
 from mailwoman_eval.cli import main
 from mailwoman_eval.compare import compare
@@ -188,11 +188,5 @@ def test_compare_report_in_browser(browser, report, tmp_path):  # noqa: F811
 def test_compare_filters_hide_rows(browser, report, tmp_path):  # noqa: F811
     """The shared filter script: the view filter hides rows of the other view."""
     src = report.read_text(encoding="utf-8")
-    driver = (
-        "<script>var s=document.querySelector('#filters select[name=adv]');"
-        "s.value='1';s.dispatchEvent(new Event('change'));</script></body>"
-    )
-    driven = tmp_path / "driven.html"
-    driven.write_text(src.replace("</body>", driver), encoding="utf-8")
-    after = probe(dump_dom(tmp_path, driven)).example_rows
+    after = probe(dump_dom_with_filter(tmp_path, src, "adv", "1")).example_rows
     assert len(after) == 25 and all(hidden for _, hidden in after)  # every lost postcode is non-adversarial

@@ -71,6 +71,17 @@ def dump_dom(tmp_path: Path, html: Path) -> str:
     return run_chromium(tmp_path, html, "--dump-dom").stdout
 
 
+def dump_dom_with_filter(tmp_path: Path, src: str, select: str, value: str) -> str:
+    """The DOM after the report's filter script has reacted to choosing `value` in `select`."""
+    driver = (
+        f"<script>var s=document.querySelector('#filters select[name={select}]');"
+        f"s.value='{value}';s.dispatchEvent(new Event('change'));</script></body>"
+    )
+    driven = tmp_path / "driven.html"
+    driven.write_text(src.replace("</body>", driver), encoding="utf-8")
+    return dump_dom(tmp_path, driven)
+
+
 def screenshot(tmp_path: Path, html: Path, name: str = "report.png") -> Path:
     png = tmp_path / name
     run_chromium(tmp_path, html, f"--screenshot={png}")
@@ -305,14 +316,8 @@ def test_filters_hide_rows(browser, hostile_report, tmp_path):
     """The inline filter script: choosing a tag hides every example row of the other tags."""
     _, html = hostile_report
     src = html.read_text(encoding="utf-8")
-    driver = (
-        "<script>var s=document.querySelector('#filters select[name=tag]');"
-        "s.value='street';s.dispatchEvent(new Event('change'));</script></body>"
-    )
-    driven = tmp_path / "driven.html"
-    driven.write_text(src.replace("</body>", driver), encoding="utf-8")
     before = probe(src).example_rows
-    after = probe(dump_dom(tmp_path, driven)).example_rows
+    after = probe(dump_dom_with_filter(tmp_path, src, "tag", "street")).example_rows
     assert len(after) == len(before) and not any(h for _, h in before)
     assert any(t == "street" for t, _ in after)
     assert all(hidden == (t != "street") for t, hidden in after)
