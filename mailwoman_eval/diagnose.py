@@ -14,6 +14,7 @@ import numpy as np
 from mailwoman_eval.buckets import DEFAULT_CATEGORIES, RULES, UPSTREAM_CATEGORIES, ErrorRecord, bucket_errors
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import atomic_write_bytes, atomic_write_text
+from mailwoman_eval.gcpause import gc_paused
 from mailwoman_eval.metrics import VIEWS, summarize_views, view_masks
 from mailwoman_eval.run import Run
 
@@ -48,6 +49,7 @@ def select_tags(run: Run, tags: str | None) -> list[str]:
     return wanted
 
 
+@gc_paused()
 def diagnose(run: Run, scheme: str = "default", adversarial: str = "default", tags: str | None = None) -> Diagnosis:
     chosen = select_tags(run, tags)
     errors = [e for e in bucket_errors(run.predictions, run.tags, run.profile, scheme) if e.tag in chosen]

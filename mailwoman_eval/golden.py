@@ -18,6 +18,7 @@ import regex
 
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import sha256_bytes
+from mailwoman_eval.gcpause import gc_paused
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
@@ -244,6 +245,7 @@ def check_manifest(directory: Path, files: list[GoldenFile]) -> ManifestCheck:
     return ManifestCheck("mismatch" if problems else "ok", str(where), tuple(problems))
 
 
+@gc_paused()
 def load_golden(path: Path, name: str | None = None) -> GoldenSet:
     path = Path(path)
     if not path.exists():

@@ -20,6 +20,7 @@ import orjson
 from mailwoman_eval import __version__
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import atomic_write_bytes, output_dir, sha256_bytes
+from mailwoman_eval.gcpause import gc_paused
 from mailwoman_eval.golden import REPO_ROOT
 from mailwoman_eval.metrics import EntryVectors, outcome_matrix, outcome_row
 from mailwoman_eval.profiles import PROFILES, Profile, get_profile
@@ -196,6 +197,7 @@ def _read_schema_doc(path: Path, schema: str, what: str) -> dict:
     return doc
 
 
+@gc_paused()
 def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.is_dir():

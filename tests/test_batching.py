@@ -115,3 +115,70 @@ def test_decoding_in_the_inference_workers_writes_the_same_run_as_decoding_after
     for m in meta:
         m.pop("timings")
     assert meta[0] == meta[1]
+
+
+def test_a_late_second_session_takes_fewer_batches_and_changes_nothing(ids):
+    """Workers take the next batch when free; the second session may still be in the making."""
+    import threading
+    import time
+
+    from mailwoman_eval.checkpoints.backend import in_background, run_batched
+
+    b = PytorchBackend(TINY_STEP)
+    first = b._forward[0]
+    ran: dict[str, int] = {"early": 0, "late": 0}
+    lock = threading.Lock()
+
+    def counting(name, fwd):
+        def run(x, m):
+            with lock:
+                ran[name] += 1
+            return fwd(x, m)
+
+        return run
+
+    def slow_to_make():
+        time.sleep(0.3)
+        return counting("late", first)
+
+    alone = run_batched([first], ids, b.pad_id, None)
+    both = run_batched([counting("early", first), in_background(slow_to_make)], ids, b.pad_id, None)
+    assert all(np.array_equal(x, y) for x, y in zip(alone, both, strict=True))
+    assert ran["early"] > ran["late"]  # nothing waited for the late one
+
+
+def test_a_session_that_fails_to_load_in_the_background_is_raised(ids):
+    from mailwoman_eval.checkpoints.backend import in_background, run_batched
+    from mailwoman_eval.errors import MwevalError
+
+    b = PytorchBackend(TINY_STEP)
+
+    def broken():
+        raise MwevalError("not a loadable ONNX model (test)", where="x.onnx")
+
+    with pytest.raises(MwevalError, match="not a loadable"):
+        run_batched([b._forward[0], in_background(broken)], ids, b.pad_id, None)
+
+
+def test_gc_paused_restores_the_collector():
+    import gc
+
+    from mailwoman_eval.gcpause import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner pause does not re-enable inside the outer one
+    assert gc.isenabled()
+    with pytest.raises(ValueError), gc_paused():
+        raise ValueError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller's own choice is kept
+    finally:
+        gc.enable()

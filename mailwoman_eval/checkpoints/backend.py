@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +41,37 @@ class Backend:
         `on_batch`, if given, may be called with rows as their batch finishes, from the worker that
         ran it; a backend may also leave it uncalled (the caller decodes the rest afterwards)."""
         raise NotImplementedError
+
+
+def in_background(fn: Callable, *args, **kwargs) -> Future:
+    """`fn(*args, **kwargs)` started now in its own thread; `.result()` waits and re-raises.
+
+    The second onnxruntime session is made this way while the first already runs inference:
+    session creation runs in C++ and releases the GIL, so the two overlap on two cores."""
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(fn, *args, **kwargs)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def ready(x):
+    """A worker's session/forward, waiting for it if it is still being made (`in_background`)."""
+    return x.result() if isinstance(x, Future) else x
+
+
+def shared_queue(items: Sequence) -> Callable[[], object | None]:
+    """`take()` hands out the next item to whichever worker asks (None when done), so a worker
+    that starts late or runs slower takes fewer: results are stored by index, so who ran which
+    item never changes a byte."""
+    it = iter(items)
+    lock = threading.Lock()
+
+    def take():
+        with lock:
+            return next(it, None)
+
+    return take
 
 
 def length_batches(lengths: Sequence[int], max_rows: int = 64, max_tokens: int = 4096) -> list[list[int]]:
@@ -80,17 +111,19 @@ def run_batched(
     on_batch: OnBatch | None = None,
 ) -> list[np.ndarray]:
     """Logits per sequence from length-bucketed batches. Several `forward`s (one onnxruntime session
-    per core) take alternate batches in threads: 2 sessions x 1 thread beat 1 x 2 threads here by
-    7-20% (measured on the tiny and v0.4.0-size checkpoints; docs/benchmarks.md)."""
+    per core; a Future while it is still being made) take the next batch in threads as they free
+    up: 2 sessions x 1 thread beat 1 x 2 threads here by 7-20% (measured on the tiny and
+    v0.4.0-size checkpoints; docs/benchmarks.md)."""
     forwards = list(forward) if isinstance(forward, list | tuple) else [forward]
-    batches = length_batches([len(x) for x in ids], max_rows, max_tokens)
+    take = shared_queue(length_batches([len(x) for x in ids], max_rows, max_tokens))
     out: list[np.ndarray | None] = [None] * len(ids)
     lock = threading.Lock()
 
     def work(k: int) -> None:
-        for rows in batches[k :: len(forwards)]:
+        fwd = ready(forwards[k])
+        while (rows := take()) is not None:
             x, m = pad_batch(ids, rows, pad_id)
-            logits = forwards[k](x, m)
+            logits = fwd(x, m)
             for r, i in enumerate(rows):
                 out[i] = np.array(logits[r, : len(ids[i])], dtype=np.float32)
             if on_batch:

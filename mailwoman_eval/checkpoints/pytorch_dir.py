@@ -14,7 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mailwoman_eval.checkpoints.backend import Backend, OnBatch, Progress, cpu_count, run_batched
+from mailwoman_eval.checkpoints.backend import (
+    Backend,
+    OnBatch,
+    Progress,
+    cpu_count,
+    in_background,
+    run_batched,
+)
 from mailwoman_eval.checkpoints.torchfile import load_state_dict
 from mailwoman_eval.decode import CRFParams
 from mailwoman_eval.errors import MwevalError
@@ -212,15 +219,17 @@ def _onnx_forward(state: dict[str, np.ndarray], cfg: dict, threads: int) -> list
     # the sessions read the weights from these arrays (no copy); the closures below keep them alive
     values = [ort.OrtValue.ortvalue_from_numpy(a) for a in weights.values()]
     n = max(1, min(2, threads))
-    forwards = []
-    for _ in range(n):
+
+    def make_forward():
         so = ort.SessionOptions()
         so.intra_op_num_threads = max(1, threads // n)
         so.inter_op_num_threads = 1
         so.add_external_initializers(list(weights), values)
         session = ort.InferenceSession(graph, sess_options=so, providers=["CPUExecutionProvider"])
-        forwards.append(lambda x, m, s=session, keep=(weights, values): s.run(["logits"], {"input_ids": x, "attention_mask": m})[0])
-    return forwards
+        return lambda x, m, s=session, keep=(weights, values): s.run(["logits"], {"input_ids": x, "attention_mask": m})[0]
+
+    # the first session is made here (a bad graph fails now); the others while it already works
+    return [make_forward()] + [in_background(make_forward) for _ in range(n - 1)]
 
 
 def _torch_forward(state: dict[str, np.ndarray], cfg: dict, labels: list[str], threads: int):
