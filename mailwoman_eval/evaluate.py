@@ -285,15 +285,16 @@ def evaluate(
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     check_output_dir(out, RUN_FILE, opts.force)  # refuse now, not after the whole evaluation
     tok_path, tok_source = find_tokenizer(ref, opts.tokenizer)
-    tokenizer = Tokenizer(tok_path)
     entries = gset.entries
-    # The model loads in a thread while this one tokenizes: session creation, hashing and weight
-    # reading run in C++ without the GIL, tokenization is Python (docs/benchmarks.md). A repeated
-    # run found in the cache wastes the tokenization, which costs no wall time here.
+    # The model loads in a thread while this one loads the tokenizer and tokenizes: session
+    # creation, hashing and weight reading run in C++ without the GIL, tokenization is Python
+    # (docs/benchmarks.md). A repeated run found in the cache wastes the tokenization, which costs
+    # no wall time here.
     with ThreadPoolExecutor(1) as pool:
         loading = pool.submit(
             load_backend, ref, labels=opts.labels, pad_to=opts.pad_to, engine=opts.engine, threads=opts.threads, workers=opts.workers
         )
+        tokenizer = Tokenizer(tok_path)
         encodings = tokenizer.encode_many([e.raw for e in entries])
         backend = loading.result()  # re-raises the loader's MwevalError
     if backend.embedding_rows is not None and tokenizer.vocab_size > backend.embedding_rows:
