@@ -17,6 +17,7 @@ from mailwoman_eval import __version__
 from mailwoman_eval.align import gold_bio
 from mailwoman_eval.checkpoints.resolve import CheckpointRef, find_tokenizer, load_backend
 from mailwoman_eval.decode import (
+    argmax_paths_if_exact,
     build_transitions,
     components_from_labels,
     softmax,
@@ -37,6 +38,7 @@ from mailwoman_eval.metrics import (
     outcome_row,
     seqeval_scores,
     summarize_views,
+    tag_index,
 )
 from mailwoman_eval.profiles import Profile
 from mailwoman_eval.run import (
@@ -133,9 +135,14 @@ def environment() -> dict:
 
 
 def decode_paths(logits: list[np.ndarray], transitions, n_labels: int, rows_per_batch: int = 256) -> list[np.ndarray]:
-    """Viterbi over length-sorted batches (padding only within a batch)."""
+    """Viterbi over length-sorted batches (padding only within a batch), except for rows whose
+    argmax path is provably the Viterbi path (mask-only transitions; `argmax_paths_if_exact`)."""
     paths: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(logits)
-    order = sorted(range(len(logits)), key=lambda i: len(logits[i]))
+    known = argmax_paths_if_exact(logits, transitions)
+    for i, p in enumerate(known):
+        if p is not None:
+            paths[i] = p
+    order = sorted((i for i, p in enumerate(known) if p is None), key=lambda i: len(logits[i]))
     for start in range(0, len(order), rows_per_batch):
         rows = order[start : start + rows_per_batch]
         lengths = np.array([len(logits[i]) for i in rows])
@@ -228,6 +235,7 @@ class RowDecoder:
         self.entries, self.encodings = entries, encodings
         self.labels, self.tags, self.transitions, self.profile = labels, tags, transitions, profile
         self.label_index = {lab: k for k, lab in enumerate(labels)}
+        self.tag_index = tag_index(tags)
         n = len(entries)
         self.predictions: list = [None] * n
         self.outcome_rows: list = [None] * n
@@ -251,7 +259,7 @@ class RowDecoder:
             self.amax[i] = stats.amax_rows[r]
             self.gold_entities[i], self.pred_entities[i] = self.entities(gold_lab), self.entities(lab)
             self.correct[i] = paths[r] == np.array([index.get(g, 0) for g in gold_lab], dtype=np.int64)
-            self.outcome_rows[i] = outcome_row(e.components, {t: c.value for t, c in comps.items()}, tags, profile)
+            self.outcome_rows[i] = outcome_row(e.components, {t: c.value for t, c in comps.items()}, tags, profile, self.tag_index)
             self.predictions[i] = entry_record(e, enc, comps, lab, gold_lab, chosen, amax)
 
     def finish(self, logits: list[np.ndarray]) -> None:

@@ -29,15 +29,26 @@ def outcome(gold: str | None, pred: str | None, profile: Profile) -> int:
     return NONE
 
 
-def outcome_row(gold: Mapping[str, str], pred: Mapping[str, str], tags: Sequence[str], profile: Profile) -> list[int]:
+def outcome_row(
+    gold: Mapping[str, str], pred: Mapping[str, str], tags: Sequence[str], profile: Profile, index: Mapping[str, int] | None = None
+) -> list[int]:
+    """One entry's outcome per tag. `index` (tag -> column, from `tag_index(tags)`) saves
+    rebuilding it per entry."""
     # eval.py scores `{k: v for k, v in components.items() if k in ACTIVE_TAGS and v}` (unstripped)
-    # against the prediction; outcome() per tag, the common case (neither side has it) skipped
+    # against the prediction; outcome() only for the tags either side has (the rest stay NONE)
+    index = index if index is not None else tag_index(tags)
     row = [NONE] * len(tags)
-    for k, t in enumerate(tags):
-        g, p = gold.get(t), pred.get(t)
-        if g or p:
-            row[k] = outcome(g or None, p or None, profile)
+    for t in gold.keys() | pred.keys():
+        k = index.get(t)
+        if k is not None:
+            g, p = gold.get(t), pred.get(t)
+            if g or p:
+                row[k] = outcome(g or None, p or None, profile)
     return row
+
+
+def tag_index(tags: Sequence[str]) -> dict[str, int]:
+    return {t: k for k, t in enumerate(tags)}
 
 
 def outcome_matrix(rows: Sequence[Sequence[int]], n_tags: int) -> np.ndarray:
@@ -177,16 +188,22 @@ class SeqevalEntities:
 
         self._extract = lambda seg: [(e.tag, e.start, e.end) for e in Entities([list(seg)], IOB2, suffix=False).entities[0]]
         self._memo: dict[tuple[str, ...], list[tuple[str, int, int]]] = {}
+        self._whole: dict[tuple[str, ...], list[tuple[str, int, int]]] = {}  # whole sequences repeat too (~45%)
         self._is_cut: dict[str, bool] = {}
 
     def __call__(self, seq: Sequence[str]) -> list[tuple[str, int, int]]:
+        key = tuple(seq)
+        out = self._whole.get(key)
+        if out is not None:
+            return list(out)
         out = []
         for start, seg in _b_segments(seq, self._is_cut):
             found = self._memo.get(seg)
             if found is None:
                 found = self._memo[seg] = self._extract(seg)
             out.extend((tag, start + s, start + e) for tag, s, e in found)
-        return out
+        self._whole[key] = out
+        return list(out)
 
 
 def seqeval_entities(seqs: Sequence[Sequence[str]], extract: SeqevalEntities | None = None) -> set[tuple[int, str, int, int]]:

@@ -22,7 +22,7 @@ from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import atomic_write_bytes, output_dir, sha256_bytes
 from mailwoman_eval.gcpause import gc_paused
 from mailwoman_eval.golden import REPO_ROOT
-from mailwoman_eval.metrics import EntryVectors, outcome_matrix, outcome_row
+from mailwoman_eval.metrics import EntryVectors, outcome_matrix, outcome_row, tag_index
 from mailwoman_eval.profiles import PROFILES, Profile, get_profile
 
 SCHEMA = "mweval.run/1"
@@ -134,9 +134,10 @@ class Run:
 
     @cached_property
     def outcomes(self) -> np.ndarray:
-        prof = self.profile
+        prof, index = self.profile, tag_index(self.tags)
         rows = [
-            outcome_row(p["gold"], {t: c["value"] for t, c in p["pred"].items()}, self.tags, prof) for p in self.predictions
+            outcome_row(p["gold"], {t: c["value"] for t, c in p["pred"].items()}, self.tags, prof, index)
+            for p in self.predictions
         ]
         return outcome_matrix(rows, len(self.tags))
 

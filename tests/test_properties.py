@@ -122,6 +122,40 @@ def test_mask_only_viterbi_equals_the_dense_pass_exactly(rows, width, data):
     assert np.array_equal(fast, dense)
 
 
+@settings(max_examples=200, deadline=None)
+@given(rows=st.integers(1, 5), width=st.integers(1, 6), data=st.data())
+def test_argmax_shortcut_takes_only_rows_where_it_is_the_viterbi_path(rows, width, data):
+    """Mask-only transitions: a row's argmax is used only where it is provably Viterbi's path;
+    ties, near-ties (1 ulp apart) and logits near the 1e9 penalty go to Viterbi."""
+    from mailwoman_eval import decode
+
+    labels = bio_labels(["a", "b", "c"])
+    tr = build_transitions(RUNTIME, labels, None)
+    near = float(np.nextafter(np.float32(1.0), np.float32(2.0)))
+    values = SCORE | st.sampled_from([near, 2e9, -2e9, 1e9])
+    lengths = data.draw(st.lists(st.integers(0, width), min_size=rows, max_size=rows))
+    logits = [
+        np.array(data.draw(st.lists(values, min_size=n * len(labels), max_size=n * len(labels))), dtype=np.float32).reshape(n, len(labels))
+        for n in lengths
+    ]
+    got = decode.argmax_paths_if_exact(logits, tr)
+    for x, path in zip(logits, got, strict=True):
+        if path is not None:
+            assert path.tolist() == decode.viterbi(x, tr).tolist()
+    # it does take the easy rows: a clear, valid argmax path
+    clear = np.full((3, len(labels)), -5.0, dtype=np.float32)
+    clear[0, labels.index("B-a")] = clear[1, labels.index("I-a")] = clear[2, labels.index("O")] = 5.0
+    assert decode.argmax_paths_if_exact([clear], tr)[0] is not None
+    # B-a then I-a 0 vs B-b 1e-30: argmax says B-b, but 1000 + 1e-30 == 1000 in float64, so Viterbi
+    # sees a tie and its first-index rule says I-a; the gap guard must leave this row to Viterbi
+    erased = np.full((2, len(labels)), -5.0, dtype=np.float32)
+    erased[0, labels.index("B-a")], erased[1, labels.index("I-a")], erased[1, labels.index("B-b")] = 1000.0, 0.0, 1e-30
+    assert labels.index("I-a") < labels.index("B-b") and decode.viterbi(erased, tr).tolist() != erased.argmax(1).tolist()
+    assert decode.argmax_paths_if_exact([erased], tr)[0] is None
+    crf = CRFParams("learned", np.full((7, 7), 0.5, np.float32), np.zeros(7, np.float32), np.zeros(7, np.float32))
+    assert decode.argmax_paths_if_exact([clear], build_transitions(RUNTIME, labels, crf))[0] is None  # a learned CRF: never
+
+
 # ---------------------------------------------------------------------------------------------
 # boundary trim and span decoding
 
