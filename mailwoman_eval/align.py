@@ -16,7 +16,7 @@ from mailwoman_eval.tokenizer import Encoding
 def paint_components(raw: str, components: Mapping[str, str], tags: Iterable[str]) -> list[str | None]:
     """eval.py `golden_to_bio_labels` painting: first occurrence `raw.find(value)`, case-sensitive,
     components in dict order, later ones overwrite; a value not found is skipped."""
-    active = set(tags)
+    active = tags if isinstance(tags, frozenset | set) else set(tags)
     chars: list[str | None] = [None] * len(raw)
     for tag, value in components.items():
         if tag not in active or not value:
@@ -24,8 +24,7 @@ def paint_components(raw: str, components: Mapping[str, str], tags: Iterable[str
         i = raw.find(value)
         if i < 0:
             continue
-        for k in range(i, i + len(value)):
-            chars[k] = tag
+        chars[i : i + len(value)] = [tag] * len(value)
     return chars
 
 
@@ -61,5 +60,20 @@ def bio_from_piece_tags(tags: Sequence[str | None]) -> list[str]:
 
 
 def gold_bio(raw: str, components: Mapping[str, str], tags: Iterable[str], enc: Encoding, limit: int | None = None) -> list[str]:
-    """Gold BIO label per piece, exactly as upstream eval aligns it."""
-    return bio_from_piece_tags(piece_tags(raw, enc, paint_components(raw, components, tags), limit))
+    """Gold BIO label per piece, exactly as upstream eval aligns it: `piece_tags` and
+    `bio_from_piece_tags` in one pass (this runs for every entry of every evaluation; pass `tags`
+    as a frozenset to skip building one)."""
+    chars = paint_components(raw, components, tags)
+    n = len(enc) if limit is None else min(limit, len(enc))
+    out: list[str] = []
+    prev: str | None = None
+    for b, e in zip(enc.begin[:n], enc.end[:n], strict=True):
+        span = raw[b:e]
+        lead = len(span) - len(span.lstrip())
+        t = chars[b + lead] if lead < len(span) else None
+        if t is None:
+            out.append("O")
+        else:
+            out.append(("I-" if t == prev else "B-") + t)
+        prev = t
+    return out

@@ -236,6 +236,7 @@ class RowDecoder:
         self.labels, self.tags, self.transitions, self.profile = labels, tags, transitions, profile
         self.label_index = {lab: k for k, lab in enumerate(labels)}
         self.tag_index = tag_index(tags)
+        self.active = frozenset(tags)
         n = len(entries)
         self.predictions: list = [None] * n
         self.outcome_rows: list = [None] * n
@@ -250,12 +251,12 @@ class RowDecoder:
         paths = decode_paths(logits, self.transitions, len(self.labels))
         stats = piece_statistics(logits, paths, self.labels)
         self.invalid.append((stats.invalid_argmax, stats.invalid_decoded))
-        profile, tags, index = self.profile, self.tags, self.label_index
+        profile, tags, index, active = self.profile, self.tags, self.label_index, self.active
         for r, i in enumerate(rows):
             e, enc = self.entries[i], self.encodings[i]
             lab, chosen, amax = stats.labels[r], stats.chosen[r], stats.amax[r]
             comps = components_from_labels(e.raw, lab, enc.begin, enc.end, chosen, profile)
-            gold_lab = gold_bio(e.raw, e.components, tags, enc, limit=MAX_LENGTH)
+            gold_lab = gold_bio(e.raw, e.components, active, enc, limit=MAX_LENGTH)
             self.amax[i] = stats.amax_rows[r]
             self.gold_entities[i], self.pred_entities[i] = self.entities(gold_lab), self.entities(lab)
             self.correct[i] = paths[r] == np.array([index.get(g, 0) for g in gold_lab], dtype=np.int64)
