@@ -8,6 +8,7 @@ n-1 byte-fallback pieces of an unknown char are zero-width, and no special token
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +33,10 @@ class Encoding:
         n = len(self.ids)
         if not (len(self.pieces) == len(self.begin) == len(self.end) == n):
             raise ValueError("pieces, ids and spans differ in length")
-        for b, e in zip(self.begin, self.end, strict=True):
-            if not 0 <= b <= e:
-                raise ValueError(f"bad piece span ({b}, {e})")
+        # map(operator.gt) runs the comparison loop in C: built 4561x per evaluation
+        if n and (min(self.begin) < 0 or any(map(operator.gt, self.begin, self.end))):
+            b, e = next((b, e) for b, e in zip(self.begin, self.end, strict=True) if not 0 <= b <= e)
+            raise ValueError(f"bad piece span ({b}, {e})")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -77,11 +79,12 @@ class Tokenizer:
 
 
 def _encoding(raw: str, proto) -> Encoding:
-    table = byte_to_char_table(raw)
-    pieces = proto.pieces
-    return Encoding(
-        tuple(p.piece for p in pieces),
-        tuple(p.id for p in pieces),
-        tuple(table[p.begin] for p in pieces),
-        tuple(table[p.end] for p in pieces),
-    )
+    # one pass over the pieces (each attribute is a call into sentencepiece), then transposed
+    values = [(p.piece, p.id, p.begin, p.end) for p in proto.pieces]
+    if not values:
+        return Encoding((), (), (), ())
+    pieces, ids, begin, end = zip(*values, strict=True)
+    if not raw.isascii():  # byte offsets -> char offsets (identical for ASCII)
+        table = byte_to_char_table(raw)
+        begin, end = tuple(map(table.__getitem__, begin)), tuple(map(table.__getitem__, end))
+    return Encoding(pieces, ids, begin, end)
