@@ -240,7 +240,7 @@ class RowDecoder:
         n = len(entries)
         self.predictions: list = [None] * n
         self.outcome_rows: list = [None] * n
-        self.correct: list = [None] * n
+        self.paths: list = [None] * n  # decoded label ids per entry
         self.amax: list = [None] * n
         self.invalid: list[tuple[int, int]] = []  # (argmax, decoded) per batch; list.append is atomic
         self.entities = SeqevalEntities()
@@ -251,7 +251,7 @@ class RowDecoder:
         paths = decode_paths(logits, self.transitions, len(self.labels))
         stats = piece_statistics(logits, paths, self.labels)
         self.invalid.append((stats.invalid_argmax, stats.invalid_decoded))
-        profile, tags, index, active = self.profile, self.tags, self.label_index, self.active
+        profile, tags, active = self.profile, self.tags, self.active
         for r, i in enumerate(rows):
             e, enc = self.entries[i], self.encodings[i]
             lab, chosen, amax = stats.labels[r], stats.chosen[r], stats.amax[r]
@@ -259,7 +259,7 @@ class RowDecoder:
             gold_lab = gold_bio(e.raw, e.components, active, enc, limit=MAX_LENGTH)
             self.amax[i] = stats.amax_rows[r]
             self.gold_entities[i], self.pred_entities[i] = self.entities(gold_lab), self.entities(lab)
-            self.correct[i] = paths[r] == np.array([index.get(g, 0) for g in gold_lab], dtype=np.int64)
+            self.paths[i] = paths[r]
             self.outcome_rows[i] = outcome_row(e.components, {t: c.value for t, c in comps.items()}, tags, profile, self.tag_index)
             self.predictions[i] = entry_record(e, enc, comps, lab, gold_lab, chosen, amax)
 
@@ -375,7 +375,9 @@ def evaluate(
         n_pieces=np.array([len(p["labels"]) for p in predictions], dtype=np.int64),
     )
     metrics = {"views": summarize_views(vectors, adversarial)}
-    correct_all = np.concatenate(decoder.correct) if n else np.zeros(0, dtype=bool)
+    index = decoder.label_index
+    gold_ids = np.fromiter((index.get(g, 0) for p in predictions for g in p["gold_labels"]), dtype=np.int64)
+    correct_all = np.concatenate(decoder.paths) == gold_ids if n else np.zeros(0, dtype=bool)
     amax_all = np.concatenate(decoder.amax) if n else np.zeros(0)
     metrics["calibration"] = calibration(amax_all, correct_all)
     metrics["seqeval"] = seqeval_scores(

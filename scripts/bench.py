@@ -309,13 +309,18 @@ def main() -> None:
             rss = max(x["rss_mb"] for x in rs)
             inf = f"  [inference {statistics.median(x['inference_s'] for x in rs):.2f} s]" if "inference_s" in rs[0] else ""
             print(f"  {label:40s} {med[label]:8.2f} s  (process {wall:6.2f} s)  {4561 / med[label]:8.0f} rows/s  peak RSS {rss:6.0f} MB{inf}")
-        print("  ratios:")
+        print("  ratios (median of medians; per round: each eval against the same round's floor, run just before it):")
         floors = {k: v for k, v in med.items() if k.startswith("floor")}
         for label, v in med.items():
             if label.startswith("eval"):
                 same = [f for f in floors if label.split()[-1] in f] or list(floors)
                 best = min(floors[f] for f in same)
-                print(f"    {label:38s} / best matching floor = {v / best:5.2f}x")
+                key = lambda x: x["seconds"]  # noqa: E731
+                paired = sorted(key(e) / min(key(results[f][r]) for f in same) for r, e in enumerate(results[label]))
+                print(
+                    f"    {label:38s} / best matching floor = {v / best:5.2f}x   per round: median {statistics.median(paired):.2f}x,"
+                    f" range {paired[0]:.2f}-{paired[-1]:.2f}x ({len(paired)} rounds)"
+                )
         if "upstream-style loop" in med:
             print(f"    upstream-style loop / diagnose end to end = {med['upstream-style loop'] / med['diagnose end to end (CLI)']:5.1f}x")
         print()
