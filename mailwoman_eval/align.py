@@ -68,9 +68,9 @@ def gold_bio(raw: str, components: Mapping[str, str], tags: Iterable[str], enc: 
     out: list[str] = []
     prev: str | None = None
     for b, e in zip(enc.begin[:n], enc.end[:n], strict=True):
-        span = raw[b:e]
-        lead = len(span) - len(span.lstrip())
-        t = chars[b + lead] if lead < len(span) else None
+        while b < e and raw[b].isspace():  # what piece_tags' lstrip() skips, without the copies
+            b += 1
+        t = chars[b] if b < e else None
         if t is None:
             out.append("O")
         else:

@@ -314,3 +314,24 @@ def test_compare_and_gate_are_invariant_when_both_runs_are_permuted_alike(args, 
         perm_g = gate_mod.gate(pb, pc, th, seed=3)
     assert sort_changes(perm_c) == sort_changes(plain_c)
     assert perm_g == plain_g
+
+
+@FAST
+@given(RAW, st.data())
+def test_gold_bio_is_paint_then_piece_tags_then_bio(raw, data):
+    """gold_bio is the fused, faster form of the three documented steps; it must give their labels
+    (whitespace-led pieces, zero-width byte-fallback pieces, values found or not, overlaps)."""
+    need_shared()
+    from mailwoman_eval.align import bio_from_piece_tags, gold_bio, paint_components, piece_tags
+
+    enc = tokenizer().encode(raw)
+    tags = ["a", "b", "c"]
+    comps = {}
+    for tag in data.draw(st.lists(st.sampled_from(tags + ["outside"]), max_size=4, unique=True)):
+        s = data.draw(st.integers(0, len(raw)))
+        e = data.draw(st.integers(s, len(raw)))
+        comps[tag] = data.draw(st.sampled_from([raw[s:e], raw[s:e].upper(), "zz"]))
+    limit = data.draw(st.sampled_from([None, 3]))
+    want = bio_from_piece_tags(piece_tags(raw, enc, paint_components(raw, comps, tags), limit))
+    assert gold_bio(raw, comps, tags, enc, limit) == want
+    assert gold_bio(raw, comps, frozenset(tags), enc, limit) == want
