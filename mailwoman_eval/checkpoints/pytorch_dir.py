@@ -228,8 +228,9 @@ def _onnx_forward(state: dict[str, np.ndarray], cfg: dict, threads: int) -> list
         session = ort.InferenceSession(graph, sess_options=so, providers=["CPUExecutionProvider"])
         return lambda x, m, s=session, keep=(weights, values): s.run(["logits"], {"input_ids": x, "attention_mask": m})[0]
 
-    # the first session is made here (a bad graph fails now); the others while it already works
-    return [make_forward()] + [in_background(make_forward) for _ in range(n - 1)]
+    # the others are made in threads alongside the first (C++, no GIL); a bad graph fails here
+    others = [in_background(make_forward) for _ in range(n - 1)]
+    return [make_forward()] + others
 
 
 def _torch_forward(state: dict[str, np.ndarray], cfg: dict, labels: list[str], threads: int):
