@@ -242,13 +242,13 @@ def argmax_paths_if_exact(logits: Sequence[np.ndarray], tr: Transitions) -> list
     gap = top - flat.max(1)
     row = np.repeat(np.arange(n), lengths)
     tol = 1e-9 * (1.0 + np.bincount(row, weights=size, minlength=n))
+    offsets = np.cumsum(lengths) - lengths
     first = np.zeros(len(flat), dtype=bool)
-    first[(np.cumsum(lengths) - lengths)[lengths > 0]] = True
+    first[offsets[lengths > 0]] = True
     allowed = tr.trans == 0.0
     step_ok = np.where(first, start[best] == 0.0, allowed[np.roll(best, 1), best])
     piece_ok = step_ok & (gap > tol[row])
     bad_rows = np.bincount(row, weights=~piece_ok, minlength=n)
-    offsets = np.cumsum(lengths) - lengths
     for i in np.flatnonzero((bad_rows == 0) & (lengths > 0)).tolist():
         out[i] = best[offsets[i] : offsets[i] + lengths[i]]
     return out

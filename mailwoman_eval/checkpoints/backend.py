@@ -46,8 +46,8 @@ class Backend:
 def in_background(fn: Callable, *args, **kwargs) -> Future:
     """`fn(*args, **kwargs)` started now in its own thread; `.result()` waits and re-raises.
 
-    The second onnxruntime session is made this way while the first already runs inference:
-    session creation runs in C++ and releases the GIL, so the two overlap on two cores."""
+    The second onnxruntime session is made this way alongside the first: session creation runs in
+    C++ and releases the GIL, so the two overlap on two cores (and with the tokenization)."""
     pool = ThreadPoolExecutor(1)
     try:
         return pool.submit(fn, *args, **kwargs)
