@@ -112,7 +112,6 @@ class OnnxBackend(Backend):
         # cores by 7-30% here, batch-1 or batched; docs/benchmarks.md).
         n_workers = max(1, workers if workers is not None else min(2, cores))
         per = max(1, cores // n_workers)
-        self._make_session = make_session
         # The other workers' sessions are made in threads now, alongside the first (session creation
         # runs in C++ without the GIL: two at once took 0.16-0.19 s against 0.18-0.27 s one after
         # the other); infer waits for them. If the graph is bad, the first one raises here.

@@ -1,8 +1,8 @@
 """Build an ONNX graph of the upstream encoder straight from a state dict (no torch).
 
-onnxruntime runs this graph faster than eager torch (1.25-1.6x for the inference stage) and numpy
-(1.7-3x) on 2 CPU cores, without importing torch (scripts/bench.py, docs/benchmarks.md), so it is
-the default engine for PyTorch checkpoints. The graph is the same
+onnxruntime runs this graph faster than eager torch or numpy on 2 CPU cores, without importing
+torch (figures in docs/benchmarks.md, from scripts/bench.py), so it is the default engine for
+PyTorch checkpoints. The graph is the same
 computation as model.MailwomanCoarseEncoder in eval mode (upstream-formats.md §1.4): token +
 position embeddings, input LayerNorm, pre-norm MHA blocks with a key-padding mask, exact-erf
 GELU FFN, final LayerNorm, classifier. Inputs input_ids/attention_mask (int64, dynamic batch and
