@@ -31,11 +31,12 @@ from mailwoman_eval.golden import GoldenSet
 from mailwoman_eval.labels import tags_from_labels
 from mailwoman_eval.metrics import (
     EntryVectors,
-    SeqevalEntities,
     calibration,
     invalid_bio_transitions,
+    iob2_entities,
     outcome_matrix,
     outcome_row,
+    seqeval_entities,
     seqeval_scores,
     summarize_views,
     tag_index,
@@ -221,7 +222,7 @@ def entry_record(e, enc, comps: dict, lab: list[str], gold_lab: list[str], chose
 
 class RowDecoder:
     """Everything per entry after the forward pass, for any subset of rows: Viterbi, confidences,
-    components, gold labels, outcomes, seqeval entities and the predictions.jsonl record, stored
+    components, gold labels, outcomes and the predictions.jsonl record, stored
     at the row's index.
 
     Batching backends call it from their inference workers as each batch finishes, so this Python
@@ -243,9 +244,6 @@ class RowDecoder:
         self.paths: list = [None] * n  # decoded label ids per entry
         self.amax: list = [None] * n
         self.invalid: list[tuple[int, int]] = []  # (argmax, decoded) per batch; list.append is atomic
-        self.entities = SeqevalEntities()
-        self.gold_entities: list = [None] * n
-        self.pred_entities: list = [None] * n
 
     def __call__(self, rows: Sequence[int], logits: list[np.ndarray]) -> None:
         paths = decode_paths(logits, self.transitions, len(self.labels))
@@ -258,7 +256,6 @@ class RowDecoder:
             comps = components_from_labels(e.raw, lab, enc.begin, enc.end, chosen, profile)
             gold_lab = gold_bio(e.raw, e.components, active, enc, limit=MAX_LENGTH)
             self.amax[i] = stats.amax_rows[r]
-            self.gold_entities[i], self.pred_entities[i] = self.entities(gold_lab), self.entities(lab)
             self.paths[i] = paths[r]
             self.outcome_rows[i] = outcome_row(e.components, {t: c.value for t, c in comps.items()}, tags, profile, self.tag_index)
             self.predictions[i] = entry_record(e, enc, comps, lab, gold_lab, chosen, amax)
@@ -382,9 +379,10 @@ def evaluate(
     correct_all = np.concatenate(decoder.paths) == gold_ids if n else np.zeros(0, dtype=bool)
     amax_all = np.concatenate(decoder.amax) if n else np.zeros(0)
     metrics["calibration"] = calibration(amax_all, correct_all)
+    path_starts = np.cumsum([0] + [len(x) for x in decoder.paths[:-1]])
     metrics["seqeval"] = seqeval_scores(
-        {(i, *x) for i, ents in enumerate(decoder.gold_entities) for x in ents},
-        {(i, *x) for i, ents in enumerate(decoder.pred_entities) for x in ents},
+        seqeval_entities([p["gold_labels"] for p in predictions]),
+        iob2_entities(np.concatenate(decoder.paths) if n else np.zeros(0, dtype=np.int64), labels, path_starts),
         tags,
     )
     invalid_argmax = sum(a for a, _ in decoder.invalid)

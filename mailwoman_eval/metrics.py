@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mailwoman_eval.labels import tag_of
 from mailwoman_eval.profiles import Profile
 
 NONE, TP, FP, FN, WRONG = 0, 1, 2, 3, 4  # WRONG = gold and pred present but different: FP and FN
@@ -158,58 +159,50 @@ def invalid_bio_transitions(ids: np.ndarray, starts: np.ndarray, labels: Sequenc
     return int((is_inside[ids] & (prev != tag_id[ids])).sum())
 
 
-def _b_segments(seq: Sequence[str], is_cut: dict[str, bool]) -> list[tuple[int, tuple[str, ...]]]:
-    """Each B- label with the labels after it up to the next B- or O, with its offset.
-    `is_cut` memoizes "O or B-" per label string."""
-    cuts = []
-    for k, lab in enumerate(seq):
-        cut = is_cut.get(lab)
-        if cut is None:
-            cut = is_cut[lab] = lab == "O" or lab.startswith("B-")
-        if cut:
-            cuts.append(k)
-    cuts.append(len(seq))
-    return [(a, tuple(seq[a:b])) for a, b in zip(cuts, cuts[1:], strict=False) if seq[a] != "O"]
+def iob2_entities(ids: np.ndarray, labels: Sequence[str], starts: np.ndarray) -> set[tuple[int, str, int, int]]:
+    """(entry, tag, start, end) of every entity by seqeval's strict IOB2 rule
+    (`seqeval.scheme.Entities(..., IOB2)`), over many label paths at once, in array ops.
 
-
-class SeqevalEntities:
-    """(tag, start, end) of every entity of a label sequence by seqeval's strict IOB2 extraction.
-
-    seqeval walks tokens in Python (~20 us each), so it runs once per distinct segment (memoized),
-    and the entities are shifted back into place. A segment is a B- label with what follows it up
-    to the next B- or O. This is exact for strict IOB2: an entity opens only on B- (whatever
-    precedes it) and ends at the next O, B- or I- of another tag, so no entity crosses a cut, and
-    labels before a run's first B- belong to no entity (tests/test_properties.py checks it against
-    seqeval on whole sequences). Safe to call from several threads (a race only repeats work).
+    `ids`: label ids of every entry's path, concatenated; `starts`: where each entry begins in
+    `ids` (ascending; empty entries repeat the next offset). The rule: an entity opens only on B-x
+    and takes the I-x after it, up to the first piece that is not I- of the same tag; an I- that no
+    B- opened (orphan) belongs to no entity. So cut the pieces wherever a piece is not an I- of
+    the previous piece's tag (or an entry begins): every run that begins with B- is one entity.
+    seqeval walks each token in Python (~20 us), which made it the largest scoring cost; it stays
+    the oracle in tests/test_properties.py. A label that is not O, B-x or I-x (seqeval raises a
+    KeyError on it) opens no entity, as O.
     """
+    ids = np.asarray(ids, dtype=np.int64)
+    n = len(ids)
+    if n == 0:
+        return set()
+    lab_tags = [tag_of(lab) for lab in labels]
+    tag_names = sorted({t for t in lab_tags if t is not None})
+    tag_id = {t: k for k, t in enumerate(tag_names)}
+    lab_tag = np.array([-1 if t is None else tag_id[t] for t in lab_tags], dtype=np.int64)
+    lab_b = np.array([t is not None and lab[0] == "B" for t, lab in zip(lab_tags, labels, strict=True)], dtype=bool)
+    lab_i = np.array([t is not None and lab[0] == "I" for t, lab in zip(lab_tags, labels, strict=True)], dtype=bool)
+    tag, is_b = lab_tag[ids], lab_b[ids]
+    cont = np.zeros(n, dtype=bool)
+    cont[1:] = lab_i[ids[1:]] & (tag[1:] == tag[:-1])
+    starts = np.asarray(starts, dtype=np.int64)
+    cont[starts[starts < n]] = False
+    heads = np.flatnonzero(~cont)
+    ends = np.append(heads[1:], n)
+    keep = is_b[heads]
+    heads, ends = heads[keep], ends[keep]
+    rows = np.searchsorted(starts, heads, side="right") - 1  # the last entry starting at or before
+    offset = starts[rows]
+    names = [tag_names[t] for t in tag[heads].tolist()]
+    return set(zip(rows.tolist(), names, (heads - offset).tolist(), (ends - offset).tolist(), strict=True))
 
-    def __init__(self) -> None:
-        from seqeval.scheme import IOB2, Entities
 
-        self._extract = lambda seg: [(e.tag, e.start, e.end) for e in Entities([list(seg)], IOB2, suffix=False).entities[0]]
-        self._memo: dict[tuple[str, ...], list[tuple[str, int, int]]] = {}
-        self._whole: dict[tuple[str, ...], list[tuple[str, int, int]]] = {}  # whole sequences repeat too (~45%)
-        self._is_cut: dict[str, bool] = {}
-
-    def __call__(self, seq: Sequence[str]) -> list[tuple[str, int, int]]:
-        key = tuple(seq)
-        out = self._whole.get(key)
-        if out is not None:
-            return list(out)
-        out = []
-        for start, seg in _b_segments(seq, self._is_cut):
-            found = self._memo.get(seg)
-            if found is None:
-                found = self._memo[seg] = self._extract(seg)
-            out.extend((tag, start + s, start + e) for tag, s, e in found)
-        self._whole[key] = out
-        return list(out)
-
-
-def seqeval_entities(seqs: Sequence[Sequence[str]], extract: SeqevalEntities | None = None) -> set[tuple[int, str, int, int]]:
-    """(entry, tag, start, end) of every entity of every sequence."""
-    extract = extract or SeqevalEntities()
-    return {(i, *ent) for i, seq in enumerate(seqs) for ent in extract(seq)}
+def seqeval_entities(seqs: Sequence[Sequence[str]]) -> set[tuple[int, str, int, int]]:
+    """(entry, tag, start, end) of every entity of every label sequence (`iob2_entities` on strings)."""
+    vocab: dict[str, int] = {}
+    ids = [vocab.setdefault(lab, len(vocab)) for seq in seqs for lab in seq]
+    starts = np.cumsum([0] + [len(s) for s in seqs[:-1]]) if len(seqs) else np.zeros(0, dtype=np.int64)
+    return iob2_entities(np.array(ids, dtype=np.int64), list(vocab), starts)
 
 
 def seqeval_scores(gold_set: set[tuple], pred_set: set[tuple], tags: Sequence[str]) -> dict:

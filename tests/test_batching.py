@@ -182,3 +182,36 @@ def test_gc_paused_restores_the_collector():
         assert not gc.isenabled()  # a caller's own choice is kept
     finally:
         gc.enable()
+
+
+def test_gc_paused_promotes_what_the_stage_built_and_cycles_are_still_collected():
+    import gc
+    import weakref
+
+    from mailwoman_eval.gcpause import gc_paused
+
+    class Node:
+        pass
+
+    gc.collect()
+    with gc_paused():
+        kept = [[i] for i in range(5000)]
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle, garbage once the names go
+        probe = weakref.ref(a)
+        del a, b
+    young = {id(o) for o in gc.get_objects(generation=0)}
+    assert not any(id(x) in young for x in kept)  # promoted: no young collection walks them
+    assert any(o is kept for o in gc.get_objects(generation=2))
+    assert probe() is not None  # cycles are left to the collector ...
+    gc.collect()
+    assert probe() is None  # ... which still finds them (nothing leaks)
+
+    gc.freeze()  # a program's own freeze is not undone
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused():
+            _ = [[i] for i in range(100)]
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

@@ -202,15 +202,15 @@ def test_decoded_spans_never_overlap_and_index_raw(raw, profile, data):
 
 
 # ---------------------------------------------------------------------------------------------
-# the seqeval cross-check runs seqeval once per distinct run of non-O labels: same entities as
-# seqeval over whole sequences
+# the seqeval metric's entities come from array ops over all paths at once: the same entities as
+# seqeval over whole sequences (row boundaries, empty rows, orphan I-, B- after another tag)
 
 BIO_LABELS = st.sampled_from(["O", "B-street", "I-street", "B-postcode", "I-postcode", "I-region"])
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(BIO_LABELS, max_size=14), min_size=1, max_size=12))
-def test_seqeval_entities_by_runs_equal_seqeval_on_whole_sequences(seqs):
+def test_iob2_entities_equal_seqeval_on_whole_sequences(seqs):
     from seqeval.scheme import IOB2, Entities
 
     whole = Entities([list(s) for s in seqs], IOB2, suffix=False).entities
