@@ -55,6 +55,15 @@ def test_two_sessions_equal_one_session_on_a_batch_one_graph(ids):
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
+def test_own_length_workers_share_one_session_and_get_the_same_logits(ids):
+    one = OnnxBackend(TINY / "onnx" / "model.int8.onnx", workers=1, pad_to="own")
+    two = OnnxBackend(TINY / "onnx" / "model.int8.onnx", workers=2, pad_to="own")
+    padded = OnnxBackend(TINY / "onnx" / "model.int8.onnx", workers=2)  # pad-to-128: a session each
+    assert two.sessions[0] is two.sessions[1] and padded.sessions[0] is not padded.sessions[1]
+    a, b = one.infer(ids), two.infer(ids)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
 def test_batched_viterbi_equals_one_by_one_on_real_logits(ids):
     b = PytorchBackend(TINY_STEP)
     logits = b.infer(ids)

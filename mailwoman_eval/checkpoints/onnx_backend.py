@@ -96,10 +96,11 @@ class OnnxBackend(Backend):
         self.int8 = any(op in data for op in INT8_OPS)
         cores = threads or cpu_count()
 
-        def make_session(n_threads: int):
+        def make_session(n_threads: int, arena: bool = True):
             so = ort.SessionOptions()
             so.intra_op_num_threads = n_threads
             so.inter_op_num_threads = 1
+            so.enable_cpu_mem_arena = so.enable_mem_pattern = arena
             so.log_severity_level = 4  # quiet: batch probing fails by design on batch-1 graphs; errors are raised
             try:
                 return ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
@@ -112,11 +113,19 @@ class OnnxBackend(Backend):
         # cores by 7-30% here, batch-1 or batched; docs/benchmarks.md).
         n_workers = max(1, workers if workers is not None else min(2, cores))
         per = max(1, cores // n_workers)
+        # At own length (--pad-to own), every worker calls one shared single-threaded session with
+        # its memory arena off: onnxruntime runs a session from several threads at once, and each
+        # call then runs on its caller's core. Same logits, same speed as a session per worker
+        # (paired median 0.98-0.99x over 6 rounds, en-us), minus the second session's ~0.1 s of
+        # creation. The arena has to go: shared, its lock made calls 1.0-1.28x slower. Padded to 128
+        # or batched, calls allocate larger tensors, and arena-less sharing measured 1.03-1.08x
+        # slower, so those keep a session per worker (docs/benchmarks.md).
+        shared = pad_to == "own" and n_workers > 1 and per == 1
         # The other workers' sessions are made in threads now, alongside the first (session creation
         # runs in C++ without the GIL: two at once took 0.16-0.19 s against 0.18-0.27 s one after
         # the other); infer waits for them. If the graph is bad, the first one raises here.
-        others = [in_background(make_session, per) for _ in range(n_workers - 1)]
-        self.session = make_session(per)
+        others = [] if shared else [in_background(make_session, per) for _ in range(n_workers - 1)]
+        self.session = make_session(per, arena=not shared)
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
         if "logits" not in outputs:
@@ -213,7 +222,7 @@ class OnnxBackend(Backend):
         if self.pad_to == "batch" and not self.batchable:
             self.pad_to = "own"
         self.workers = n_workers
-        self.sessions = [self.session] + others
+        self.sessions = [self.session] * n_workers if shared else [self.session] + others
         info["batchable"] = self.batchable
         info["padding"] = {"128": "pad-to-128", "own": "own-length", "batch": "within-batch"}[self.pad_to]
 
