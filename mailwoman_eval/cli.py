@@ -102,7 +102,12 @@ def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
 
     ref = resolve_checkpoint(ckpt, tuple(ckpt_roots))
     gpath, gname = resolve_golden(golden)
-    gset = load_golden(gpath, gname)
+
+    def golden_set():  # evaluate() calls it while the model and tokenizer load in threads
+        gset = load_golden(gpath, gname)
+        info(f"mweval: {ref.name} ({ref.kind}) on {gname} ({len(gset.entries)} rows), profile {profile}", quiet)
+        return gset
+
     if out is None:
         safe = lambda s: s.replace("/", "-").replace("\\", "-")  # noqa: E731
         out = Path("runs") / f"{safe(ref.name)}__{safe(gname)}__{profile}"
@@ -110,8 +115,7 @@ def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
         profile=get_profile(profile), tokenizer=tokenizer, labels=labels, pad_to=pad_to, engine=engine,
         use_cache=not no_cache, force=force,
     )
-    info(f"mweval: {ref.name} ({ref.kind}) on {gname} ({len(gset.entries)} rows), profile {profile}", quiet)
-    run = evaluate(ref, gset, opts, Path(out), progress=lambda n, label: _Bar(n, label, quiet), log=lambda s: info(s, quiet))
+    run = evaluate(ref, golden_set, opts, Path(out), progress=lambda n, label: _Bar(n, label, quiet), log=lambda s: info(s, quiet))
     for w in run.meta["warnings"]:
         if not w.startswith("OUT OF DISTRIBUTION") or quiet:
             continue

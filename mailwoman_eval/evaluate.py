@@ -6,8 +6,9 @@ import platform
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -279,30 +280,52 @@ def check_finite(logits: list[np.ndarray], entries, ref: CheckpointRef) -> None:
         )
 
 
+@contextmanager
+def short_gil_switch(seconds: float = 0.0005) -> Iterator[None]:
+    """A thread that wants the GIL waits up to the switch interval (5 ms by default) for the one
+    holding it; shortened while threads that mostly run C++ without it need it between calls."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+def _load_tokenizer(ref: CheckpointRef, arg: str | None) -> tuple[Tokenizer, Path, str]:
+    path, source = find_tokenizer(ref, arg)
+    return Tokenizer(path), path, source
+
+
 @gc_paused()
 def evaluate(
     ref: CheckpointRef,
-    gset: GoldenSet,
+    gset: GoldenSet | Callable[[], GoldenSet],
     opts: EvalOptions,
     out: Path,
     progress: ProgressFactory | None = None,
     log: Callable[[str], None] = lambda s: None,
 ):
-    """Evaluate and write the run directory `out`; returns the loaded Run."""
+    """Evaluate and write the run directory `out`; returns the loaded Run.
+
+    `gset` may be a GoldenSet or a function that loads one: the CLI passes the loader, so the
+    golden set is read while the model and the tokenizer load."""
     t0 = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    check_output_dir(out, RUN_FILE, opts.force)  # refuse now, not after the whole evaluation
-    tok_path, tok_source = find_tokenizer(ref, opts.tokenizer)
-    entries = gset.entries
-    # The model loads in a thread while this one loads the tokenizer and tokenizes: session
-    # creation, hashing and weight reading run in C++ without the GIL, tokenization is Python
-    # (docs/benchmarks.md). A repeated run found in the cache wastes the tokenization, which costs
-    # no wall time here.
-    with ThreadPoolExecutor(1) as pool:
+    # Everything loads at once: the model and the tokenizer in threads (session creation, hashing,
+    # weight reading and SentencePiece's Load run in C++ without the GIL), the golden set here
+    # (Python), then the tokenization here while the model finishes (docs/benchmarks.md). Errors
+    # still come in the order a user fixes them: golden set, --out, tokenizer, checkpoint. A
+    # repeated run found in the cache wastes the tokenization, which costs no wall time here.
+    with ThreadPoolExecutor(2) as pool, short_gil_switch():  # the loader threads' Python parts wait less
         loading = pool.submit(
             load_backend, ref, labels=opts.labels, pad_to=opts.pad_to, engine=opts.engine, threads=opts.threads, workers=opts.workers
         )
-        tokenizer = Tokenizer(tok_path)
+        tok_loading = pool.submit(_load_tokenizer, ref, opts.tokenizer)
+        gset = gset() if callable(gset) else gset
+        check_output_dir(out, RUN_FILE, opts.force)  # refuse now, not after the whole evaluation
+        tokenizer, tok_path, tok_source = tok_loading.result()
+        entries = gset.entries
         encodings = tokenizer.encode_many([e.raw for e in entries])
         backend = loading.result()  # re-raises the loader's MwevalError
     if backend.embedding_rows is not None and tokenizer.vocab_size > backend.embedding_rows:
@@ -346,15 +369,11 @@ def evaluate(
 
     bar = progress(len(ids), "inference") if progress else None
     decoder = RowDecoder(entries, encodings, labels, tags, transitions, opts.profile)
-    switch = sys.getswitchinterval()
     # A worker back from onnxruntime waits for the GIL while the other decodes: up to the switch
     # interval per batch (5 ms by default, ~70 batches at the v0.4.0 size). 0.5 ms bounds that wait;
     # measured no slower, and the gain is below this host's noise.
-    sys.setswitchinterval(0.0005)
-    try:
+    with short_gil_switch():
         logits = backend.infer(ids, progress=(bar.update if bar else None), on_batch=decoder)
-    finally:
-        sys.setswitchinterval(switch)
     if bar:
         bar.finish()
     check_finite(logits, entries, ref)

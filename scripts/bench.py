@@ -141,7 +141,8 @@ def child_eval(workload: dict, variant: str, out: Path) -> dict:
     else:
         engine = variant
     opts = EvalOptions(profile=RUNTIME, tokenizer=str(workload["tokenizer"]) if workload["tokenizer"] else None, pad_to=pad_to, engine=engine, use_cache=False)
-    run = evaluate(resolve_checkpoint(str(workload["ckpt"])), load_golden(GOLDEN, "v0.1.2"), opts, out)
+    # as `mweval eval` calls it: the golden set loads inside evaluate, alongside the model and tokenizer
+    run = evaluate(resolve_checkpoint(str(workload["ckpt"])), lambda: load_golden(GOLDEN, "v0.1.2"), opts, out)
     return {"seconds": time.perf_counter() - t, "rows": len(run.predictions), "inference_s": run.meta["timings"]["inference_s"]}
 
 

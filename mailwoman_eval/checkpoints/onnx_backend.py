@@ -94,6 +94,7 @@ class OnnxBackend(Backend):
         except OSError as e:
             raise MwevalError(f"cannot read ONNX model: {e.strerror}", where=str(model_path)) from None
         self.int8 = any(op in data for op in INT8_OPS)
+        digest = in_background(sha256_bytes, data)  # hashlib releases the GIL: hashed while the session is made
         cores = threads or cpu_count()
 
         def make_session(n_threads: int, arena: bool = True):
@@ -179,7 +180,7 @@ class OnnxBackend(Backend):
 
         info = {
             "format": "onnx",
-            "sha256": sha256_bytes(data),
+            "sha256": digest.result(),
             "files": {model_path.name: None},
             "int8": self.int8,
             "inputs": sorted(inputs),
