@@ -21,7 +21,6 @@ from mailwoman_eval.decode import (
     argmax_paths_if_exact,
     build_transitions,
     components_from_labels,
-    softmax,
     trim_boundary,
     viterbi_batch,
 )
@@ -174,9 +173,17 @@ def piece_statistics(logits: list[np.ndarray], paths: list[np.ndarray], labels: 
     L = len(labels)
     flat = np.concatenate(logits).astype(np.float64) if logits else np.zeros((0, L))
     path = np.concatenate(paths).astype(np.int64) if paths else np.zeros(0, dtype=np.int64)
-    probs = softmax(flat) if len(flat) else flat
-    amax = probs.max(-1) if len(flat) else np.zeros(0)
-    chosen = probs[np.arange(len(path)), path] if len(flat) else np.zeros(0)
+    # softmax without dividing every label: after exp(x - max) the best label is exp(0) = 1.0
+    # exactly, so max(softmax) = 1.0 / sum, and the chosen label's is exp(z_chosen) / sum: the same
+    # float64 operations on the same operands as `softmax(flat)` and then picking, so the same bits
+    if len(flat):
+        z = flat - flat.max(-1, keepdims=True)
+        np.exp(z, out=z)
+        total = z.sum(-1)
+        amax = 1.0 / total
+        chosen = z[np.arange(len(path)), path] / total
+    else:
+        amax = chosen = np.zeros(0)
     starts = np.cumsum([0] + lengths[:-1]).astype(np.int64) if lengths else np.zeros(0, dtype=np.int64)
     bounds = np.cumsum(lengths)[:-1] if lengths else []
     cuts = list(zip([0, *bounds.tolist()], np.cumsum(lengths).tolist(), strict=True)) if lengths else []

@@ -155,7 +155,7 @@ def invalid_bio_transitions(ids: np.ndarray, starts: np.ndarray, labels: Sequenc
     tag_id = np.unique(tag, return_inverse=True)[1]
     is_inside = np.array([lab.startswith("I-") for lab in labels])
     prev = np.concatenate([[-1], tag_id[ids][:-1]])
-    prev[starts] = -1
+    prev[starts[starts < len(ids)]] = -1  # an empty last entry starts at len(ids)
     return int((is_inside[ids] & (prev != tag_id[ids])).sum())
 
 

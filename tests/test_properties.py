@@ -202,6 +202,34 @@ def test_decoded_spans_never_overlap_and_index_raw(raw, profile, data):
 
 
 # ---------------------------------------------------------------------------------------------
+# confidences skip the full softmax division: bit for bit what softmax-then-pick gives
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(0, 9), min_size=1, max_size=6),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([1e-3, 1.0, 30.0, 1e4]),
+)
+def test_piece_confidences_equal_softmax_bit_for_bit(lengths, seed, scale):
+    from mailwoman_eval.decode import softmax
+    from mailwoman_eval.evaluate import piece_statistics
+
+    labels = bio_labels(["street", "postcode"])
+    rng = np.random.default_rng(seed)
+    logits = [(rng.standard_normal((n, len(labels))) * scale).astype(np.float32) for n in lengths]
+    if lengths[0]:
+        logits[0][0, :2] = logits[0][0, 2]  # a tie for the best label
+    paths = [rng.integers(0, len(labels), n) for n in lengths]
+    stats = piece_statistics(logits, paths, labels)
+    flat = np.concatenate(logits).astype(np.float64)
+    probs = softmax(flat)
+    path = np.concatenate(paths).astype(np.int64)
+    assert np.array_equal(stats.amax_all, probs.max(-1))
+    assert [c for row in stats.chosen for c in row] == np.round(probs[np.arange(len(path)), path], 6).tolist()
+
+
+# ---------------------------------------------------------------------------------------------
 # the seqeval metric's entities come from array ops over all paths at once: the same entities as
 # seqeval over whole sequences (row boundaries, empty rows, orphan I-, B- after another tag)
 

@@ -289,16 +289,26 @@ class OnnxBackend(Backend):
         take = shared_queue(range(len(ids)))
         lock = threading.Lock()
 
+        ones: dict[int, np.ndarray] = {}  # own-length masks, one per length (onnxruntime only reads them)
+
         def work(k: int) -> None:
             session = ready(self.sessions[k])
             while (i := take()) is not None:
                 n = len(ids[i])
-                w = width or max(n, 1)
-                x = np.full((1, w), self.pad_id, dtype=np.int64)
-                m = np.zeros((1, w), dtype=np.int64)
-                x[0, :n] = ids[i]
-                m[0, :n] = 1
-                out[i] = np.array(self._run(x, m, session)[0, :n], dtype=np.float32)
+                if width is None and n:  # own length: the row itself is the input, no padded copy
+                    x = np.ascontiguousarray(ids[i], dtype=np.int64).reshape(1, n)
+                    m = ones.get(n)
+                    if m is None:
+                        m = ones[n] = np.ones((1, n), dtype=np.int64)
+                        m.flags.writeable = False
+                    out[i] = np.asarray(self._run(x, m, session)[0], dtype=np.float32)
+                else:
+                    w = width or max(n, 1)
+                    x = np.full((1, w), self.pad_id, dtype=np.int64)
+                    m = np.zeros((1, w), dtype=np.int64)
+                    x[0, :n] = ids[i]
+                    m[0, :n] = 1
+                    out[i] = np.array(self._run(x, m, session)[0, :n], dtype=np.float32)
                 if progress:
                     with lock:
                         progress(1)
