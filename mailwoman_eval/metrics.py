@@ -208,8 +208,9 @@ def seqeval_entities(seqs: Sequence[Sequence[str]]) -> set[tuple[int, str, int, 
 def seqeval_scores(gold_set: set[tuple], pred_set: set[tuple], tags: Sequence[str]) -> dict:
     """P/R/F1 from (entry, tag, start, end) entity sets.
 
-    `seqeval.scheme.Entities` in strict IOB2 mode: an entity must open with B-. seqeval's default
-    (conlleval) mode is not used because `seqeval.metrics` imports scikit-learn (≈1 s per run).
+    Entities by `seqeval.scheme.Entities` in strict IOB2 mode (an entity must open with B-), as
+    `iob2_entities` reproduces it in array ops; seqeval's default (conlleval) mode is not used.
+    seqeval itself is only the tests' oracle (it installs scikit-learn, which this package does not need).
     """
     hits = gold_set & pred_set
     n_gold, n_pred, n_tp = Counter(e[1] for e in gold_set), Counter(e[1] for e in pred_set), Counter(e[1] for e in hits)

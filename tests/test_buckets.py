@@ -180,3 +180,27 @@ def test_non_latin_adversarial_mode_moves_rows_into_the_adversarial_view():
     run = make_run(rows, ["postcode"])
     assert diagnose(run).view_mask["adversarial_only"].sum() == 0
     assert diagnose(run, adversarial="non-latin").view_mask["adversarial_only"].tolist() == [True, False]
+
+
+def test_error_table_parquet_holds_the_csv_rows(tmp_path):
+    import csv
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    from mailwoman_eval.diagnose import ERROR_COLUMNS, write_error_table
+
+    rows = [
+        ("Москва 101000", {"postcode": "101000", "locality": "Москва"}, {"locality": "101000"}),
+        ('Paris "8e" 75008', {"postcode": "75008"}, {"postcode": "75008", "locality": "Paris"}, "adversarial.jsonl"),
+    ]
+    d = diagnose(make_run(rows, ["postcode", "locality"]))
+    written = write_error_table(d, tmp_path / "e.errors.csv")
+    assert [p.name for p in written] == ["e.errors.csv", "e.errors.parquet"]
+    with open(written[0], newline="", encoding="utf-8") as f:
+        from_csv = list(csv.DictReader(f))
+    table = pq.read_table(written[1])
+    assert table.column_names == ERROR_COLUMNS
+    assert str(table.schema.field("line").type) == "int64" and str(table.schema.field("adversarial").type) == "bool"
+    from_parquet = table.to_pylist()
+    assert len(from_parquet) == len(from_csv) >= 3
+    as_text = lambda v: "" if v is None else str(v)  # noqa: E731  (csv writes None as "", bools as True/False)
+    assert [{k: as_text(v) for k, v in r.items()} for r in from_parquet] == from_csv

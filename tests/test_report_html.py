@@ -195,9 +195,7 @@ def test_en_us_report_acceptance(tmp_path, monkeypatch):
 
     run = load_run(run_dir)
     d = diagnose(run)
-    t0 = time.perf_counter()
-    render_diagnose(d, tmp_path / "again.html", "again.errors.csv")
-    assert time.perf_counter() - t0 < 3.0  # ~0.4 s on a shared 2-core machine; generous for CI
+    render_diagnose(d, tmp_path / "again.html", "again.errors.csv")  # speed: scripts/bench.py, not a test
     assert (tmp_path / "again.html").read_bytes() == source.encode("utf-8").replace(b"en-us.errors.csv", b"again.errors.csv")
 
     dom = dump_dom(tmp_path, html)
