@@ -18,9 +18,11 @@ from mailwoman_eval import __version__
 from mailwoman_eval.align import gold_bio
 from mailwoman_eval.checkpoints.resolve import CheckpointRef, find_tokenizer, load_backend
 from mailwoman_eval.decode import (
+    JoinedLogits,
     argmax_paths_if_exact,
     build_transitions,
     components_from_labels,
+    join_logits,
     trim_boundary,
     viterbi_batch,
 )
@@ -135,11 +137,13 @@ def environment() -> dict:
     return env
 
 
-def decode_paths(logits: list[np.ndarray], transitions, n_labels: int, rows_per_batch: int = 256) -> list[np.ndarray]:
+def decode_paths(
+    logits: list[np.ndarray], transitions, n_labels: int, rows_per_batch: int = 256, joined: JoinedLogits | None = None
+) -> list[np.ndarray]:
     """Viterbi over length-sorted batches (padding only within a batch), except for rows whose
     argmax path is provably the Viterbi path (mask-only transitions; `argmax_paths_if_exact`)."""
     paths: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(logits)
-    known = argmax_paths_if_exact(logits, transitions)
+    known = argmax_paths_if_exact(logits, transitions, joined)
     for i, p in enumerate(known):
         if p is not None:
             paths[i] = p
@@ -167,11 +171,14 @@ class PieceStatistics:
     invalid_decoded: int  # ... and in the decoded path
 
 
-def piece_statistics(logits: list[np.ndarray], paths: list[np.ndarray], labels: list[str]) -> PieceStatistics:
-    """Softmax, confidences and BIO validity over all pieces at once (one array op, not per piece)."""
+def piece_statistics(
+    logits: list[np.ndarray], paths: list[np.ndarray], labels: list[str], joined: JoinedLogits | None = None
+) -> PieceStatistics:
+    """Softmax, confidences and BIO validity over all pieces at once (one array op, not per piece).
+    `joined`: `join_logits(logits)`, if the caller has it already."""
     lengths = [len(x) for x in logits]
-    L = len(labels)
-    flat = np.concatenate(logits).astype(np.float64) if logits else np.zeros((0, L))
+    joined = joined or join_logits(logits)
+    flat = joined.values if joined else np.zeros((0, len(labels)))
     path = np.concatenate(paths).astype(np.int64) if paths else np.zeros(0, dtype=np.int64)
     # softmax without dividing every label: after exp(x - max) the best label is exp(0) = 1.0
     # exactly, so max(softmax) = 1.0 / sum, and the chosen label's is exp(z_chosen) / sum: the same
@@ -198,7 +205,7 @@ def piece_statistics(logits: list[np.ndarray], paths: list[np.ndarray], labels: 
         amax=per_entry(np.round(amax, 6).tolist()),
         amax_all=amax,
         amax_rows=[amax[a:b] for a, b in cuts],
-        invalid_argmax=invalid_bio_transitions(flat.argmax(-1) if len(flat) else path, starts, labels),
+        invalid_argmax=invalid_bio_transitions(joined.best if joined else path, starts, labels),
         invalid_decoded=invalid_bio_transitions(path, starts, labels),
     )
 
@@ -254,8 +261,9 @@ class RowDecoder:
         self.invalid: list[tuple[int, int]] = []  # (argmax, decoded) per batch; list.append is atomic
 
     def __call__(self, rows: Sequence[int], logits: list[np.ndarray]) -> None:
-        paths = decode_paths(logits, self.transitions, len(self.labels))
-        stats = piece_statistics(logits, paths, self.labels)
+        joined = join_logits(logits)  # once for the argmax shortcut and the confidences
+        paths = decode_paths(logits, self.transitions, len(self.labels), joined=joined)
+        stats = piece_statistics(logits, paths, self.labels, joined)
         self.invalid.append((stats.invalid_argmax, stats.invalid_decoded))
         profile, tags, active = self.profile, self.tags, self.active
         for r, i in enumerate(rows):

@@ -142,6 +142,12 @@ def test_argmax_shortcut_takes_only_rows_where_it_is_the_viterbi_path(rows, widt
     for x, path in zip(logits, got, strict=True):
         if path is not None:
             assert path.tolist() == decode.viterbi(x, tr).tolist()
+    joined = decode.join_logits(logits)  # shared with the confidences: used, then left as it was
+    if joined is not None:
+        before = joined.values.copy()
+        again = decode.argmax_paths_if_exact(logits, tr, joined)
+        assert [None if p is None else p.tolist() for p in again] == [None if p is None else p.tolist() for p in got]
+        assert np.array_equal(joined.values, before, equal_nan=True) and np.array_equal(np.signbit(joined.values), np.signbit(before))
     # it does take the easy rows: a clear, valid argmax path
     clear = np.full((3, len(labels)), -5.0, dtype=np.float32)
     clear[0, labels.index("B-a")] = clear[1, labels.index("I-a")] = clear[2, labels.index("O")] = 5.0
