@@ -225,9 +225,10 @@ def entry_record(e, enc, comps: dict, lab: list[str], gold_lab: list[str], chose
         "truncated": len(enc) > MAX_LENGTH,
         "n_pieces": len(enc),
         "gold": e.components,
-        "pred": {t: {"value": c.value, "start": c.start, "end": c.end, "confidence": _r(c.confidence)} for t, c in comps.items()},
+        # confidence is a float already: round() without _r's call and float() (15k components)
+        "pred": {t: {"value": c.value, "start": c.start, "end": c.end, "confidence": round(c.confidence, 6)} for t, c in comps.items()},
         "pieces": list(enc.pieces[:MAX_LENGTH]),
-        "spans": list(map(list, zip(enc.begin[:MAX_LENGTH], enc.end[:MAX_LENGTH], strict=True))),
+        "spans": [[b, e] for b, e in zip(enc.begin[:MAX_LENGTH], enc.end[:MAX_LENGTH], strict=True)],
         "labels": lab,
         "gold_labels": gold_lab,
         "conf": chosen,
