@@ -411,13 +411,14 @@ def evaluate(
     metrics = {"views": summarize_views(vectors, adversarial)}
     index = decoder.label_index
     gold_ids = np.fromiter((index.get(g, 0) for p in predictions for g in p["gold_labels"]), dtype=np.int64)
-    correct_all = np.concatenate(decoder.paths) == gold_ids if n else np.zeros(0, dtype=bool)
+    all_paths = np.concatenate(decoder.paths) if n else np.zeros(0, dtype=np.int64)
+    correct_all = all_paths == gold_ids
     amax_all = np.concatenate(decoder.amax) if n else np.zeros(0)
     metrics["calibration"] = calibration(amax_all, correct_all)
     path_starts = np.cumsum([0] + [len(x) for x in decoder.paths[:-1]])
     metrics["seqeval"] = seqeval_scores(
         seqeval_entities([p["gold_labels"] for p in predictions]),
-        iob2_entities(np.concatenate(decoder.paths) if n else np.zeros(0, dtype=np.int64), labels, path_starts),
+        iob2_entities(all_paths, labels, path_starts),
         tags,
     )
     invalid_argmax = sum(a for a, _ in decoder.invalid)
