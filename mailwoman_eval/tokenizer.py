@@ -53,6 +53,21 @@ def byte_to_char_table(raw: str) -> list[int]:
     return table
 
 
+def check_byte_offsets(sp, where: Path) -> None:
+    """Spans are mapped from UTF-8 byte offsets. sentencepiece releases that give code points
+    instead (0.2.0/0.2.1 did, for `immutable_proto`; upstream-formats.md §3.1) would shift every
+    span after the first non-ASCII char without an error, so probe once and refuse."""
+    probe = "aé"  # 3 UTF-8 bytes, 2 code points
+    pieces = sp.encode(probe, out_type="proto").pieces
+    end = pieces[-1].end if len(pieces) else None
+    if end != len(probe.encode("utf-8")):
+        raise MwevalError(
+            f"sentencepiece {spm.__version__} reports piece offsets that are not UTF-8 bytes "
+            f"(end {end} for {probe!r}); install sentencepiece>=0.2.2",
+            where=str(where),
+        )
+
+
 class Tokenizer:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -68,6 +83,7 @@ class Tokenizer:
         self.sha256 = sha256_file(self.path)
         self.vocab_size = self.sp.GetPieceSize()
         self.pad_id = max(self.sp.pad_id(), 0)
+        check_byte_offsets(self.sp, self.path)
 
     def encode(self, raw: str) -> Encoding:
         # sentencepiece 0.2.2/0.2.3 reject "immutable_proto"; "proto" gives byte offsets (§3.1).

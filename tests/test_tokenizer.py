@@ -71,3 +71,24 @@ def test_corrupt_tokenizer_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(MwevalError, match="not a SentencePiece model"):
         Tokenizer(bad)
+
+
+def test_a_sentencepiece_that_gives_code_point_offsets_is_refused():
+    """What 0.2.0/0.2.1 did (upstream-formats.md §3.1): ends in code points. Simulated, since those
+    releases cannot be installed beside the pinned one; the real library passes the same probe."""
+    from types import SimpleNamespace
+
+    from mailwoman_eval.tokenizer import check_byte_offsets
+
+    need_shared()
+    real = Tokenizer(TOKENIZER_V010).sp
+    check_byte_offsets(real, TOKENIZER_V010)  # the installed sentencepiece: byte offsets
+
+    class CodePoints:
+        def encode(self, text, out_type):
+            proto = real.encode(text, out_type=out_type)
+            table = [i for i, ch in enumerate(text) for _ in ch.encode("utf-8")] + [len(text)]
+            return SimpleNamespace(pieces=[SimpleNamespace(begin=table[p.begin], end=table[p.end]) for p in proto.pieces])
+
+    with pytest.raises(MwevalError, match="not UTF-8 bytes"):
+        check_byte_offsets(CodePoints(), TOKENIZER_V010)
