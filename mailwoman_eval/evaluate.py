@@ -33,12 +33,12 @@ from mailwoman_eval.golden import GoldenSet
 from mailwoman_eval.labels import tags_from_labels
 from mailwoman_eval.metrics import (
     EntryVectors,
+    LabelSequences,
     calibration,
     invalid_bio_transitions,
     iob2_entities,
     outcome_matrix,
     outcome_row,
-    seqeval_entities,
     seqeval_scores,
     summarize_views,
     tag_index,
@@ -410,14 +410,15 @@ def evaluate(
     )
     metrics = {"views": summarize_views(vectors, adversarial)}
     index = decoder.label_index
-    gold_ids = np.fromiter((index.get(g, 0) for p in predictions for g in p["gold_labels"]), dtype=np.int64)
+    gold = LabelSequences.of([p["gold_labels"] for p in predictions])  # one pass: calibration and entities
+    gold_ids = np.array([index.get(g, 0) for g in gold.vocab], dtype=np.int64)[gold.ids]
     all_paths = np.concatenate(decoder.paths) if n else np.zeros(0, dtype=np.int64)
     correct_all = all_paths == gold_ids
     amax_all = np.concatenate(decoder.amax) if n else np.zeros(0)
     metrics["calibration"] = calibration(amax_all, correct_all)
     path_starts = np.cumsum([0] + [len(x) for x in decoder.paths[:-1]])
     metrics["seqeval"] = seqeval_scores(
-        seqeval_entities([p["gold_labels"] for p in predictions]),
+        gold.entities(),
         iob2_entities(all_paths, labels, path_starts),
         tags,
     )

@@ -197,12 +197,28 @@ def iob2_entities(ids: np.ndarray, labels: Sequence[str], starts: np.ndarray) ->
     return set(zip(rows.tolist(), names, (heads - offset).tolist(), (ends - offset).tolist(), strict=True))
 
 
+@dataclass
+class LabelSequences:
+    """Label strings of many sequences as ids into their own vocabulary, in one pass."""
+
+    ids: np.ndarray  # every sequence's labels, concatenated
+    vocab: list[str]  # id -> label string
+    starts: np.ndarray  # where each sequence begins in `ids`
+
+    @classmethod
+    def of(cls, seqs: Sequence[Sequence[str]]) -> LabelSequences:
+        index: dict[str, int] = {}
+        ids = [index.setdefault(lab, len(index)) for seq in seqs for lab in seq]
+        starts = np.cumsum([0] + [len(s) for s in seqs[:-1]]) if len(seqs) else np.zeros(0, dtype=np.int64)
+        return cls(np.array(ids, dtype=np.int64), list(index), starts)
+
+    def entities(self) -> set[tuple[int, str, int, int]]:
+        return iob2_entities(self.ids, self.vocab, self.starts)
+
+
 def seqeval_entities(seqs: Sequence[Sequence[str]]) -> set[tuple[int, str, int, int]]:
     """(entry, tag, start, end) of every entity of every label sequence (`iob2_entities` on strings)."""
-    vocab: dict[str, int] = {}
-    ids = [vocab.setdefault(lab, len(vocab)) for seq in seqs for lab in seq]
-    starts = np.cumsum([0] + [len(s) for s in seqs[:-1]]) if len(seqs) else np.zeros(0, dtype=np.int64)
-    return iob2_entities(np.array(ids, dtype=np.int64), list(vocab), starts)
+    return LabelSequences.of(seqs).entities()
 
 
 def seqeval_scores(gold_set: set[tuple], pred_set: set[tuple], tags: Sequence[str]) -> dict:

@@ -2,11 +2,10 @@
 
 onnxruntime runs this graph faster than eager torch or numpy on 2 CPU cores, without importing
 torch (figures in docs/benchmarks.md, from scripts/bench.py), so it is the default engine for
-PyTorch checkpoints. The graph is the same
-computation as model.MailwomanCoarseEncoder in eval mode (upstream-formats.md §1.4): token +
-position embeddings, input LayerNorm, pre-norm MHA blocks with a key-padding mask, exact-erf
-GELU FFN, final LayerNorm, classifier. Inputs input_ids/attention_mask (int64, dynamic batch and
-length), output `logits`.
+PyTorch checkpoints. The graph is the same computation as model.MailwomanCoarseEncoder in eval
+mode (upstream-formats.md §1.4): token + position embeddings, input LayerNorm, pre-norm MHA blocks
+with a key-padding mask, exact-erf GELU FFN, final LayerNorm, classifier. Inputs
+input_ids/attention_mask (int64, dynamic batch and length), output `logits`.
 """
 
 from __future__ import annotations
