@@ -18,11 +18,12 @@ from mailwoman_eval import __version__
 from mailwoman_eval.align import gold_bio
 from mailwoman_eval.checkpoints.resolve import CheckpointRef, find_tokenizer, load_backend
 from mailwoman_eval.decode import (
-    JoinedLogits,
+    PieceScores,
     argmax_paths_if_exact,
     build_transitions,
     components_from_labels,
-    join_logits,
+    label_probabilities,
+    piece_scores,
     trim_boundary,
     viterbi_batch,
 )
@@ -138,12 +139,12 @@ def environment() -> dict:
 
 
 def decode_paths(
-    logits: list[np.ndarray], transitions, n_labels: int, rows_per_batch: int = 256, joined: JoinedLogits | None = None
+    logits: list[np.ndarray], transitions, n_labels: int, rows_per_batch: int = 256, scores: PieceScores | None = None
 ) -> list[np.ndarray]:
     """Viterbi over length-sorted batches (padding only within a batch), except for rows whose
     argmax path is provably the Viterbi path (mask-only transitions; `argmax_paths_if_exact`)."""
     paths: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(logits)
-    known = argmax_paths_if_exact(logits, transitions, joined)
+    known = argmax_paths_if_exact(logits, transitions, scores)
     for i, p in enumerate(known):
         if p is not None:
             paths[i] = p
@@ -172,25 +173,14 @@ class PieceStatistics:
 
 
 def piece_statistics(
-    logits: list[np.ndarray], paths: list[np.ndarray], labels: list[str], joined: JoinedLogits | None = None
+    logits: list[np.ndarray], paths: list[np.ndarray], labels: list[str], scores: PieceScores | None = None
 ) -> PieceStatistics:
-    """Softmax, confidences and BIO validity over all pieces at once (one array op, not per piece).
-    `joined`: `join_logits(logits)`, if the caller has it already."""
+    """Softmax, confidences and BIO validity over all pieces at once (array ops, not per piece).
+    `scores`: `piece_scores(logits)`, if the caller has them already."""
     lengths = [len(x) for x in logits]
-    joined = joined or join_logits(logits)
-    flat = joined.values if joined else np.zeros((0, len(labels)))
+    scores = scores or piece_scores(logits)
     path = np.concatenate(paths).astype(np.int64) if paths else np.zeros(0, dtype=np.int64)
-    # softmax without dividing every label: after exp(x - max) the best label is exp(0) = 1.0
-    # exactly, so max(softmax) = 1.0 / sum, and the chosen label's is exp(z_chosen) / sum: the same
-    # float64 operations on the same operands as `softmax(flat)` and then picking, so the same bits
-    if len(flat):
-        z = flat - flat.max(-1, keepdims=True)
-        np.exp(z, out=z)
-        total = z.sum(-1)
-        amax = 1.0 / total
-        chosen = z[np.arange(len(path)), path] / total
-    else:
-        amax = chosen = np.zeros(0)
+    amax, chosen = label_probabilities(scores, path) if scores else (np.zeros(0), np.zeros(0))
     starts = np.cumsum([0] + lengths[:-1]).astype(np.int64) if lengths else np.zeros(0, dtype=np.int64)
     bounds = np.cumsum(lengths)[:-1] if lengths else []
     cuts = list(zip([0, *bounds.tolist()], np.cumsum(lengths).tolist(), strict=True)) if lengths else []
@@ -205,7 +195,7 @@ def piece_statistics(
         amax=per_entry(np.round(amax, 6).tolist()),
         amax_all=amax,
         amax_rows=[amax[a:b] for a, b in cuts],
-        invalid_argmax=invalid_bio_transitions(joined.best if joined else path, starts, labels),
+        invalid_argmax=invalid_bio_transitions(scores.best if scores else path, starts, labels),
         invalid_decoded=invalid_bio_transitions(path, starts, labels),
     )
 
@@ -260,11 +250,15 @@ class RowDecoder:
         self.paths: list = [None] * n  # decoded label ids per entry
         self.amax: list = [None] * n
         self.invalid: list[tuple[int, int]] = []  # (argmax, decoded) per batch; list.append is atomic
+        self.nonfinite = False  # some batch had NaN or infinite logits (and was not decoded)
 
     def __call__(self, rows: Sequence[int], logits: list[np.ndarray]) -> None:
-        joined = join_logits(logits)  # once for the argmax shortcut and the confidences
-        paths = decode_paths(logits, self.transitions, len(self.labels), joined=joined)
-        stats = piece_statistics(logits, paths, self.labels, joined)
+        scores = piece_scores(logits)  # once for the argmax shortcut and the confidences
+        if scores is not None and not scores.finite:
+            self.nonfinite = True  # nothing is decoded from NaN/inf; evaluate refuses the run
+            return
+        paths = decode_paths(logits, self.transitions, len(self.labels), scores=scores)
+        stats = piece_statistics(logits, paths, self.labels, scores)
         self.invalid.append((stats.invalid_argmax, stats.invalid_decoded))
         profile, tags, active = self.profile, self.tags, self.active
         for r, i in enumerate(rows):
@@ -284,16 +278,14 @@ class RowDecoder:
             self(missing, [logits[i] for i in missing])
 
 
-def check_finite(logits: list[np.ndarray], entries, ref: CheckpointRef) -> None:
-    """NaN/inf logits would decode to arbitrary labels and NaN confidences: refuse, naming a row."""
-    if not logits or np.isfinite(np.concatenate(logits)).all():  # one array op; rows only on failure
-        return
+def refuse_nonfinite(logits: list[np.ndarray], entries, ref: CheckpointRef) -> None:
+    """NaN/inf logits would decode to arbitrary labels and NaN confidences: refuse, naming a row.
+    (`RowDecoder` finds them in its pass over the logits; this names the rows.)"""
     bad = [i for i, x in enumerate(logits) if not np.isfinite(x).all()]
-    if bad:
-        raise MwevalError(
-            f"the model produced NaN or infinite logits for {len(bad)} of {len(logits)} entries (first: {entries[bad[0]].id})",
-            where=str(ref.path),
-        )
+    raise MwevalError(
+        f"the model produced NaN or infinite logits for {len(bad)} of {len(logits)} entries (first: {entries[bad[0]].id})",
+        where=str(ref.path),
+    )
 
 
 @contextmanager
@@ -392,11 +384,12 @@ def evaluate(
         logits = backend.infer(ids, progress=(bar.update if bar else None), on_batch=decoder)
     if bar:
         bar.finish()
-    check_finite(logits, entries, ref)
     t_inf = time.perf_counter()
 
     n = len(entries)
     decoder.finish(logits)
+    if decoder.nonfinite:
+        refuse_nonfinite(logits, entries, ref)
     predictions = decoder.predictions
     t_dec = time.perf_counter()
 
