@@ -218,6 +218,7 @@ class PieceScores(NamedTuple):
 
     logits: np.ndarray  # (pieces, labels) the rows' logits joined, as the model gave them
     best: np.ndarray  # (pieces,) argmax label (first index on ties)
+    top: np.ndarray  # its logit (float64), the row's max
     gap: np.ndarray  # the best logit minus the second best (inf with one label)
     size: np.ndarray  # max |logit|
     total: np.ndarray  # softmax denominator: sum over labels of exp(logit - best logit)
@@ -239,7 +240,7 @@ def piece_scores(logits: Sequence[np.ndarray], chunk: int = CHUNK_PIECES) -> Pie
     joined = np.concatenate(logits)
     n = len(joined)
     best = np.empty(n, dtype=np.int64)
-    gap, size, total = np.empty(n), np.empty(n), np.empty(n)
+    best_logit, gap, size, total = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     finite = True
     for a in range(0, n, chunk):
         v = joined[a : a + chunk].astype(np.float64)
@@ -247,7 +248,7 @@ def piece_scores(logits: Sequence[np.ndarray], chunk: int = CHUNK_PIECES) -> Pie
         at = np.arange(len(v))
         k = v.argmax(1)
         top = v[at, k]  # = the row's max
-        best[a : a + chunk] = k
+        best[a : a + chunk], best_logit[a : a + chunk] = k, top
         size[a : a + chunk] = np.maximum(top, -v.min(1))
         v[at, k] = -np.inf  # the second best without a copy (np.partition per row is 5x slower)
         gap[a : a + chunk] = top - v.max(1)
@@ -255,16 +256,15 @@ def piece_scores(logits: Sequence[np.ndarray], chunk: int = CHUNK_PIECES) -> Pie
         v -= top[:, None]
         np.exp(v, out=v)  # after exp(x - max) the best label is exp(0) = 1.0 exactly
         total[a : a + chunk] = v.sum(-1)
-    return PieceScores(joined, best, gap, size, total, finite)
+    return PieceScores(joined, best, best_logit, gap, size, total, finite)
 
 
 def label_probabilities(scores: PieceScores, path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Softmax probability of the best label and of the `path` label per piece, without dividing
     every label: max(softmax) = 1.0 / total and the chosen label's is exp(z_chosen) / total, the
     same float64 operations on the same operands as softmax-then-pick, so the same bits."""
-    at = np.arange(len(path))
-    top = scores.logits[at, scores.best].astype(np.float64)
-    chosen = np.exp(scores.logits[at, path].astype(np.float64) - top) / scores.total
+    chosen_logit = scores.logits[np.arange(len(path)), path].astype(np.float64)
+    chosen = np.exp(chosen_logit - scores.top) / scores.total
     return 1.0 / scores.total, chosen
 
 
