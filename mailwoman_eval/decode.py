@@ -311,13 +311,6 @@ def viterbi(emissions: np.ndarray, tr: Transitions) -> np.ndarray:
     return viterbi_batch(emissions[None], np.array([emissions.shape[0]]), tr)[0]
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(-1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(-1, keepdims=True)
-    return z
-
-
 # ---------------------------------------------------------------------------------------------
 # Spans
 
