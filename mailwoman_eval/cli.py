@@ -93,8 +93,9 @@ ckpt_options = options(
 )
 
 
-def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out=None, force=False):
-    """Resolve names, evaluate (or reuse the cache) and return (Run, out dir)."""
+def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out=None, force=False, said=None):
+    """Resolve names, evaluate (or reuse the cache) and return (Run, out dir). The notes evaluate
+    printed on stderr while it ran (e.g. a backend's warning) are added to the set `said`."""
     from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
     from mailwoman_eval.evaluate import EvalOptions, evaluate
     from mailwoman_eval.golden import load_golden, resolve_golden
@@ -115,10 +116,13 @@ def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
         profile=get_profile(profile), tokenizer=tokenizer, labels=labels, pad_to=pad_to, engine=engine,
         use_cache=not no_cache, force=force,
     )
-    run = evaluate(ref, golden_set, opts, Path(out), progress=lambda n, label: _Bar(n, label, quiet), log=lambda s: info(s, quiet))
-    for w in run.meta["warnings"]:
-        if not w.startswith("OUT OF DISTRIBUTION") or quiet:
-            continue
+
+    def log(line: str) -> None:
+        info(line, quiet)
+        if said is not None and not quiet:
+            said.add(line)
+
+    run = evaluate(ref, golden_set, opts, Path(out), progress=lambda n, label: _Bar(n, label, quiet), log=log)
     return run, Path(out)
 
 
@@ -131,7 +135,8 @@ def eval_cmd(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
     """Evaluate a checkpoint on a golden set; write run.json + predictions.jsonl."""
     from mailwoman_eval.console import per_tag_table
 
-    run, out_dir = run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out, force)
+    said: set[str] = set()
+    run, out_dir = run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out, force, said)
     m = run.meta
     click.echo(f"{m['checkpoint']['name']} on {m['golden']['name']} — profile {m['profile']['name']}, "
                f"transitions {m['decode']['transitions']}, labels from {m['checkpoint']['labels_source']}")
@@ -139,7 +144,8 @@ def eval_cmd(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
     if zero:
         click.echo(f"zero_fed_inputs ({len(zero)}): {', '.join(zero)}")
     for w in m["warnings"]:
-        click.echo(f"warning: {w}", err=True)
+        if f"warning: {w}" not in said:  # not again if printed while the run loaded
+            click.echo(f"warning: {w}", err=True)
     click.echo(per_tag_table(m["metrics"]["views"]["all"], run.tags))
     click.echo(f"run written to {out_dir}/ ({m['timings'].get('cache', 'miss')} cache)")
 

@@ -52,6 +52,14 @@ def test_en_us_package_scores_all_rows_lists_zero_fed_inputs_and_prints_16_tags(
     table = p.stdout.split("---")[-1]
     tag_lines = [ln for ln in p.stdout.splitlines() if ln.split() and ln.split()[0] in meta["tags"]]
     assert len(meta["tags"]) == 16 and len(tag_lines) == 16, table
+    # Not quiet (a cache hit now): the warning is printed while the model loads, and not again at the end.
+    p = subprocess.run(
+        [sys.executable, "-m", "mailwoman_eval", "eval", "--ckpt", str(EN_US), "--golden", "v0.1.2", "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("OUT OF DISTRIBUTION") == 1, p.stderr
+    assert p.stderr.count("gold tags outside the checkpoint's label set") == 1, p.stderr
 
 
 def test_rerun_is_byte_identical_apart_from_timings(tmp_path, shared):
