@@ -269,20 +269,17 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
                 allow_mismatch=allow_mismatch)
     safe = lambda s: s.replace("/", "-")  # noqa: E731
     out_dir = Path(out) if out else Path("reports") / f"compare__{safe(cand_run.label)}__vs__{safe(base_run.label)}"
+    from mailwoman_eval.report.render import render_compare
+
     md = markdown(c)
-    try:
-        from mailwoman_eval.report.render import render_compare
-    except ImportError:
-        render_compare = None
     with output_dir(out_dir, "compare.json", force):
         atomic_write_text(out_dir / "compare.md", md)
-        if render_compare is not None:
-            render_compare(c, base_run, cand_run, out_dir / "compare.html")
+        render_compare(c, base_run, cand_run, out_dir / "compare.html")
         atomic_write_text(out_dir / "compare.json", _json.dumps(c, ensure_ascii=False, indent=2) + "\n")
     if c["mismatch"]:
         click.echo("warning: MISMATCH — " + "; ".join(c["mismatch"]), err=True)
     click.echo(md, nl=False)
-    click.echo(f"\nwritten: {out_dir}/compare.json, compare.md" + (", compare.html" if render_compare else ""))
+    click.echo(f"\nwritten: {out_dir}/compare.json, compare.md, compare.html")
 
 
 @main.command("gate")

@@ -221,7 +221,19 @@ def run_summary(run: Run) -> dict:
         "profile": m["profile"]["name"],
         "transitions": m["decode"]["transitions"],
         "source": m.get("source", "run"),
+        "zero_fed_inputs": m["checkpoint"].get("zero_fed_inputs") or [],
+        "warnings": list(m.get("warnings") or []),
     }
+
+
+def warning_lines(summaries: dict[str, dict]) -> list[str]:
+    """Markdown quote lines for each run's warnings (out-of-distribution first, loudly)."""
+    lines = []
+    for who, s in summaries.items():
+        for w in sorted(s["warnings"], key=lambda w: not w.startswith("OUT OF DISTRIBUTION")):
+            loud = w.startswith("OUT OF DISTRIBUTION")
+            lines.append(f"> {'**' if loud else ''}{who} `{s['label']}`: {w}{'**' if loud else ''}")
+    return ["", *lines] if lines else []
 
 
 def compare(
@@ -266,6 +278,7 @@ def markdown(c: dict, view_order=VIEWS) -> str:
     lines.append(f"Golden `{c['cand']['golden']['name']}` · profile `{c['cand']['profile']}` · {c['method']['resamples']} paired bootstrap resamples (seed {c['method']['seed']})")
     if c["mismatch"]:
         lines += ["", "> **MISMATCH (--allow-mismatch):** " + "; ".join(c["mismatch"])]
+    lines += warning_lines({"base": c["base"], "cand": c["cand"]})
     for view in view_order:
         v = c["views"][view]
         lines += ["", f"### {view.replace('_', ' ')} ({v['entries']} entries)", ""]

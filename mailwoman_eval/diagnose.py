@@ -150,9 +150,10 @@ def console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
     out = [
         f"{d.run.label} on {d.run.meta['golden']['name']} — profile {d.run.profile.name}, buckets {d.scheme}, "
         f"adversarial = {'adversarial.jsonl + kryptonite/graceful notes' + (' + non-Latin rows' if d.adversarial_mode == 'non-latin' else '')}",
-        "",
-        "headline:",
     ]
+    warnings = d.run.meta.get("warnings") or []
+    out += [f"warning: {w}" for w in sorted(warnings, key=lambda w: not w.startswith("OUT OF DISTRIBUTION"))]  # loudest first
+    out += ["", "headline:"]
     out += [f"  {h['text']}" for h in d.headline[:8]] or ["  no errors"]
     out.append("")
     out.append(f"{'tag':20s} {'F1 all':>8s} {'excl adv':>9s} {'adv only':>9s} {'Δ(excl-all)':>12s} {'support':>8s}")
@@ -185,6 +186,7 @@ def to_json(d: Diagnosis) -> dict:
         "golden": {"name": d.run.meta["golden"]["name"], "sha256": d.run.golden_sha256},
         "profile": d.run.profile.name,
         "scheme": d.scheme,
+        "warnings": list(d.run.meta.get("warnings") or []),
         "rules": RULES[d.scheme],
         "adversarial": d.adversarial_mode,
         "view_entries": {v: int(m.sum()) for v, m in d.view_mask.items()},

@@ -348,6 +348,9 @@ def evaluate(
         log(f"warning: {w}")
     t_load = time.perf_counter()  # model loaded and golden set tokenized (overlapped)
 
+    env = environment()
+    checkpoint = {"name": ref.name, "path": str(ref.path), "kind": ref.kind, "found_in": ref.found_in}
+    tok_meta = {"path": str(tok_path), "source": tok_source, "sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size}
     key = cache_key(
         {
             "checkpoint": backend.info["sha256"],
@@ -355,11 +358,13 @@ def evaluate(
             "tokenizer": tokenizer.sha256,
             "golden": [(f.name, f.sha256) for f in gset.files],
             "golden_name": gset.name,
+            "manifest": gset.manifest.to_json(),
             "profile": opts.profile.name,
             "transitions": transitions.source,
             "labels": labels,
             "padding": backend.info.get("padding"),
             "engine": backend.info.get("engine"),
+            "environment": env,
         }
     )
     if opts.use_cache:
@@ -367,7 +372,12 @@ def evaluate(
         if hit is not None:
             cached = load_run(hit)
             meta = dict(cached.meta)
-            meta["checkpoint"] = {**meta["checkpoint"], "name": ref.name, "path": str(ref.path)}
+            # The cached run came from the same bytes (the key), perhaps found by other paths:
+            # where this run found them is what it records, as a miss would.
+            meta["checkpoint"] = {**meta["checkpoint"], **checkpoint}
+            meta["tokenizer"] = tok_meta
+            meta["golden"] = gset.to_json()
+            meta["mweval_git_commit"] = git_commit()
             meta["timings"] = {"started_at": started, "cache": "hit", "cache_key": key, "total_s": _r(time.perf_counter() - t0)}
             meta.pop("predictions_sha256", None)
             write_run(out, meta, cached.predictions, force=opts.force)
@@ -430,7 +440,6 @@ def evaluate(
     if truncated:
         warnings.append(f"{truncated} entries exceed {MAX_LENGTH} pieces and were truncated (scored as upstream does)")
 
-    checkpoint = {"name": ref.name, "path": str(ref.path), "kind": ref.kind, "found_in": ref.found_in}
     checkpoint.update(backend.info)
     checkpoint["labels"] = labels
     checkpoint["labels_source"] = backend.labels_source
@@ -439,7 +448,7 @@ def evaluate(
         "mweval_version": __version__,
         "mweval_git_commit": git_commit(),
         "checkpoint": checkpoint,
-        "tokenizer": {"path": str(tok_path), "source": tok_source, "sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size},
+        "tokenizer": tok_meta,
         "golden": gset.to_json(),
         "profile": opts.profile.to_json(),
         "decode": {
@@ -461,7 +470,7 @@ def evaluate(
         "metrics": metrics,
         "audit": aud,
         "warnings": warnings,
-        "environment": environment(),
+        "environment": env,
         "timings": {
             "started_at": started,
             "cache": "miss",

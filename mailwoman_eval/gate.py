@@ -15,7 +15,7 @@ from xml.etree import ElementTree as ET
 
 import numpy as np
 
-from mailwoman_eval.compare import entry_counts, pair_runs, run_summary
+from mailwoman_eval.compare import entry_counts, pair_runs, run_summary, warning_lines
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.metrics import VIEWS, view_masks
 from mailwoman_eval.run import Run
@@ -187,6 +187,7 @@ def markdown(v: dict, limit_bytes: int = 1 << 20) -> str:
     ]
     if v["mismatch"]:
         lines += ["", "> **MISMATCH (--allow-mismatch):** " + "; ".join(v["mismatch"])]
+    lines += warning_lines({"baseline": v["baseline"], "candidate": v["candidate"]})
     for view, rows in v["results"].items():
         lines += ["", f"### {view.replace('_', ' ')}", "", "| verdict | tag | support | base F1 | cand F1 | Δ pp | 95% CI | p (Holm) | reason |", "|---|---|---:|---:|---:|---:|---|---:|---|"]
         order = sorted(rows, key=lambda t: ({"FAIL": 0, "WARN": 1, "PASS": 2}[rows[t]["verdict"]], rows[t]["delta_pp"]))

@@ -6,6 +6,8 @@ Reruns on the same inputs are byte-identical except the `timings` block.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -66,8 +68,22 @@ def cache_root() -> Path:
 CACHE_FORMAT = 3  # bump when the bytes a run is written as change, so stale cached runs are not served
 
 
+@functools.cache
+def code_sha256() -> str:
+    """One hash over this package's source files: a cached run is served only to the code that
+    wrote it (a fix to decoding in a dirty checkout must not be answered with the old numbers)."""
+    root = Path(__file__).resolve().parent
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css", ".js"))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def cache_key(parts: dict) -> str:
-    doc = {**parts, "mweval_version": __version__, "cache_format": CACHE_FORMAT}
+    """`parts` names every input of the run; the code and library versions (`environment`) that
+    turn them into numbers are part of the key as well."""
+    doc = {**parts, "mweval_version": __version__, "code": code_sha256(), "cache_format": CACHE_FORMAT}
     return sha256_bytes(json.dumps(doc, sort_keys=True).encode())[:32]
 
 
@@ -164,13 +180,14 @@ class Run:
         return {
             "schema": SCORES_SCHEMA,
             "mweval_version": m["mweval_version"],
-            "checkpoint": {k: m["checkpoint"].get(k) for k in ("name", "path", "kind", "format", "sha256", "labels")},
+            "checkpoint": {k: m["checkpoint"].get(k) for k in ("name", "path", "kind", "format", "sha256", "labels", "zero_fed_inputs")},
             "tokenizer": m["tokenizer"],
             "golden": {k: m["golden"][k] for k in ("name", "sha256", "files", "rows")},
             "profile": m["profile"],
             "decode": m["decode"],
             "tags": m["tags"],
             "metrics": {"views": m["metrics"]["views"]},
+            "warnings": list(m.get("warnings") or []),
             "entries": entries,
         }
 
@@ -257,6 +274,7 @@ def load_scores(path: str | Path, partner: Run) -> Run:
             }
         )
     meta = {k: doc[k] for k in ("mweval_version", "checkpoint", "tokenizer", "golden", "profile", "decode", "tags", "metrics")}
+    meta["warnings"] = [str(w) for w in doc.get("warnings") or []]  # scores files before 0.x had none
     meta["schema"] = SCHEMA
     meta["source"] = "scores"
     return Run(path, meta, preds)

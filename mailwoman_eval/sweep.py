@@ -503,8 +503,9 @@ def console_summary(doc: dict) -> str:
         frac = r["lr_fraction_of_peak"]
         rows.append([r["step"], "?" if r["lr"] is None else f"{r['lr']:.3g}", "?" if frac is None else f"{frac:.0%}",
                      f"{r['macro_f1']:.4f}", "*" if r["step"] in doc["drift"]["steps"] else "", r["lr_source"]])
-    lines = [f"{doc['run']['name']} on {doc['golden']['name']} — profile {doc['profile']}, macro F1 view {doc['view']}",
-             table(["step", "lr", "of peak", "macro F1", "window", "lr source"], rows, align="rrrrll")]
+    lines = [f"{doc['run']['name']} on {doc['golden']['name']} — profile {doc['profile']}, macro F1 view {doc['view']}"]
+    lines += [f"warning: {w}" for w in doc["warnings"]]
+    lines += [table(["step", "lr", "of peak", "macro F1", "window", "lr source"], rows, align="rrrrll")]
     pk, dr = doc["peaks"]["macro_f1"], doc["drift"]
     lines.append(f"peak macro F1 {pk['f1']:.4f} at step {pk['step']}; drift over the last {dr['window']} steps "
                  f"{dr['macro_f1']:.4f} (max − min)")

@@ -62,6 +62,33 @@ def test_en_us_package_scores_all_rows_lists_zero_fed_inputs_and_prints_16_tags(
     assert p.stderr.count("gold tags outside the checkpoint's label set") == 1, p.stderr
 
 
+def test_out_of_distribution_warning_reaches_every_output(tmp_path, shared):
+    """README: zero-fed side channels are listed, and every output says loudly that the numbers are
+    out of distribution: the run, diagnose (text and JSON), the scores baseline, compare and gate."""
+    run_dir = tmp_path / "run"
+    assert run_cli("eval", "--ckpt", str(EN_US), "--golden", str(GOLDEN_ROOT / "v0.1.2"), "--pad-to", "own",
+                   "--out", str(run_dir), "-q").exit_code == 0
+    ood = "OUT OF DISTRIBUTION: 10 side-channel inputs are zero-fed"
+    r = run_cli("diagnose", "--run", str(run_dir), "--no-html", "-q")
+    assert r.output.splitlines()[1].startswith("warning: " + ood), r.output[:500]
+    r = run_cli("diagnose", "--run", str(run_dir), "--no-html", "--json", "-q")
+    assert any(w.startswith(ood) for w in json.loads(r.output)["warnings"])
+    scores = tmp_path / "scores.json"
+    assert run_cli("export-scores", "--run", str(run_dir), "--out", str(scores)).exit_code == 0
+    doc = json.loads(scores.read_text())
+    assert len(doc["checkpoint"]["zero_fed_inputs"]) == 10 and any(w.startswith(ood) for w in doc["warnings"])
+    r = run_cli("compare", str(scores), str(run_dir), "--out", str(tmp_path / "cmp"), "--resamples", "1000", "-q")
+    assert r.exit_code == 0, r.output
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert f"**base `en-us-10.0.0`: {ood}" in md and f"**cand `en-us-10.0.0`: {ood}" in md
+    c = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert len(c["base"]["zero_fed_inputs"]) == 10 and any(w.startswith(ood) for w in c["cand"]["warnings"])
+    r = run_cli("gate", "--baseline", str(scores), "--candidate", str(run_dir), "--out", str(tmp_path / "gate"), "-q")
+    assert r.exit_code == 0, r.output
+    assert f"**candidate `en-us-10.0.0`: {ood}" in (tmp_path / "gate" / "summary.md").read_text()
+    assert any(w.startswith(ood) for w in json.loads((tmp_path / "gate" / "verdict.json").read_text())["baseline"]["warnings"])
+
+
 def test_rerun_is_byte_identical_apart_from_timings(tmp_path, shared):
     args = ["eval", "--ckpt", str(TINY_STEP), "--golden", str(GOLDEN_ROOT / "v0.1.2" / "test"),
             "--tokenizer", str(TOKENIZER_V010), "-q", "--no-cache"]
@@ -81,6 +108,21 @@ def test_cache_hit_skips_inference_and_gives_the_same_predictions(tmp_path, shar
     assert "hit cache" in r.output
     assert json.loads((tmp_path / "b" / "run.json").read_text())["timings"]["cache"] == "hit"
     assert (tmp_path / "a" / "predictions.jsonl").read_bytes() == (tmp_path / "b" / "predictions.jsonl").read_bytes()
+
+    def meta(d):
+        doc = json.loads((tmp_path / d / "run.json").read_text())
+        doc.pop("timings")
+        return doc
+
+    assert meta("a") == meta("b")  # a hit writes what a miss would, timings apart
+    # The same tokenizer bytes by another path: still a hit, and the run records the path it was given.
+    (tmp_path / "tok").mkdir()
+    (tmp_path / "tok" / "t.model").symlink_to(TOKENIZER_V010)
+    args[args.index(str(TOKENIZER_V010))] = str(tmp_path / "tok" / "t.model")
+    r = run_cli(*args, "--out", str(tmp_path / "c"))
+    assert "hit cache" in r.output
+    assert meta("c")["tokenizer"]["path"] == str(tmp_path / "tok" / "t.model")
+    assert {k: v for k, v in meta("c").items() if k != "tokenizer"} == {k: v for k, v in meta("a").items() if k != "tokenizer"}
 
 
 def test_missing_tokenizer_names_what_was_tried(tmp_path, shared):
