@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import sha256_bytes
+from mailwoman_eval.fsutil import replace_dir_atomically, sha256_bytes
 from mailwoman_eval.golden import load_golden, user_data_dir
 
 UPSTREAM_RAW = "https://raw.githubusercontent.com/sister-software/mailwoman/{commit}"
@@ -71,8 +71,11 @@ def pull(name: str, source: str | None = None, log=lambda s: None) -> Path:
     version, commit, files = PINNED[name]
     base = source or UPSTREAM_RAW.format(commit=commit)
     dest = user_data_dir() / name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
+    except OSError as e:
+        raise MwevalError(f"cannot create the golden data directory: {e.strerror}", where=str(dest.parent)) from None
     try:
         for rel, want in files.items():
             data = _fetch(base, f"data/eval/golden/{version}/{rel}")
@@ -80,13 +83,14 @@ def pull(name: str, source: str | None = None, log=lambda s: None) -> Path:
             if got != want:
                 raise MwevalError(f"sha256 {got[:12]}… does not match the pinned {want[:12]}… for {name}", where=f"{base} {rel}")
             out = staging / rel
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(data)
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(data)
+            except OSError as e:
+                raise MwevalError(f"cannot write: {e.strerror}", where=str(out)) from None
             log(f"{rel}: {len(data)} bytes, sha256 ok")
         load_golden(staging, name)  # parses every row: a pulled set must load
-        if dest.exists():
-            shutil.rmtree(dest)
-        staging.rename(dest)
+        replace_dir_atomically(staging, dest)  # two renames: the old set is not deleted before the new one is in place
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest

@@ -262,6 +262,23 @@ def truncated_bin(c: Ctx) -> bytes:
     return data[: len(data) // 2]
 
 
+def short_storage_bin(c: Ctx) -> bytes:
+    """A well-formed archive whose first tensor's storage holds fewer elements than its size says
+    (a corrupt or hand-edited file): reading it must not run past the storage."""
+    import io
+    import zipfile
+
+    src = zipfile.ZipFile(TINY_STEP / "pytorch_model.bin")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("/data/0"):
+                data = data[:8]
+            dst.writestr(info, data)
+    return buf.getvalue()
+
+
 def nan_state(c: Ctx) -> dict:
     import torch
 
@@ -490,6 +507,8 @@ CASES = [
     Case("ckpt-bin-empty", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_bytes=b"")), ("ck/pytorch_model.bin", "not a torch.save zip archive")),
     Case("ckpt-bin-truncated", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_bytes=truncated_bin(c))),
          ("ck/pytorch_model.bin", "not a torch.save zip archive (truncated or corrupt?)")),
+    Case("ckpt-bin-short-storage", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_bytes=short_storage_bin(c))),
+         ("ck/pytorch_model.bin", "cannot read the state dict", "lies outside its storage of 2 elements")),
     Case("ckpt-bin-list", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_obj=[1, 2, 3])), ("ck/pytorch_model.bin", "does not hold a state dict")),
     Case("ckpt-bin-int-keys", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_obj={1: __import__("torch").zeros(2)})),
          ("ck/pytorch_model.bin", "does not hold a state dict")),
@@ -555,6 +574,11 @@ CASES = [
     Case("onnx-model-card-malformed", E, lambda c: (c.onnx_dir(), c.tmp.joinpath("onx", "model-card.json").write_text("{"),
                                                      c.eval(ckpt=c.tmp / "onx"))[-1],
          ("onx/model-card.json", "malformed model-card.json")),
+    Case("onnx-model-card-not-an-object", E, lambda c: c.eval(ckpt=c.onnx_dir(card=["O", "B-street"])),
+         ("onx/model-card.json", "malformed model-card.json (not a JSON object)")),
+    Case("onnx-model-card-requires-not-an-object", E,
+         lambda c: c.eval(ckpt=c.onnx_dir(card={"labels": list(__import__("mailwoman_eval.labels").labels.V040_LABELS), "requires": ["anchor"]})),
+         ("onx/model-card.json", "`requires` is not an object")),
     Case("onnx-labels-file-missing", E, lambda c: c.eval(None, "--labels", "labels.json", ckpt=c.onnx_dir() / "model.onnx"),
          ("labels.json", "--labels file not found")),
     Case("onnx-labels-file-not-utf8", E,

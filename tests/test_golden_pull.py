@@ -58,3 +58,21 @@ def test_v040_era_files_are_pinned_separately(server):
 def test_unknown_version():
     r = CliRunner().invoke(main, ["golden", "pull", "v9"])
     assert r.exit_code == 2 and "known: v0.1.2, v0.1.2@v0.4.0" in r.output
+
+
+def test_pull_replaces_an_installed_set_and_an_unwritable_data_dir_is_a_one_line_error(server, tmp_path, monkeypatch):
+    root, _url = server
+    assert CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", str(root)]).exit_code == 0
+    dest = user_data_dir() / "v0.1.2"
+    (dest / "stale.txt").write_text("from an older pull")
+    r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", str(root)])
+    assert r.exit_code == 0, r.output
+    assert (dest / "us.jsonl").is_file() and not (dest / "stale.txt").exists()
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["v0.1.2"]  # no staging or backup left behind
+
+    (tmp_path / "file").write_text("not a directory")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "file"))
+    r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", str(root)])
+    assert r.exit_code == 2, r.output
+    assert "cannot create the golden data directory" in r.output and str(tmp_path / "file") in r.output
+    assert "Traceback" not in r.output

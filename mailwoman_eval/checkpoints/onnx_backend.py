@@ -153,6 +153,10 @@ class OnnxBackend(Backend):
                 card = json.loads(card_path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise MwevalError(f"malformed model-card.json ({e})", where=str(card_path)) from None
+            if not isinstance(card, dict):
+                raise MwevalError("malformed model-card.json (not a JSON object)", where=str(card_path))
+            if not isinstance(card.get("requires"), dict | None):
+                raise MwevalError("malformed model-card.json (`requires` is not an object)", where=str(card_path))
         sidecar_path = directory / "crf-transitions.json"
         sidecar = read_sidecar(sidecar_path) if sidecar_path.is_file() else None
         if labels_arg:
@@ -203,8 +207,8 @@ class OnnxBackend(Backend):
         if pkg.is_file():
             try:
                 info["package"] = {"name": json.loads(pkg.read_text())["name"], "version": json.loads(pkg.read_text())["version"]}
-            except (OSError, ValueError, KeyError):
-                pass
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # package.json is informational
         if zero_fed:
             req = ", ".join(info.get("model_card", {}).get("requires", [])) or "its side channels"
             warnings.append(

@@ -38,6 +38,14 @@ class _StorageType:
 
 def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
     arr, dtype_name = storage
+    size, stride = tuple(size), tuple(stride)
+    # as_strided reads raw memory without checks: a corrupt file must not make it read past the storage
+    ints = all(isinstance(x, int) and not isinstance(x, bool) for x in (offset, *size, *stride))
+    if not ints or len(size) != len(stride) or offset < 0 or any(x < 0 for x in (*size, *stride)):
+        raise ValueError(f"malformed tensor layout (offset {offset!r}, size {size!r}, stride {stride!r})")
+    last = offset + sum((n - 1) * st for n, st in zip(size, stride, strict=True)) if all(size) else offset - 1
+    if last >= len(arr):
+        raise ValueError(f"tensor (offset {offset}, size {size}, stride {stride}) lies outside its storage of {len(arr)} elements")
     if len(size) == 0:
         return arr[offset : offset + 1].reshape(()).copy()
     itemsize = arr.dtype.itemsize
@@ -109,7 +117,7 @@ def load_state_dict(path: str | Path) -> tuple[dict[str, np.ndarray], set[str]]:
             with zf.open(pkls[0]) as fh:
                 up = _Unpickler(fh, zf, prefix)
                 obj = up.load()
-        except (pickle.UnpicklingError, KeyError, EOFError, ValueError, zipfile.BadZipFile, OSError) as e:
+        except (pickle.UnpicklingError, KeyError, EOFError, ValueError, TypeError, zipfile.BadZipFile, OSError) as e:
             raise MwevalError(f"cannot read the state dict ({e})", where=str(path)) from None
     if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in obj.items()):
         raise MwevalError("file does not hold a state dict (a mapping of names to tensors)", where=str(path))
