@@ -32,8 +32,11 @@ SCORES_SCHEMA = "mweval.scores/1"
 RUN_FILE = "run.json"
 PRED_FILE = "predictions.jsonl"
 # What readers index without further checks: a file lacking these is refused with a message.
-_RUN_KEYS = {"profile": dict, "tags": list, "golden": dict, "checkpoint": dict, "decode": dict}
-_PRED_KEYS = ("id", "raw", "gold", "pred")
+_RUN_KEYS = {"profile": dict, "tags": list, "golden": dict, "checkpoint": dict, "decode": dict, "tokenizer": dict, "metrics": dict}
+_PRED_KEYS = {
+    "id": str, "raw": str, "gold": dict, "pred": dict, "adversarial": bool, "non_latin": bool,
+    "labels": list, "conf": list, "amax_conf": list,
+}
 _SCORES_KEYS = ("mweval_version", "checkpoint", "tokenizer", "golden", "profile", "decode", "tags", "metrics")
 
 
@@ -233,17 +236,28 @@ def load_run(path: str | Path) -> Run:
         raise MwevalError(f"cannot read predictions: {e.strerror}", where=str(pred_file)) from None
     if meta.get("predictions_sha256") and sha256_bytes(data) != meta["predictions_sha256"]:
         raise MwevalError("predictions.jsonl does not match run.json (interrupted or edited write)", where=str(pred_file))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise MwevalError("not UTF-8", where=f"{pred_file}:{line}") from None
     preds = []
     # split on "\n" only: str.splitlines() also breaks at U+2028, U+0085, ... which json.dumps
     # leaves unescaped inside a raw string, cutting one prediction into two malformed lines.
-    for n, line in enumerate(data.decode("utf-8").split("\n"), start=1):
+    for n, line in enumerate(text.split("\n"), start=1):
         if line.strip():
             try:
                 row = orjson.loads(line)
             except orjson.JSONDecodeError as e:
                 raise MwevalError(f"malformed prediction ({e})", where=f"{pred_file}:{n}") from None
-            if not isinstance(row, dict) or not all(k in row for k in _PRED_KEYS):
-                raise MwevalError(f"prediction row lacks one of {', '.join(_PRED_KEYS)}", where=f"{pred_file}:{n}")
+            if not isinstance(row, dict):
+                raise MwevalError("prediction row is not a JSON object", where=f"{pred_file}:{n}")
+            # what diagnose, compare, gate and export-scores index without further checks
+            bad = [k for k, t in _PRED_KEYS.items() if not isinstance(row.get(k), t)]
+            if not bad and not all(isinstance(c, dict) and isinstance(c.get("value"), str) for c in row["pred"].values()):
+                bad = ["pred values"]
+            if bad:
+                raise MwevalError(f"prediction row lacks or mistypes {', '.join(bad)}", where=f"{pred_file}:{n}")
             preds.append(row)
     return Run(path, meta, preds)
 
@@ -254,10 +268,17 @@ def load_scores(path: str | Path, partner: Run) -> Run:
     path = Path(path)
     doc = _read_schema_doc(path, SCORES_SCHEMA, "scores JSON")
     entries = doc.get("entries")
-    if not all(isinstance(doc.get(k), dict | list | str) for k in _SCORES_KEYS) or not isinstance(entries, list) or not all(
-        isinstance(e, dict) and {"id", "adv", "nl", "pred", "sums"} <= e.keys() for e in entries
-    ):
+    if not all(isinstance(doc.get(k), dict | list | str) for k in _SCORES_KEYS) or not isinstance(entries, list):
         raise MwevalError("scores file is incomplete (not written by mweval export-scores?)", where=str(path))
+    for k, e in enumerate(entries):
+        if not (
+            isinstance(e, dict) and isinstance(e.get("id"), str) and isinstance(e.get("pred"), dict)
+            and all(isinstance(v, str) for v in e["pred"].values())
+            and isinstance(e.get("adv"), int) and isinstance(e.get("nl"), int)
+            and isinstance(e.get("sums"), list) and len(e["sums"]) == 3
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in e["sums"])
+        ):
+            raise MwevalError(f"scores entry {k} is malformed (id, adv, nl, pred, sums)", where=str(path))
     by_id = {p["id"]: p for p in partner.predictions}
     preds = []
     for e in doc["entries"]:

@@ -382,6 +382,32 @@ def edited_run(c: Ctx, edit: Callable[[Path], None]) -> list[str]:
     return ["diagnose", "--run", str(base), "--no-html"]
 
 
+def unhashed_predictions(d: Path, data: bytes) -> None:
+    """predictions.jsonl replaced by `data`, and run.json without the hash that would catch it first
+    (a run written by hand or by an older tool)."""
+    meta = json.loads((d / "run.json").read_text())
+    meta.pop("predictions_sha256", None)
+    (d / "run.json").write_text(json.dumps(meta))
+    (d / "predictions.jsonl").write_bytes(data)
+
+
+def second_row(d: Path, edit: Callable[[dict], None]) -> bytes:
+    rows = [json.loads(line) for line in (d / "predictions.jsonl").read_text().splitlines()]
+    edit(rows[1])
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def scores_with(c: Ctx, edit: Callable[[dict], None]) -> list[str]:
+    args = gate_args(c)
+    base = Path(args[args.index("--baseline") + 1])
+    r = CliRunner().invoke(main, ["export-scores", "--run", str(base), "--out", str(c.tmp / "scores.json")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((c.tmp / "scores.json").read_text())
+    edit(doc)
+    (c.tmp / "scores.json").write_text(json.dumps(doc))
+    return replace_arg(args, "--baseline", c.tmp / "scores.json")
+
+
 def replace_arg(args: list[str], option: str, value) -> list[str]:
     args = list(args)
     args[args.index(option) + 1] = str(value)
@@ -637,6 +663,17 @@ CASES = [
     Case("run-predictions-edited", E,
          lambda c: edited_run(c, lambda d: (d / "predictions.jsonl").write_text((d / "predictions.jsonl").read_text()[:-40] + "\n")),
          ("base/predictions.jsonl", "does not match run.json")),
+    Case("run-predictions-not-utf8", E,
+         lambda c: edited_run(c, lambda d: unhashed_predictions(d, (d / "predictions.jsonl").read_bytes().replace(b"\n", b"\n\xff", 1))),
+         ("base/predictions.jsonl:2", "not UTF-8")),
+    Case("run-prediction-row-mistyped", E,
+         lambda c: edited_run(c, lambda d: unhashed_predictions(d, second_row(d, lambda r: r.update(adversarial="yes", conf=None)))),
+         ("base/predictions.jsonl:2", "prediction row lacks or mistypes adversarial, conf")),
+    Case("run-prediction-value-not-a-string", E,
+         lambda c: edited_run(c, lambda d: unhashed_predictions(d, second_row(d, lambda r: r["pred"].update(region={"value": 7})))),
+         ("base/predictions.jsonl:2", "prediction row lacks or mistypes pred values")),
+    Case("scores-entry-malformed", E, lambda c: scores_with(c, lambda doc: doc["entries"][1].update(sums=[1, 2])),
+         ("scores.json", "scores entry 1 is malformed")),
     Case("scores-baseline-without-entries", E,
          lambda c: (c.tmp.joinpath("scores.json").write_text('{"schema": "mweval.scores/1"}'),
                     replace_arg(gate_args(c), "--baseline", c.tmp / "scores.json"))[-1],
