@@ -174,6 +174,7 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
     ref_seconds = time.perf_counter() - t_ref
 
     artifacts = []
+    artifact_seconds: dict[str, float] = {}
     for path in onnx_paths:
         labels_arg, labels_note = onnx_labels_arg(path, labels)
         backend = OnnxBackend(path, labels_arg=labels_arg, pad_to=opts.pad_to)
@@ -233,15 +234,15 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
             "verdict": "FAIL" if reasons else "PASS",
             "reasons": reasons,
             "warnings": warnings,
-            "seconds": round(seconds, 3),
         })
+        artifact_seconds[path.name] = round(seconds, 3)
     failed = [a["name"] for a in artifacts if a["verdict"] == "FAIL"]
     return {
         "schema": SCHEMA,
         "mweval_version": __version__,
         "reference": {
             "name": ref.name, "path": str(ref.path), "sha256": base.info["sha256"], "engine": opts.engine,
-            "labels": labels, "labels_source": base.labels_source, "seconds": round(ref_seconds, 3),
+            "labels": labels, "labels_source": base.labels_source,
         },
         "tokenizer": {"path": str(tok_path), "source": tok_source, "sha256": tokenizer.sha256},
         "golden": {**{k: gset.to_json()[k] for k in ("name", "sha256", "rows")}},
@@ -256,7 +257,7 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
         "verdict": "FAIL" if failed else "PASS",
         "failed": failed,
         "exit_code": 1 if failed else 0,
-        "timings": {"total_s": round(time.perf_counter() - t0, 3)},
+        "timings": {"total_s": round(time.perf_counter() - t0, 3), "reference_s": round(ref_seconds, 3), "artifacts_s": artifact_seconds},
     }
 
 

@@ -230,6 +230,18 @@ def test_run_name_is_escaped_in_the_page(tmp_path, shared):
     assert "r&lt;b&gt;&amp;x" in html and "r<b>&x" not in html
 
 
+def test_rerun_from_the_cache_writes_the_same_files_apart_from_timings(tmp_path, shared):
+    """The second sweep is served from the run cache: only `timings` may say so."""
+    run = make_run(tmp_path / "run", [100, 200], [(100, 1e-3), (200, 1e-3)])
+    assert run_cli(*sweep_args(run, tmp_path / "a")).exit_code == 0
+    assert run_cli(*sweep_args(run, tmp_path / "b")).exit_code == 0
+    a, b = (json.loads((tmp_path / d / "sweep.json").read_text()) for d in "ab")
+    assert b["timings"]["cache"] == {"100": "hit", "200": "hit"} and a["timings"]["cache"]["100"] == "miss"
+    assert {k: v for k, v in a.items() if k != "timings"} == {k: v for k, v in b.items() if k != "timings"}
+    for name in ("sweep.html", "sweep.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
 def test_process_pool_gives_the_same_numbers(tmp_path, shared):
     run = make_run(tmp_path / "run", [100, 200], [(100, 1e-3), (200, 1e-3)])
     a = run_cli(*sweep_args(run, tmp_path / "a", "--no-cache"))
