@@ -86,6 +86,28 @@ EVAL_KNOBS = (
     click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes on stderr."),
 )
 
+
+def refuse_eval_knobs(runs) -> None:
+    """Evaluation options given on the command line when nothing is evaluated (every input is a
+    saved run) would be ignored without a word; a run is re-scored only by evaluating again.
+    A --profile equal to what the runs were scored with is accepted."""
+    ctx = click.get_current_context()
+    for name, opt in (("profile", "--profile"), ("tokenizer", "--tokenizer"), ("labels", "--labels"),
+                      ("pad_to", "--pad-to"), ("engine", "--engine"), ("ckpt_roots", "--ckpt-root")):
+        if ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
+            continue
+        value = ctx.params[name]
+        if name == "profile":
+            other = [r for r in runs if r.profile.name != value]
+            if not other:
+                continue
+            raise MwevalError(
+                f"--profile {value}, but {other[0].path} was scored with profile {other[0].profile.name}; "
+                "a saved run is not re-scored (evaluate its checkpoint with --ckpt to change the profile)"
+            )
+        raise MwevalError(f"{opt} applies only when a checkpoint is evaluated, and every input here is a saved run")
+
+
 ckpt_options = options(
     click.option("--ckpt", required=True, help="Checkpoint: step dir, ONNX file, weights package, or a name like step-002200."),
     click.option("--golden", required=True, help="Golden set: a name (v0.1.2, v0.1.2/test, demo-v1) or a directory."),
@@ -160,7 +182,9 @@ def load_or_eval(run_dir, ckpt, golden, eval_args, quiet):
     if run_dir and (ckpt or golden):
         raise MwevalError("give either --run or --ckpt/--golden, not both")
     if run_dir:
-        return load_run(run_dir)
+        run = load_run(run_dir)
+        refuse_eval_knobs([run])
+        return run
     if not (ckpt and golden):
         raise MwevalError("give --run DIR, or both --ckpt and --golden")
     run, _ = run_eval(ckpt, golden, *eval_args, quiet=quiet)
@@ -265,6 +289,8 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
     cand_run = run_or_ckpt(cand, golden, eval_args, quiet)
     base_run = run_or_ckpt(base, golden, eval_args, quiet, partner=cand_run)
+    if Path(cand).exists() and Path(base).exists():
+        refuse_eval_knobs([base_run, cand_run])
     c = compare(base_run, cand_run, resamples=resamples, seed=seed, adversarial=adversarial, scheme=scheme,
                 allow_mismatch=allow_mismatch)
     safe = lambda s: s.replace("/", "-")  # noqa: E731
@@ -303,6 +329,8 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
     cand_run = run_or_ckpt(candidate, golden, eval_args, quiet)
     base_run = run_or_ckpt(baseline, golden, eval_args, quiet, partner=cand_run)
+    if Path(candidate).exists() and Path(baseline).exists():
+        refuse_eval_knobs([base_run, cand_run])
     v = gate(base_run, cand_run, th, seed=seed, adversarial=adversarial, allow_mismatch=allow_mismatch)
     out_dir = Path(out)
     md = markdown(v)
