@@ -226,6 +226,8 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         from mailwoman_eval.report.render import render_diagnose
 
         html_path = Path(out) if out else Path("reports") / f"{run.path.name}.html"
+        if html_path.is_dir():  # refused before the error table is written beside it
+            raise MwevalError("--out is a directory; give the HTML file to write (e.g. reports/run.html)", where=str(html_path))
         csv_path = html_path.with_name(html_path.stem + ".errors.csv")
         written = write_error_table(d, csv_path)
         render_diagnose(d, html_path, csv_path.name)
@@ -338,6 +340,8 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
         atomic_write_text(out_dir / "summary.md", md)
         atomic_write_text(out_dir / "junit.xml", junit_xml(v, strict))
         atomic_write_text(out_dir / "verdict.json", _json.dumps(v, ensure_ascii=False, indent=2) + "\n")
+    if v["mismatch"]:  # as compare says it: on stderr too, where a CI log shows it above the table
+        click.echo("warning: MISMATCH — " + "; ".join(v["mismatch"]), err=True)
     click.echo(md, nl=False)
     failing = [f"{t} ({view})" for view, rows in v["results"].items() for t, r in rows.items()
                if r["verdict"] == "FAIL" or (strict and r["verdict"] == "WARN")]

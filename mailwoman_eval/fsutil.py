@@ -6,7 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -61,10 +61,6 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_lines(path: str | os.PathLike, lines: Iterable[str]) -> None:
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def check_output_dir(out: Path, marker: str, force: bool) -> None:

@@ -16,7 +16,6 @@ STAGE2_TAGS = (
     "street",
     "house_number",
 )
-STAGE3_EXTRA_TAGS = ("street_prefix", "street_suffix", "unit", "po_box", "intersection_a", "intersection_b")
 
 
 def bio_labels(tags: Sequence[str]) -> list[str]:
@@ -28,7 +27,6 @@ def bio_labels(tags: Sequence[str]) -> list[str]:
 
 
 V040_LABELS = bio_labels(STAGE2_TAGS)  # the 21-label default when a checkpoint carries none
-STAGE3_LABELS = bio_labels(STAGE2_TAGS + STAGE3_EXTRA_TAGS)
 
 
 def tag_of(label: str) -> str | None:

@@ -50,7 +50,7 @@ class StepDir:
 
 
 def resolve_run_dir(spec: str) -> Path:
-    """An existing directory, else a run name under --ckpt-root / MWEVAL_CKPT_PATH / bundled demo runs."""
+    """An existing directory, else a run name under MWEVAL_CKPT_PATH / the bundled demo runs."""
     from mailwoman_eval.checkpoints.resolve import ckpt_search_levels
 
     p = Path(spec).expanduser()
@@ -566,7 +566,7 @@ def _segments(xs: list[float], ys: list[float | None]) -> list[str]:
     return out
 
 
-def _x_axis(doc: dict, height: int) -> tuple[_Scale, list[dict]]:
+def _x_axis(doc: dict) -> tuple[_Scale, list[dict]]:
     steps = [r["step"] for r in doc["steps"]]
     lo, hi = min(steps), max(steps)
     if lo == hi:
@@ -586,7 +586,7 @@ def _window_band(doc: dict, x: _Scale) -> dict:
 
 
 def f1_chart(doc: dict, height: int = 320) -> dict:
-    x, xticks = _x_axis(doc, height)
+    x, xticks = _x_axis(doc)
     rows = doc["steps"]
     tags = [t for t in doc["tags"] if any(r["f1"][t] is not None for r in rows)]
     vals = [r["macro_f1"] for r in rows] + [r["f1"][t] for r in rows for t in tags if r["f1"][t] is not None]
@@ -624,7 +624,7 @@ def lr_chart(doc: dict, lr: LRInfo, height: int = 200) -> dict | None:
     known = [r["lr"] for r in rows if r["lr"] is not None]
     if not known and not lr.log:
         return None
-    x, xticks = _x_axis(doc, height)
+    x, xticks = _x_axis(doc)
     peak = lr.peak or max(known)
     y = _Scale(0.0, peak * 1.08, height - MARGIN_B, MARGIN_T)
     lo, hi = x.lo, x.hi

@@ -31,8 +31,8 @@ from mailwoman_eval.fsutil import sha256_bytes, sha256_file
 from mailwoman_eval.labels import V040_LABELS
 from mailwoman_eval.tokenizer import MAX_LENGTH
 
-# Op types that only appear in quantized graphs. onnxruntime cannot list a graph's nodes and the
-# `onnx` package is an optional extra, so the serialized op_type strings are searched for.
+# Op types that only appear in quantized graphs. onnxruntime cannot list a graph's nodes, and
+# parsing the graph with the `onnx` package costs more than searching the serialized op_type strings.
 INT8_OPS = (b"DynamicQuantizeLinear", b"MatMulInteger", b"QLinearMatMul", b"DynamicQuantizeMatMul", b"QAttention")
 
 

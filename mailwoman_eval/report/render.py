@@ -1,4 +1,5 @@
-"""Render a `Diagnosis` as ONE self-contained offline HTML file.
+"""Render a diagnosis or a comparison as ONE self-contained offline HTML file (sweep.py renders its page
+with the same jinja2 environment and safety rules).
 
 Safety rules (golden rows and model output are untrusted text):
 - jinja2 autoescaping is on for every template; nothing from a golden row or the model is ever
@@ -72,7 +73,7 @@ def display(text: str) -> str:
 
 def _finalize(value):
     if isinstance(value, str) and not isinstance(value, Markup):
-        return value.translate(_DISPLAY)
+        return display(value)
     return value
 
 
@@ -365,7 +366,7 @@ def example(d, e: ErrorRecord) -> dict:
     }
 
 
-def tag_blocks(d, csv_name: str, cap: int) -> tuple[list[dict], dict]:
+def tag_blocks(d, cap: int) -> tuple[list[dict], dict]:
     by_key: dict[tuple[str, str, str], list[ErrorRecord]] = defaultdict(list)
     for e in d.errors:
         by_key[(e.tag, e.kind, e.primary)].append(e)
@@ -438,7 +439,7 @@ def audit(meta: dict) -> dict:
 
 def diagnose_context(d, csv_name: str, cap: int = EXAMPLE_CAP) -> dict:
     meta = d.run.meta
-    blocks, filters = tag_blocks(d, csv_name, cap)
+    blocks, filters = tag_blocks(d, cap)
     categories = list(d.categories)
     rules = RULES[d.scheme]
     cats_for_rules = categories + [c for c in rules if c not in categories]
