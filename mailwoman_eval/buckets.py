@@ -158,7 +158,6 @@ def bucket_errors(predictions: Sequence[dict], tags: Sequence[str], profile: Pro
         raise ValueError(scheme)
     fold = profile.compare == "casefold"
     out: list[ErrorRecord] = []
-    active = set(tags)
     for i, p in enumerate(predictions):
         gold_all = p["gold"]
         pred_all = {t: c["value"] for t, c in p["pred"].items()}
@@ -173,7 +172,7 @@ def bucket_errors(predictions: Sequence[dict], tags: Sequence[str], profile: Pro
                     out.append(ErrorRecord(i, tag, "FN", g, pr, classify_upstream(p["raw"], g, pr, tag), ()))
                 continue
             # default: errors exactly as the metrics count them under the run's profile
-            graw = gold_all.get(tag) if tag in active else None
+            graw = gold_all.get(tag)
             has_g = bool(graw)
             same = has_g and bool(pr) and profile.same(pr, graw)
             for kind, cond in (("FP", bool(pr) and not same), ("FN", has_g and not same)):

@@ -10,7 +10,7 @@ import numpy as np
 from mailwoman_eval.buckets import bucket_errors
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.metrics import FN, FP, NONE, TP, VIEWS, WRONG, exact_match_vector, view_masks
-from mailwoman_eval.run import Run
+from mailwoman_eval.run import OOD_PREFIX, Run, loudest_first
 from mailwoman_eval.stats import f1_from_counts, percentile_ci, resample_weights, two_sided_p
 
 P_VALUE_METHOD = (
@@ -230,8 +230,8 @@ def warning_lines(summaries: dict[str, dict]) -> list[str]:
     """Markdown quote lines for each run's warnings (out-of-distribution first, loudly)."""
     lines = []
     for who, s in summaries.items():
-        for w in sorted(s["warnings"], key=lambda w: not w.startswith("OUT OF DISTRIBUTION")):
-            loud = w.startswith("OUT OF DISTRIBUTION")
+        for w in loudest_first(s["warnings"]):
+            loud = w.startswith(OOD_PREFIX)
             lines.append(f"> {'**' if loud else ''}{who} `{s['label']}`: {w}{'**' if loud else ''}")
     return ["", *lines] if lines else []
 

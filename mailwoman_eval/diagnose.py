@@ -16,7 +16,7 @@ from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import atomic_write_bytes, atomic_write_text
 from mailwoman_eval.gcpause import gc_paused
 from mailwoman_eval.metrics import VIEWS, summarize_views, view_masks
-from mailwoman_eval.run import Run
+from mailwoman_eval.run import Run, loudest_first
 
 KINDS = ("FP", "FN")
 KIND_TITLES = {"FP": "FALSE POSITIVES", "FN": "FALSE NEGATIVES"}
@@ -151,8 +151,7 @@ def console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
         f"{d.run.label} on {d.run.meta['golden']['name']} — profile {d.run.profile.name}, buckets {d.scheme}, "
         f"adversarial = {'adversarial.jsonl + kryptonite/graceful notes' + (' + non-Latin rows' if d.adversarial_mode == 'non-latin' else '')}",
     ]
-    warnings = d.run.meta.get("warnings") or []
-    out += [f"warning: {w}" for w in sorted(warnings, key=lambda w: not w.startswith("OUT OF DISTRIBUTION"))]  # loudest first
+    out += [f"warning: {w}" for w in loudest_first(d.run.meta.get("warnings") or [])]
     out += ["", "headline:"]
     out += [f"  {h['text']}" for h in d.headline[:8]] or ["  no errors"]
     out.append("")

@@ -40,6 +40,14 @@ _PRED_KEYS = {
 _SCORES_KEYS = ("mweval_version", "checkpoint", "tokenizer", "golden", "profile", "decode", "tags", "metrics")
 
 
+OOD_PREFIX = "OUT OF DISTRIBUTION"  # how a backend's warning about zero-fed side channels begins
+
+
+def loudest_first(warnings: list[str]) -> list[str]:
+    """A run's warnings with the out-of-distribution one first (every output shows it loudly)."""
+    return sorted(warnings, key=lambda w: not w.startswith(OOD_PREFIX))
+
+
 def dumps_line(obj: dict) -> bytes:
     """One compact JSON line, UTF-8, 12x faster than json.dumps(obj, ensure_ascii=False,
     separators=(",", ":")) for our records (7 MB: 0.02 s vs 0.24 s). The same JSON values, though
@@ -297,7 +305,7 @@ def load_scores(path: str | Path, partner: Run) -> Run:
             }
         )
     meta = {k: doc[k] for k in ("mweval_version", "checkpoint", "tokenizer", "golden", "profile", "decode", "tags", "metrics")}
-    meta["warnings"] = [str(w) for w in doc.get("warnings") or []]  # scores files before 0.x had none
+    meta["warnings"] = [str(w) for w in doc.get("warnings") or []]  # older scores files carry none
     meta["schema"] = SCHEMA
     meta["source"] = "scores"
     return Run(path, meta, preds)

@@ -29,6 +29,7 @@ from mailwoman_eval.decode import CRFParams
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import sha256_bytes, sha256_file
 from mailwoman_eval.labels import V040_LABELS
+from mailwoman_eval.run import OOD_PREFIX
 from mailwoman_eval.tokenizer import MAX_LENGTH
 
 # Op types that only appear in quantized graphs. onnxruntime cannot list a graph's nodes, and
@@ -206,13 +207,14 @@ class OnnxBackend(Backend):
         pkg = directory / "package.json"
         if pkg.is_file():
             try:
-                info["package"] = {"name": json.loads(pkg.read_text())["name"], "version": json.loads(pkg.read_text())["version"]}
+                package = json.loads(pkg.read_text())
+                info["package"] = {"name": package["name"], "version": package["version"]}
             except (OSError, ValueError, KeyError, TypeError):
                 pass  # package.json is informational
         if zero_fed:
             req = ", ".join(info.get("model_card", {}).get("requires", [])) or "its side channels"
             warnings.append(
-                f"OUT OF DISTRIBUTION: {len(zero_fed)} side-channel inputs are zero-fed ({', '.join(zero_fed)}); "
+                f"{OOD_PREFIX}: {len(zero_fed)} side-channel inputs are zero-fed ({', '.join(zero_fed)}); "
                 f"the model card declares {req} required, so these numbers do not measure the shipped model"
             )
         super().__init__(labels=labels, labels_source=source, crf=crf, info=info, warnings=warnings)

@@ -31,6 +31,7 @@ from mailwoman_eval import __version__
 from mailwoman_eval.buckets import RULES, ErrorRecord
 from mailwoman_eval.fsutil import atomic_write_text
 from mailwoman_eval.metrics import VIEWS
+from mailwoman_eval.run import OOD_PREFIX
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -265,7 +266,7 @@ def provenance(meta: dict, scheme: str | None = None, adversarial_mode: str | No
 
 
 def warning_items(warnings: list[str]) -> list[dict]:
-    return [{"text": w, "loud": w.upper().startswith("OUT OF DISTRIBUTION")} for w in warnings or []]
+    return [{"text": w, "loud": w.startswith(OOD_PREFIX)} for w in warnings or []]
 
 
 def headline_numbers(metrics: dict) -> dict:
