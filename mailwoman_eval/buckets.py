@@ -75,17 +75,24 @@ def _edge_strip(x: str) -> str:
     return _EDGE_PUNCT.sub("", x)
 
 
-def _words(x: str) -> list[str]:
-    return [w for w in (_edge_strip(t) for t in x.split()) if w]
+_LEAD_PUNCT = regex.compile(r"^[^\p{L}\p{N}]+")
+_TRAIL_PUNCT = regex.compile(r"[^\p{L}\p{N}]+$")
 
 
-def _contiguous_in(short: list[str], long: list[str]) -> bool:
-    n = len(short)
-    return any(long[i : i + n] == short for i in range(len(long) - n + 1))
+def _token_matches(short: str, long: str, lead: bool, trail: bool) -> bool:
+    """Tokens equal, except for punctuation on an outer side of the shared words: where the added
+    words join ("Main St" in "Main St, Springfield": "St" matches "St,") or at the value's edge."""
+    if lead:
+        short, long = _LEAD_PUNCT.sub("", short), _LEAD_PUNCT.sub("", long)
+    if trail:
+        short, long = _TRAIL_PUNCT.sub("", short), _TRAIL_PUNCT.sub("", long)
+    return bool(short) and short == long
 
 
 def is_bio_slip(pred: str, gold: str, fold: bool) -> bool:
-    """Differ only by edge punctuation, or by whole words added/missing at either end."""
+    """design.md: pred and gold differ only by leading/trailing punctuation, or by whole
+    whitespace-separated words added/missing at either end. Punctuation inside the shared words
+    ("St. Paul" vs "St Paul") is neither: only the outer sides of the shared words may differ so."""
     if not pred or not gold:
         return False
     p, g = (pred.lower(), gold.lower()) if fold else (pred, gold)
@@ -93,11 +100,15 @@ def is_bio_slip(pred: str, gold: str, fold: bool) -> bool:
         return False
     if _edge_strip(p) == _edge_strip(g) and _edge_strip(p):
         return True
-    pw, gw = _words(p), _words(g)
-    if not pw or not gw or pw == gw:
-        return pw == gw and bool(pw)
-    short, long = (pw, gw) if len(pw) < len(gw) else (gw, pw)
-    return len(short) < len(long) and _contiguous_in(short, long)
+    pt, gt = p.split(), g.split()
+    short, long = (pt, gt) if len(pt) < len(gt) else (gt, pt)
+    n = len(short)
+    if n == 0 or n == len(long):
+        return False
+    return any(
+        all(_token_matches(short[j], long[i + j], lead=j == 0, trail=j == n - 1) for j in range(n))
+        for i in range(len(long) - n + 1)
+    )
 
 
 def classify_default(

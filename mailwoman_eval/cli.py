@@ -345,6 +345,7 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     click.echo(md, nl=False)
     failing = [f"{t} ({view})" for view, rows in v["results"].items() for t, r in rows.items()
                if r["verdict"] == "FAIL" or (strict and r["verdict"] == "WARN")]
+    failing += [f"nothing gated ({view})" for view in v["untested_views"]] if strict else []
     click.echo(f"\nverdict {v['verdict']}" + (f": {', '.join(failing)}" if failing else "") + f" — written to {out_dir}/")
     sys.exit(1 if failing else 0)
 

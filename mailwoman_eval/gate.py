@@ -54,6 +54,8 @@ def _check_value(key: str, value, where: str) -> None:
     if key == "views":
         if not isinstance(value, list) or not value or any(v not in VIEWS for v in value):
             raise MwevalError(f"views must be a non-empty list drawn from {', '.join(VIEWS)}", where=where)
+        if len(set(value)) != len(value):  # a repeated view would be tested twice and count twice in Holm
+            raise MwevalError(f"views lists a view more than once: {value}", where=where)
 
 
 def load_thresholds(path: str | None) -> Thresholds:
@@ -123,7 +125,7 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
             ) * 100
             d_obs = float(cf[k] - bf[k])
             lo, hi = percentile_ci(delta[:, None])
-            p = float(one_sided_drop_p(delta[:, None], np.array([d_obs]), np.array([th["max_drop_pp"]]))[0])
+            p = float(one_sided_drop_p(delta[:, None], np.array([th["max_drop_pp"]]))[0])
             tests.append(
                 (view, tag, {
                     "base_f1": round(float(bf[k]), 4),
@@ -143,8 +145,13 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
         verdict, reason = judge(row, th)
         row["verdict"], row["reason"] = verdict, reason
         results[view][tag] = row
+    # A gated view in which nothing could be tested is not a pass: it is said, and it is a WARN.
+    untested = {
+        view: "no entries in this view" if not masks[view].any() else "no tag has a gold value in this view"
+        for view in thresholds.defaults["views"] if not results[view]
+    }
     verdicts = [r["verdict"] for v in results.values() for r in v.values()]
-    overall = "FAIL" if "FAIL" in verdicts else ("WARN" if "WARN" in verdicts else "PASS")
+    overall = "FAIL" if "FAIL" in verdicts else ("WARN" if "WARN" in verdicts or untested else "PASS")
     return {
         "verdict": overall,
         "baseline": run_summary(base),
@@ -154,13 +161,14 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
         "thresholds": thresholds.to_json(),
         "method": {
             "metric": "per-tag F1 in percentage points",
-            "test": "paired bootstrap over entries, one-sided, H0: delta >= -max_drop_pp; p = (1 + #{Δ* ≤ 2Δ + max_drop}) / (B + 1)",
+            "test": "paired bootstrap over entries, one-sided, H0: delta >= -max_drop_pp; p = (1 + #{Δ* ≥ -max_drop}) / (B + 1) (percentile test)",
             "multiple_testing": "Holm over all gated (view, tag) tests",
             "seed": seed,
             "adversarial": adversarial,
         },
         "mismatch": pr.mismatches or None,
         "results": results,
+        "untested_views": untested,
     }
 
 
@@ -188,6 +196,8 @@ def markdown(v: dict, limit_bytes: int = 1 << 20) -> str:
     if v["mismatch"]:
         lines += ["", "> **MISMATCH (--allow-mismatch):** " + "; ".join(v["mismatch"])]
     lines += warning_lines({"baseline": v["baseline"], "candidate": v["candidate"]})
+    for view, why in v["untested_views"].items():
+        lines += ["", f"> ⚠️ **nothing gated in view {view}**: {why}"]
     for view, rows in v["results"].items():
         lines += ["", f"### {view.replace('_', ' ')}", "", "| verdict | tag | support | base F1 | cand F1 | Δ pp | 95% CI | p (Holm) | reason |", "|---|---|---:|---:|---:|---:|---|---:|---|"]
         order = sorted(rows, key=lambda t: ({"FAIL": 0, "WARN": 1, "PASS": 2}[rows[t]["verdict"]], rows[t]["delta_pp"]))
@@ -207,7 +217,14 @@ def markdown(v: dict, limit_bytes: int = 1 << 20) -> str:
 def junit_xml(v: dict, strict: bool = False) -> str:
     cases = [(view, tag, r) for view, rows in v["results"].items() for tag, r in rows.items()]
     failing = sum(1 for _, _, r in cases if r["verdict"] == "FAIL" or (strict and r["verdict"] == "WARN"))
-    suite = ET.Element("testsuite", name="mweval-gate", tests=str(len(cases)), failures=str(failing), errors="0", skipped="0")
+    untested = v["untested_views"]
+    failing += len(untested) if strict else 0
+    tests = len(cases) + len(untested)
+    skipped = 0 if strict else len(untested)
+    suite = ET.Element("testsuite", name="mweval-gate", tests=str(tests), failures=str(failing), errors="0", skipped=str(skipped))
+    for view, why in untested.items():  # a view with nothing to test: skipped, or failed under --strict
+        tc = ET.SubElement(suite, "testcase", classname=f"mweval.gate.{view}", name="(nothing gated)")
+        ET.SubElement(tc, "failure" if strict else "skipped", message=why, **({"type": "WARN"} if strict else {}))
     for view, tag, r in cases:
         tc = ET.SubElement(suite, "testcase", classname=f"mweval.gate.{view}", name=tag)
         if r["verdict"] == "FAIL" or (strict and r["verdict"] == "WARN"):
@@ -215,7 +232,7 @@ def junit_xml(v: dict, strict: bool = False) -> str:
             f.text = f"base F1 {r['base_f1']:.2f}, cand F1 {r['cand_f1']:.2f}, delta {r['delta_pp']:+.2f} pp, CI {r['ci95']}, p_holm {r['p_holm']}"
         out = ET.SubElement(tc, "system-out")
         out.text = f"{r['verdict']}: {r['reason']}"
-    root = ET.Element("testsuites", name="mweval", tests=str(len(cases)), failures=str(failing))
+    root = ET.Element("testsuites", name="mweval", tests=str(tests), failures=str(failing))
     root.append(suite)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

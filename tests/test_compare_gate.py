@@ -55,7 +55,30 @@ def test_holm_adjustment_hand_checked():
 
 
 def test_one_sided_p_is_one_for_identical_runs():
-    assert one_sided_drop_p(np.zeros((100, 1)), np.zeros(1), np.ones(1))[0] == 1.0
+    assert one_sided_drop_p(np.zeros((100, 1)), np.ones(1))[0] == 1.0
+
+
+def test_one_sided_p_is_the_share_of_replicates_in_h0():
+    samples = np.array([[-5.0], [-3.0], [-1.0], [0.0], [2.0]])  # -1, 0 and 2 lie in H0 (Δ* ≥ -1)
+    assert one_sided_drop_p(samples, np.ones(1))[0] == pytest.approx((1 + 3) / 6)
+
+
+def test_gate_does_not_call_a_one_entry_loss_significant():
+    """Support 1, lost: Δ = −100 pp, but a third of the resamples do not draw the entry (Δ* = 0).
+    The reflected p-value said p = 1/(B+1) and FAIL; the percentile test says p ≈ 0.37."""
+    rows_b, rows_c = [], []
+    for i in range(400):
+        pc = f"{10000 + i}"
+        gold = {"postcode": pc, **({"cedex": "CEDEX 9"} if i == 0 else {})}
+        rows_b.append((f"Town {pc}", gold, gold, "us.jsonl"))
+        rows_c.append((f"Town {pc}", gold, {"postcode": pc}, "us.jsonl"))
+    base = make_run(rows_b, ["postcode", "cedex"], "runtime", "base")
+    cand = make_run(rows_c, ["postcode", "cedex"], "runtime", "cand")
+    v = gate(base, cand, Thresholds())
+    r = v["results"]["excluding_adversarial"]["cedex"]
+    assert r["support"] == 1 and r["delta_pp"] == -100.0
+    assert 0.3 < r["p"] < 0.45 and r["verdict"] == "WARN" and "min_support" in r["reason"]
+    assert v["verdict"] == "WARN"
 
 
 def test_gate_identical_runs_pass_with_zero_deltas():
@@ -107,6 +130,18 @@ def test_junit_and_markdown():
     assert "| verdict | tag |" in md and "|---|" in md and "postcode" in md
 
 
+def test_a_gated_view_with_nothing_to_test_is_a_warn_not_a_pass():
+    base, cand = two_runs(100, 100)  # the candidate predicts nothing, and no row is adversarial
+    t = Thresholds(defaults={**Thresholds().defaults, "views": ["adversarial_only"]})
+    v = gate(base, cand, t)
+    assert v["results"] == {"adversarial_only": {}}
+    assert v["untested_views"] == {"adversarial_only": "no entries in this view"}
+    assert v["verdict"] == "WARN" and "nothing gated in view adversarial_only" in markdown(v)
+    skipped = ET.fromstring(junit_xml(v)).findall(".//skipped")
+    assert len(skipped) == 1 and skipped[0].get("message") == "no entries in this view"
+    assert len(ET.fromstring(junit_xml(v, strict=True)).findall(".//failure")) == 1
+
+
 def test_thresholds_file(tmp_path):
     good = tmp_path / "t.toml"
     good.write_text('[defaults]\nmax_drop_pp = 0.5\nviews = ["all"]\n[tags.postcode]\nmin_f1 = 90.0\n')
@@ -118,6 +153,9 @@ def test_thresholds_file(tmp_path):
         load_thresholds(str(bad))
     bad.write_text("[defaults\n")
     with pytest.raises(MwevalError, match="malformed TOML"):
+        load_thresholds(str(bad))
+    bad.write_text('[defaults]\nviews = ["all", "all"]\n')  # would be tested twice, and count twice in Holm
+    with pytest.raises(MwevalError, match="views lists a view more than once"):
         load_thresholds(str(bad))
 
 
