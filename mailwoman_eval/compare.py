@@ -62,15 +62,24 @@ def pair_runs(base: Run, cand: Run, allow_mismatch: bool = False) -> Paired:
         if not allow_mismatch:
             raise MwevalError("; ".join(problems) + " (use --allow-mismatch to compare anyway)")
     if base.ids == cand.ids:
-        idx = np.arange(len(base.ids))
-        return Paired(base, cand, idx, idx, tags, problems)
-    if not allow_mismatch:
-        raise MwevalError("runs have different entries (use --allow-mismatch to compare the common ones)")
-    where = {i: k for k, i in enumerate(base.ids)}
-    pairs = [(where[i], k) for k, i in enumerate(cand.ids) if i in where]
-    problems.append(f"entries differ; comparing the {len(pairs)} entries with the same id")
-    bi = np.array([b for b, _ in pairs], dtype=np.int64)
-    ci = np.array([c for _, c in pairs], dtype=np.int64)
+        bi = ci = np.arange(len(base.ids))
+    else:
+        if not allow_mismatch:
+            raise MwevalError("runs have different entries (use --allow-mismatch to compare the common ones)")
+        where = {i: k for k, i in enumerate(base.ids)}
+        pairs = [(where[i], k) for k, i in enumerate(cand.ids) if i in where]
+        problems.append(f"entries differ; comparing the {len(pairs)} entries with the same id")
+        bi = np.array([b for b, _ in pairs], dtype=np.int64)
+        ci = np.array([c for _, c in pairs], dtype=np.int64)
+    if base.golden_sha256 != cand.golden_sha256:
+        # ids are file:line, so another version of a golden file can hold another row under the same
+        # id: only rows that are the same address with the same gold are compared
+        bp, cp = base.predictions, cand.predictions
+        same = [k for k, (b, c) in enumerate(zip(bi.tolist(), ci.tolist(), strict=True))
+                if bp[b]["raw"] == cp[c]["raw"] and bp[b]["gold"] == cp[c]["gold"]]
+        if len(same) < bi.size:
+            problems.append(f"{bi.size - len(same)} entries with the same id hold different rows (raw or gold) and are left out")
+            bi, ci = bi[same], ci[same]
     return Paired(base, cand, bi, ci, tags, problems)
 
 

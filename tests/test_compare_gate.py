@@ -142,6 +142,19 @@ def test_a_gated_view_with_nothing_to_test_is_a_warn_not_a_pass():
     assert len(ET.fromstring(junit_xml(v, strict=True)).findall(".//failure")) == 1
 
 
+def test_allow_mismatch_pairs_only_rows_that_are_the_same_address():
+    """Ids are file:line: another golden version can hold another row under the same id."""
+    from mailwoman_eval.compare import pair_runs
+
+    base, _ = two_runs(50, 0)
+    rows = [(p["raw"], p["gold"], {}) for p in base.predictions]
+    rows[3] = ("Other Town 99999", {"postcode": "99999"}, {})  # same id us.jsonl:4, another row
+    other = make_run(rows, ["postcode"], "runtime", golden_sha="h" * 64)
+    pr = pair_runs(base, other, allow_mismatch=True)
+    assert pr.n == 49 and 3 not in pr.bi.tolist()
+    assert "1 entries with the same id hold different rows (raw or gold) and are left out" in pr.mismatches
+
+
 def test_thresholds_file(tmp_path):
     good = tmp_path / "t.toml"
     good.write_text('[defaults]\nmax_drop_pp = 0.5\nviews = ["all"]\n[tags.postcode]\nmin_f1 = 90.0\n')
