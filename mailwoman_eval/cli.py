@@ -115,7 +115,7 @@ ckpt_options = options(
 )
 
 
-def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out=None, force=False, said=None):
+def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out=None, force=None, said=None):
     """Resolve names, evaluate (or reuse the cache) and return (Run, out dir). The notes evaluate
     printed on stderr while it ran (e.g. a backend's warning) are added to the set `said`."""
     from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
@@ -136,7 +136,9 @@ def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
         out = Path("runs") / f"{safe(ref.name)}__{safe(gname)}__{profile}"
     opts = EvalOptions(
         profile=get_profile(profile), tokenizer=tokenizer, labels=labels, pad_to=pad_to, engine=engine,
-        use_cache=not no_cache, force=force,
+        use_cache=not no_cache, force=bool(force),
+        # diagnose, compare and gate evaluate into runs/… and have no --force for it
+        force_hint="use --force" if force is not None else "move it away, or run `mweval eval --out DIR` and pass that run",
     )
 
     def log(line: str) -> None:

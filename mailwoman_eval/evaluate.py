@@ -72,6 +72,7 @@ class EvalOptions:
     workers: int | None = None
     use_cache: bool = True
     force: bool = False
+    force_hint: str = "use --force"  # what to do about an `out` that is refused
 
 
 def _r(x: float) -> float:
@@ -331,7 +332,7 @@ def evaluate(
         )
         tok_loading = pool.submit(_load_tokenizer, ref, opts.tokenizer)
         gset = gset() if callable(gset) else gset
-        check_output_dir(out, RUN_FILE, opts.force)  # refuse now, not after the whole evaluation
+        check_output_dir(out, RUN_FILE, opts.force, opts.force_hint)  # refuse now, not after the whole evaluation
         tokenizer, tok_path, tok_source = tok_loading.result()
         entries = gset.entries
         encodings = tokenizer.encode_many([e.raw for e in entries])

@@ -63,13 +63,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def check_output_dir(out: Path, marker: str, force: bool) -> None:
-    """Refuse early (before minutes of work) an `out` that `prepare_output_dir` would refuse."""
+def check_output_dir(out: Path, marker: str, force: bool, hint: str = "use --force") -> None:
+    """Refuse early (before minutes of work) an `out` that `prepare_output_dir` would refuse.
+    `hint`: what the refusal tells the user to do (a command without --force says otherwise)."""
     if out.exists() and not out.is_dir():
         raise MwevalError("output path exists and is not a directory", where=str(out))
     if out.is_dir() and any(out.iterdir()) and not (out / marker).exists() and not force:
         raise MwevalError(
-            f"output directory is not empty and holds no mweval {marker}; refusing to write (use --force)",
+            f"output directory is not empty and holds no mweval {marker}; refusing to write ({hint})",
             where=str(out),
         )
     base = out

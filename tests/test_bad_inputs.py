@@ -408,6 +408,22 @@ def scores_with(c: Ctx, edit: Callable[[dict], None]) -> list[str]:
     return replace_arg(args, "--baseline", c.tmp / "scores.json")
 
 
+def diagnose_into_a_foreign_runs_dir(c: Ctx) -> list[str]:
+    """diagnose --ckpt evaluates into runs/<ckpt>__<golden>__<profile>; that directory holds
+    someone's files and no run (diagnose has no --force)."""
+    args = c.eval()
+    args = ["diagnose", *[a for a in args[1:] if a not in ("--no-cache",)]]
+    k = args.index("--out")
+    del args[k : k + 2]
+    r = CliRunner().invoke(main, [*args, "--no-html"])
+    assert r.exit_code == 0, r.output
+    (run_dir,) = (c.tmp / "runs").iterdir()
+    for f in run_dir.iterdir():
+        f.unlink()
+    (run_dir / "notes.txt").write_text("mine")
+    return [*args, "--no-html", "--no-cache"]
+
+
 def replace_arg(args: list[str], option: str, value) -> list[str]:
     args = list(args)
     args[args.index(option) + 1] = str(value)
@@ -617,6 +633,8 @@ CASES = [
     Case("out-is-a-file", E, lambda c: (c.out.write_text("x"), c.eval())[-1], ("out", "output path exists and is not a directory")),
     Case("out-non-empty-not-mweval", E, lambda c: (c.out.mkdir(), (c.out / "notes.txt").write_text("mine"), c.eval())[-1],
          ("out", "not empty and holds no mweval run.json", "--force")),
+    Case("diagnose-ckpt-into-a-foreign-runs-dir", E, diagnose_into_a_foreign_runs_dir,
+         ("runs/", "not empty and holds no mweval run.json", "move it away, or run `mweval eval --out DIR` and pass that run")),
     Case("out-non-empty-force", A, lambda c: (c.out.mkdir(), (c.out / "notes.txt").write_text("mine"), c.eval(None, "--force"))[-1],
          check=check_forced),
     Case("out-previous-run-replaced", A, lambda c: (previous_run(c), c.eval())[-1], check=check_replaced),
