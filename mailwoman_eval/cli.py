@@ -115,7 +115,12 @@ ckpt_options = options(
 )
 
 
-def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out=None, force=None, said=None):
+# diagnose, compare and gate evaluate a --ckpt into runs/… and have no --force for that directory
+NO_FORCE_HINT = "move it away, or run `mweval eval --out DIR` and pass that run"
+
+
+def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out=None, force=False, said=None,
+             force_hint="use --force"):
     """Resolve names, evaluate (or reuse the cache) and return (Run, out dir). The notes evaluate
     printed on stderr while it ran (e.g. a backend's warning) are added to the set `said`."""
     from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
@@ -136,9 +141,7 @@ def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
         out = Path("runs") / f"{safe(ref.name)}__{safe(gname)}__{profile}"
     opts = EvalOptions(
         profile=get_profile(profile), tokenizer=tokenizer, labels=labels, pad_to=pad_to, engine=engine,
-        use_cache=not no_cache, force=bool(force),
-        # diagnose, compare and gate evaluate into runs/… and have no --force for it
-        force_hint="use --force" if force is not None else "move it away, or run `mweval eval --out DIR` and pass that run",
+        use_cache=not no_cache, force=force, force_hint=force_hint,
     )
 
     def log(line: str) -> None:
@@ -189,7 +192,7 @@ def load_or_eval(run_dir, ckpt, golden, eval_args, quiet):
         return run
     if not (ckpt and golden):
         raise MwevalError("give --run DIR, or both --ckpt and --golden")
-    run, _ = run_eval(ckpt, golden, *eval_args, quiet=quiet)
+    run, _ = run_eval(ckpt, golden, *eval_args, quiet=quiet, force_hint=NO_FORCE_HINT)
     return run
 
 
@@ -260,7 +263,7 @@ def run_or_ckpt(spec, golden, eval_args, quiet, partner=None):
         return load_run_or_scores(spec, partner)
     if not golden:
         raise MwevalError(f"{spec!r} is not a run directory; to evaluate it as a checkpoint, pass --golden")
-    run, _ = run_eval(spec, golden, *eval_args, quiet=quiet)
+    run, _ = run_eval(spec, golden, *eval_args, quiet=quiet, force_hint=NO_FORCE_HINT)
     return run
 
 
