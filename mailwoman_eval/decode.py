@@ -88,9 +88,12 @@ def structural_masks(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 def build_transitions(profile: Profile, labels: Sequence[str], crf: CRFParams | None) -> Transitions:
     """design.md Decisions, profile table, rows 'transitions'."""
     n = len(labels)
-    if profile.transitions == "python-masked":
-        if crf is None:
+    if crf is None:  # no learned transitions anywhere: the profile's `no_crf` choice
+        if profile.no_crf == "argmax":
             return Transitions("argmax", "argmax", None, None, None)
+        tmask, smask = structural_masks(labels)
+        return Transitions("structural", "structural", tmask, smask, np.zeros(n))
+    if profile.transitions == "python-masked":
         tmask, smask = python_masks(labels)
         if crf.transition_mask is not None:  # what upstream actually adds: the buffer stored in the .bin
             tmask = crf.transition_mask.astype(np.float32)
@@ -104,8 +107,6 @@ def build_transitions(profile: Profile, labels: Sequence[str], crf: CRFParams | 
             crf.end.astype(np.float32),
         )
     tmask, smask = structural_masks(labels)
-    if crf is None:
-        return Transitions("structural", "structural", tmask, smask, np.zeros(n))
     # classifier.ts: transitions = mask + learned; start = learned start WITHOUT the start mask.
     return Transitions(
         crf.source,

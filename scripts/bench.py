@@ -2,8 +2,9 @@
 """Side-by-side speed measurements for mweval (issue: batched inference, vectorized decode).
 
 Every measurement runs in its own child process (so peak RSS is its own, and "end to end"
-includes interpreter start); measurements of one workload are interleaved round by round so a
-noisy, shared machine slows them alike, and the medians are compared as ratios.
+includes interpreter start); measurements of one workload are interleaved round by round (odd
+rounds in reverse order) so a noisy, shared machine slows them alike, and the medians are
+compared as ratios.
 
   python scripts/bench.py                      # all workloads, 3 rounds
   python scripts/bench.py --workloads tiny --rounds 5
@@ -12,8 +13,8 @@ noisy, shared machine slows them alike, and the medians are compared as ratios.
 
 Measurements per workload:
   floor      bare onnxruntime / torch loop over the same pieces (batch-1 graphs: batch 1 at the
-             given padding, 1 session x N threads and N sessions x 1 thread; batchable models:
-             length-bucketed batches)
+             given padding, 1 session x N threads and N sessions x 1 thread taking rows from one
+             queue; batchable models: length-bucketed batches)
   eval       mweval eval through the library (tokenize, infer, Viterbi, spans, metrics, write run);
              "[inference …]" is run.json's inference_s, which includes the per-entry decoding the
              inference workers do between batches
@@ -105,8 +106,14 @@ def child_floor(workload: dict, variant: str) -> dict:
         else:
             from concurrent.futures import ThreadPoolExecutor
 
+            from mailwoman_eval.checkpoints.backend import shared_queue
+
+            # rows from one shared queue, as the eval takes them: with a fixed split (rows k::N), a
+            # worker the host slows left the other idle for 0.05-0.78 s at the end (6 rounds); the
+            # medians were the same (4.33 s both), the spread was not
+            take = shared_queue(range(len(ids)))
             with ThreadPoolExecutor(n_sess) as pool:
-                list(pool.map(lambda k: run(k, range(k, len(ids), n_sess)), range(n_sess)))
+                list(pool.map(lambda k: run(k, iter(take, None)), range(n_sess)))
         return {"seconds": time.perf_counter() - t, "rows": len(ids)}
     # PyTorch checkpoint: torch, length-bucketed batches, inference_mode
     import torch
@@ -297,7 +304,10 @@ def main() -> None:
             plan = [p for p in plan if p[1] in ("floor", "eval")]
         results: dict[str, list[dict]] = {label: [] for label, _, _ in plan}
         for r in range(args.rounds):
-            for label, kind, cmd in plan:
+            # odd rounds run the plan backwards (ABBA), so no measurement always follows the same one
+            # (the host may slow a process that comes after minutes of load); reanalyse reads the run
+            # an eval wrote in round 0
+            for label, kind, cmd in plan if r % 2 == 0 else plan[::-1]:
                 if kind == "upstream" and r > 0:
                     continue
                 results[label].append(spawn(cmd, env))
@@ -310,7 +320,7 @@ def main() -> None:
             rss = max(x["rss_mb"] for x in rs)
             inf = f"  [inference {statistics.median(x['inference_s'] for x in rs):.2f} s]" if "inference_s" in rs[0] else ""
             print(f"  {label:40s} {med[label]:8.2f} s  (process {wall:6.2f} s)  {4561 / med[label]:8.0f} rows/s  peak RSS {rss:6.0f} MB{inf}")
-        print("  ratios (median of medians; per round: each eval against the same round's floor, run just before it):")
+        print("  ratios (median of medians; per round: each eval against the same round's floor):")
         floors = {k: v for k, v in med.items() if k.startswith("floor")}
         for label, v in med.items():
             if label.startswith("eval"):

@@ -168,3 +168,20 @@ def test_invalid_bio_transitions_counted_per_entry():
     # the second entry starts with B-a: the I-a that ended entry 1 must not count as its predecessor
     assert invalid_bio_transitions(ids, np.array([0, 3, 6]), labels) == 3
     assert invalid_bio_transitions(np.array([2, 2]), np.array([0, 1]), labels) == 2
+
+
+def test_no_crf_choice_is_the_profiles_no_crf_field():
+    """Without learned transitions the recorded `no_crf` decides (not `transitions`): a profile that
+    says "structural" there gets the structural BIO mask, one that says "argmax" gets argmax."""
+    from dataclasses import replace
+
+    from mailwoman_eval.decode import build_transitions
+    from mailwoman_eval.labels import V040_LABELS
+
+    labels = list(V040_LABELS)
+    assert build_transitions(UPSTREAM_EVAL, labels, None).flavour == "argmax"
+    assert build_transitions(RUNTIME, labels, None).flavour == "structural"
+    swapped_up = build_transitions(replace(UPSTREAM_EVAL, no_crf="structural"), labels, None)
+    assert swapped_up.flavour == "structural" and swapped_up.trans is not None
+    assert np.isin(swapped_up.trans, (0.0, -1e9)).all() and (swapped_up.trans == -1e9).any()
+    assert build_transitions(replace(RUNTIME, no_crf="argmax"), labels, None).flavour == "argmax"
