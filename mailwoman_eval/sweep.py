@@ -109,14 +109,22 @@ class Schedule:
 
 
 def read_schedule(step_dir: Path) -> Schedule | None:
-    """`training_state.json` config.train; None when absent or incomplete."""
+    """`training_state.json` config.train; None when absent, or when it holds no complete schedule.
+    A file that is there but unreadable or not JSON is refused: silently falling back to another
+    step's schedule (or to none) would change what the cosine-tail guard says."""
     path = step_dir / "training_state.json"
     if not path.is_file():
         return None
     try:
-        train = json.loads(path.read_text(encoding="utf-8"))["config"]["train"]
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise MwevalError(f"unreadable training_state.json ({e})", where=str(path)) from None
+    except json.JSONDecodeError as e:
+        raise MwevalError(f"malformed training_state.json ({e.msg})", where=f"{path}:{e.lineno}") from None
+    try:
+        train = state["config"]["train"]
         sched = Schedule(float(train["learning_rate"]), int(train["warmup_steps"]), int(train["max_steps"]))
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError):
         return None
     if not (sched.learning_rate > 0 and sched.warmup_steps >= 0 and sched.max_steps > 0):
         return None
@@ -125,26 +133,31 @@ def read_schedule(step_dir: Path) -> Schedule | None:
 
 def read_train_log(path: Path) -> dict[int, float]:
     """step -> lr from upstream's `train_log.csv`; rows with an empty lr are skipped; for a step
-    logged twice (a resumed run appends) the last row wins."""
+    logged twice (a resumed run appends) the last row wins. Errors name the file line
+    (`line_num`: blank lines are skipped by the reader but still counted)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise MwevalError(f"unreadable train_log.csv ({e})", where=str(path)) from None
     reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or "step" not in reader.fieldnames or "lr" not in reader.fieldnames:
-        raise MwevalError("train_log.csv has no `step` and `lr` columns", where=str(path))
     out: dict[int, float] = {}
-    for n, row in enumerate(reader, start=2):
-        step, lr = (row.get("step") or "").strip(), (row.get("lr") or "").strip()
-        if not step or not lr:
-            continue
-        try:
-            s, v = int(float(step)), float(lr)
-        except ValueError:
-            raise MwevalError(f"train_log.csv: step {step!r} / lr {lr!r} is not a number", where=f"{path}:{n}") from None
-        if not math.isfinite(v) or v < 0:
-            raise MwevalError(f"train_log.csv: lr {lr!r} is not a finite non-negative number", where=f"{path}:{n}")
-        out[s] = v
+    try:
+        if not reader.fieldnames or "step" not in reader.fieldnames or "lr" not in reader.fieldnames:
+            raise MwevalError("train_log.csv has no `step` and `lr` columns", where=str(path))
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            step, lr = (row.get("step") or "").strip(), (row.get("lr") or "").strip()
+            if not step or not lr:
+                continue
+            try:
+                s, v = int(float(step)), float(lr)
+            except (ValueError, OverflowError):  # OverflowError: int(float("1e400"))
+                raise MwevalError(f"train_log.csv: step {step!r} / lr {lr!r} is not a number", where=where) from None
+            if not math.isfinite(v) or v < 0:
+                raise MwevalError(f"train_log.csv: lr {lr!r} is not a finite non-negative number", where=where)
+            out[s] = v
+    except csv.Error as e:  # e.g. a field over the csv module's size limit; line_num counts lines read before it
+        raise MwevalError(f"malformed train_log.csv ({e})", where=f"{path}:{reader.line_num + 1}") from None
     return dict(sorted(out.items()))
 
 
@@ -204,11 +217,22 @@ def learning_rates(run_dir: Path, steps: list[StepDir]) -> LRInfo:
             points.append(StepLR(s.step, sched.lr(s.step), f"schedule §10.4 ({where} training_state.json{why})"))
         else:
             points.append(StepLR(s.step, None, "unknown"))
-    if log:
+    # The log's max is the peak only if the log reaches back to where the peak is (the end of the
+    # warmup). A log that starts later (a resumed run, a truncated log) can hold only cosine-tail
+    # rows: its max is below the peak, and taking it alone would clear the guard on a decayed
+    # window. Then the configured peak counts as well.
+    scheduled = max((sc.learning_rate for sc in schedules.values() if sc), default=None)
+    warmup_end = max((sc.warmup_steps for sc in schedules.values() if sc), default=None)
+    log_covers_peak = bool(log) and (warmup_end is None or min(log) <= warmup_end)
+    if log and (log_covers_peak or scheduled is None or max(log.values()) >= scheduled):
         peak, peak_source = max(log.values()), "max lr in train_log.csv"
-    elif fallback is not None:
-        peak = max(sc.learning_rate for sc in schedules.values() if sc)
-        peak_source = "schedule peak (training_state.json learning_rate)"
+    elif scheduled is not None:
+        peak = scheduled
+        peak_source = "schedule peak (training_state.json learning_rate)" + (
+            f"; train_log.csv starts at step {min(log)}, after the warmup ends ({warmup_end}), and stays below it"
+            if log
+            else ""
+        )
     else:
         peak, peak_source = None, "unknown (no train_log.csv, no training_state.json)"
     return LRInfo(points, peak, peak_source, log_path if log else None, log, fallback)

@@ -131,7 +131,7 @@ def test_constant_lr_log_does_not_trigger_the_guard(tmp_path, shared):
 def test_window_only_looks_at_the_last_steps(tmp_path, shared):
     """Warmup steps below the floor are outside a --window 2 that sits at peak LR."""
     log = [(100, 1e-4), (200, 2e-4), (300, 1e-3), (400, 1e-3)]
-    run = make_run(tmp_path / "run", [100, 200, 300, 400], log)
+    run = make_run(tmp_path / "run", [100, 200, 300, 400], log, state=False)  # the log is the whole story
     out = tmp_path / "out"
     assert run_cli(*sweep_args(run, out, "--verdict", "--window", "2")).exit_code == 0
     assert run_cli(*sweep_args(run, out, "--verdict", "--window", "3")).exit_code == 1
@@ -150,6 +150,54 @@ def test_lr_of_an_unlogged_step_is_interpolated_and_said_so(tmp_path, shared):
     assert any("interpolated" in w for w in doc["warnings"])
     with open(out / "sweep.csv", newline="") as f:
         assert "interpolated" in list(csv.DictReader(f))[0]["lr_source"]
+
+
+def test_a_log_that_starts_in_the_cosine_tail_does_not_lower_the_peak(tmp_path, shared):
+    """Only upstream's rows 150 and 175 logged (a resumed run): their max is not the peak. The
+    schedule (lr 2e-3, warmup 30) puts them at 59% and 44% of it, so the guard fires."""
+    tiny_log = read_train_log(TINY / "train_log.csv")
+    run = make_run(tmp_path / "run", [150, 175], [(150, tiny_log[150]), (175, tiny_log[175])])
+    out = tmp_path / "out"
+    r = run_cli(*sweep_args(run, out, "--verdict"))
+    assert r.exit_code == 1, r.output
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc["lr"]["peak"] == 0.002 and "starts at step 150" in doc["lr"]["peak_source"]
+    assert doc["guard"]["fired"] and doc["guard"]["steps_below_floor"] == [150, 175]
+    assert [s["lr_source"] for s in doc["steps"]] == ["train_log.csv", "train_log.csv"]
+    # the whole log (from step 25, inside the warmup) keeps its own max as the peak
+    full = make_run(tmp_path / "full", [150, 175], list(tiny_log.items()))
+    assert learning_rates(full, find_steps(full)).peak == max(tiny_log.values())
+
+
+def test_train_log_errors_name_the_file_line(tmp_path, shared):
+    run = make_run(tmp_path / "run", [100])
+    log = run / "train_log.csv"
+    cases = {
+        "step,lr\n\n\n\n100,0.001\n200,abc\n": ("train_log.csv:6", "not a number"),  # blank lines still count
+        "step,lr\n1e400,0.001\n": ("train_log.csv:2", "not a number"),  # int(inf) overflows
+        "step,lr\n100," + "9" * 140_000 + "\n": ("train_log.csv:2", "malformed train_log.csv"),  # csv field limit
+    }
+    for text, (where, what) in cases.items():
+        log.write_text(text)
+        r = CliRunner().invoke(main, sweep_args(run, tmp_path / "o"))
+        assert r.exit_code == 2, (text[:40], r.output)
+        assert where in r.output and what in r.output and "Traceback" not in r.output
+        assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_a_malformed_training_state_is_refused_not_skipped(tmp_path, shared):
+    """A truncated training_state.json used to be ignored: that step then borrowed another
+    step's schedule (or none), and the guard said what it said on the wrong LR."""
+    run = make_run(tmp_path / "run", [100, 200])
+    state = run / "step-000200" / "training_state.json"
+    state.write_bytes(state.read_bytes()[:300])
+    r = CliRunner().invoke(main, sweep_args(run, tmp_path / "o"))
+    assert r.exit_code == 2 and "malformed training_state.json" in r.output and "step-000200" in r.output
+    state.write_bytes(b"\xff\xfe not utf-8")
+    r = CliRunner().invoke(main, sweep_args(run, tmp_path / "o"))
+    assert r.exit_code == 2 and "unreadable training_state.json" in r.output
+    state.write_text(json.dumps({"config": {}}))  # valid JSON without a schedule: no schedule, as before
+    assert read_schedule(state.parent) is None
 
 
 # ---------------------------------------------------------------------------------------------
