@@ -109,6 +109,18 @@ def output_dir(out: Path, marker: str, force: bool) -> Iterator[Path]:
         raise
 
 
+def staging_dir(final: Path, what: str = "output directory") -> Path:
+    """An empty directory beside `final` (same filesystem, so `replace_dir_atomically` is two
+    renames), with the permissions a plain mkdir would give (mkdtemp makes 0700)."""
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+        os.chmod(path, 0o777 & ~_UMASK)
+    except OSError as e:
+        raise MwevalError(f"cannot create {what}: {e.strerror}", where=str(final.parent)) from None
+    return path
+
+
 def replace_dir_atomically(staging: Path, final: Path) -> None:
     """Move a fully written `staging` directory into place as `final`."""
     backup = None

@@ -4,13 +4,12 @@ install it in the user data dir (where `--golden NAME` finds it). upstream-forma
 from __future__ import annotations
 
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import replace_dir_atomically, sha256_bytes
+from mailwoman_eval.fsutil import replace_dir_atomically, sha256_bytes, staging_dir
 from mailwoman_eval.golden import load_golden, user_data_dir
 
 UPSTREAM_RAW = "https://raw.githubusercontent.com/sister-software/mailwoman/{commit}"
@@ -71,11 +70,7 @@ def pull(name: str, source: str | None = None, log=lambda s: None) -> Path:
     version, commit, files = PINNED[name]
     base = source or UPSTREAM_RAW.format(commit=commit)
     dest = user_data_dir() / name
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
-    except OSError as e:
-        raise MwevalError(f"cannot create the golden data directory: {e.strerror}", where=str(dest.parent)) from None
+    staging = staging_dir(dest, "the golden data directory")
     try:
         for rel, want in files.items():
             data = _fetch(base, f"data/eval/golden/{version}/{rel}")

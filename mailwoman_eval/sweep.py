@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 import shutil
 import time
@@ -27,7 +28,7 @@ from pathlib import Path
 from mailwoman_eval import __version__
 from mailwoman_eval.checkpoints.backend import cpu_count
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import atomic_write_text, prepare_output_dir
+from mailwoman_eval.fsutil import atomic_write_text, check_output_dir, replace_dir_atomically, staging_dir
 from mailwoman_eval.metrics import VIEWS
 
 SCHEMA = "mweval.sweep/1"
@@ -437,16 +438,37 @@ def sweep(
     run_name = run_dir.resolve().name
     if out is None:
         out = Path("reports") / f"sweep__{run_name}__{gname.replace('/', '-')}"
-    created = not out.exists()
-    prepare_output_dir(out, MARKER, opts.force)
+    check_output_dir(out, MARKER, opts.force)
     log(f"mweval sweep: {run_name}, {len(steps)} checkpoints on {gname}, profile {opts.profile}")
+    # Everything is written into a staging directory beside `out` and moved into place at the end:
+    # a previous sweep there is replaced whole (not left with another run's step-* evaluations),
+    # and a sweep that fails leaves `out` as it was.
+    staging = staging_dir(out)
     try:
-        doc = _sweep_into(out, run_dir, run_name, steps, gpath, gname, lr, opts, log, t0)
+        doc = _sweep_into(staging, run_dir, run_name, steps, gpath, gname, lr, opts, log, t0)
+        _move_into_place(staging, out)
     except BaseException:
-        if created:  # no half-written sweep (that a rerun would refuse without --force) is left behind
-            shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
     return doc, out
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """A previous sweep (or an empty directory) is replaced whole. A directory of other files
+    (accepted with --force) keeps them: only the names a sweep writes are replaced."""
+    try:
+        if not out.exists() or (out / MARKER).is_file() or not any(out.iterdir()):
+            replace_dir_atomically(staging, out)
+            return
+        for item in sorted(staging.iterdir()):
+            target = out / item.name
+            if target.is_dir() and not target.is_symlink():
+                replace_dir_atomically(item, target)
+            else:
+                os.replace(item, target)
+        staging.rmdir()
+    except OSError as e:
+        raise MwevalError(f"cannot move the sweep into place: {e.strerror or e}", where=str(out)) from None
 
 
 def _sweep_into(out: Path, run_dir: Path, run_name: str, steps: list[StepDir], gpath: Path, gname: str, lr: LRInfo,

@@ -270,6 +270,32 @@ def test_bad_inputs_exit_2(tmp_path, shared):
     assert r.exit_code == 2 and "--force" in r.output
 
 
+def test_a_sweep_replaces_the_previous_one_whole_and_a_failed_one_changes_nothing(tmp_path, shared):
+    out = tmp_path / "reports" / "X"
+    a = make_run(tmp_path / "a", [100, 200, 300], [(s, 1e-3) for s in (100, 200, 300)])
+    b = make_run(tmp_path / "b", [100], [(100, 1e-3)])
+    assert run_cli(*sweep_args(a, out)).exit_code == 0
+    assert run_cli(*sweep_args(b, out)).exit_code == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["step-000100"]  # not a's 200 and 300
+    assert json.loads((out / "sweep.json").read_text())["run"]["name"] == "b"
+    (tmp_path / "plain").mkdir()
+    assert out.stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777  # not mkdtemp's 0700
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    c = make_run(tmp_path / "c", [100, 200], [(100, 1e-3), (200, 1e-3)])
+    (c / "step-000200" / "pytorch_model.bin").write_bytes(b"not a torch file")
+    r = CliRunner().invoke(main, sweep_args(c, out, "--profile", "upstream-eval"))
+    assert r.exit_code == 2 and "step-000200" in r.output
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before  # b's sweep, untouched: not c's step 100 under b's sweep.json
+    assert sorted(p.name for p in out.parent.iterdir()) == ["X"]  # no staging directory left
+    # a directory of other files, accepted with --force, keeps them
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert run_cli(*sweep_args(b, other, "--force")).exit_code == 0
+    assert (other / "notes.txt").read_text() == "mine" and (other / "sweep.json").is_file()
+
+
 def test_run_name_is_escaped_in_the_page(tmp_path, shared):
     run = make_run(tmp_path / "r<b>&x", [100], [(100, 1e-3)])
     out = tmp_path / "out"
