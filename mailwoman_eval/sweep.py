@@ -28,7 +28,13 @@ from pathlib import Path
 from mailwoman_eval import __version__
 from mailwoman_eval.checkpoints.backend import cpu_count
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import atomic_write_text, check_output_dir, replace_dir_atomically, staging_dir
+from mailwoman_eval.fsutil import (
+    atomic_write_text,
+    check_output_dir,
+    replace_dir_atomically,
+    sha256_file,
+    staging_dir,
+)
 from mailwoman_eval.metrics import VIEWS
 
 SCHEMA = "mweval.sweep/1"
@@ -83,6 +89,19 @@ def find_steps(run_dir: Path) -> list[StepDir]:
     if dup:
         raise MwevalError(f"two checkpoint directories for step {dup[0]} (e.g. step-{dup[0]} and step-{dup[0]:06d})", where=str(run_dir))
     return steps
+
+
+def incomplete_steps(run_dir: Path) -> list[str]:
+    """`step-N` dirs that `find_steps` skips (no config.json or no pytorch_model.bin), said in the
+    sweep's warnings: a final step missing its weights would otherwise drop out of the peak and
+    the drift window without a word."""
+    out = []
+    for d in sorted(run_dir.iterdir()):
+        if STEP_RE.match(d.name) and d.is_dir():
+            missing = [n for n in ("config.json", "pytorch_model.bin") if not (d / n).is_file()]
+            if missing:
+                out.append(f"{d.name} skipped: no {' or '.join(missing)}")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,8 +451,19 @@ def sweep(
     steps = find_steps(run_dir)
     gpath, gname = resolve_golden(golden)
     load_golden(gpath, gname)  # bad golden input fails here, before any worker starts
-    for s in steps:  # a missing tokenizer fails before any work is done
-        find_tokenizer(resolve_checkpoint(str(s.path)), opts.tokenizer)
+    tokenizers: dict[str, tuple[StepDir, Path]] = {}  # a missing tokenizer fails before any work is done
+    hashed: dict[Path, str] = {}
+    for s in steps:
+        path = find_tokenizer(resolve_checkpoint(str(s.path)), opts.tokenizer)[0]
+        digest = hashed[path] = hashed.get(path) or sha256_file(path)
+        tokenizers.setdefault(digest, (s, path))
+    if len(tokenizers) > 1:  # other pieces, other numbers: a curve across them measures the tokenizers
+        (s1, p1), (s2, p2) = list(tokenizers.values())[:2]
+        raise MwevalError(
+            f"the steps of this run use different tokenizers ({s1.path.name}: {p1}; {s2.path.name}: {p2}); "
+            "their scores do not compare",
+            where=str(run_dir),
+        )
     lr = learning_rates(run_dir, steps)
     run_name = run_dir.resolve().name
     if out is None:
@@ -499,7 +529,7 @@ def _sweep_into(out: Path, run_dir: Path, run_name: str, steps: list[StepDir], g
     goldens = {results[s.step]["golden"]["sha256"] for s in steps}
     if len(goldens) != 1:  # cannot happen from one golden path, but the numbers would not compare
         raise MwevalError("runs of this sweep were scored on different golden files")
-    warnings = sorted({w for s in steps for w in results[s.step]["warnings"]})
+    warnings = sorted({w for s in steps for w in results[s.step]["warnings"]}) + incomplete_steps(run_dir)
     interp = [p.step for p in lr.points if "interpolated" in p.source]
     if interp:
         warnings.append(f"LR of steps {', '.join(map(str, interp))} interpolated between train_log.csv rows")

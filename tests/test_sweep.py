@@ -296,6 +296,31 @@ def test_a_sweep_replaces_the_previous_one_whole_and_a_failed_one_changes_nothin
     assert (other / "notes.txt").read_text() == "mine" and (other / "sweep.json").is_file()
 
 
+def test_steps_with_different_tokenizers_are_refused(tmp_path, shared):
+    """The run's tokenizer beside the run, another one inside one step: that step would be scored
+    on other pieces (macro F1 0.78 -> 0.03 here) under a sweep.json naming one tokenizer."""
+    run = make_run(tmp_path / "run", [100, 200], [(100, 1e-3), (200, 1e-3)])
+    shutil.copyfile(TOKENIZER_V010, run / "tokenizer.model")
+    shutil.copyfile(DEMO / "baseline" / "tokenizer.model", run / "step-000200" / "tokenizer.model")
+    args = ["sweep", str(run), "--golden", TEST_SET, "--out", str(tmp_path / "o"), "--jobs", "1", "-q"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2 and "different tokenizers" in r.output and "step-000200" in r.output
+    assert not (tmp_path / "o").exists()
+    shutil.copyfile(TOKENIZER_V010, run / "step-000200" / "tokenizer.model")  # same bytes, other path: fine
+    assert CliRunner().invoke(main, args).exit_code == 0
+
+
+def test_a_step_without_weights_is_named_in_the_warnings(tmp_path, shared):
+    run = make_run(tmp_path / "run", [100, 200, 300], [(s, 1e-3) for s in (100, 200, 300)])
+    (run / "step-000300" / "pytorch_model.bin").unlink()
+    out = tmp_path / "out"
+    r = run_cli(*sweep_args(run, out))
+    assert r.exit_code == 0
+    doc = json.loads((out / "sweep.json").read_text())
+    assert [s["step"] for s in doc["steps"]] == [100, 200]
+    assert "step-000300 skipped: no pytorch_model.bin" in doc["warnings"]
+
+
 def test_run_name_is_escaped_in_the_page(tmp_path, shared):
     run = make_run(tmp_path / "r<b>&x", [100], [(100, 1e-3)])
     out = tmp_path / "out"
