@@ -66,10 +66,12 @@ def resolve_run_dir(spec: str) -> Path:
     if p.exists():
         raise MwevalError("a training run is a directory of step-* checkpoints, not a file", where=spec)
     if not spec.startswith(("/", "./", "../", "~")):
-        for _level, roots in ckpt_search_levels():
-            for root in roots:
-                if (root / spec).is_dir():
-                    return root / spec
+        for level, roots in ckpt_search_levels():
+            hits = sorted({(root / spec).resolve() for root in roots if (root / spec).is_dir()})
+            if len(hits) > 1:  # as for checkpoint names: never pick one of two silently
+                raise MwevalError(f"run name {spec!r} is ambiguous in {level}: {', '.join(map(str, hits))} (give a path)")
+            if hits:
+                return hits[0]
     raise MwevalError("training run directory does not exist", where=spec)
 
 

@@ -321,6 +321,18 @@ def test_a_step_without_weights_is_named_in_the_warnings(tmp_path, shared):
     assert "step-000300 skipped: no pytorch_model.bin" in doc["warnings"]
 
 
+def test_a_run_name_found_under_two_search_roots_is_ambiguous(tmp_path, shared, monkeypatch):
+    from mailwoman_eval.sweep import resolve_run_dir
+
+    for root in ("a", "b"):
+        make_run(tmp_path / root / "rr", [100])
+    monkeypatch.setenv("MWEVAL_CKPT_PATH", f"{tmp_path / 'a'}:{tmp_path / 'b'}")
+    r = CliRunner().invoke(main, sweep_args("rr", tmp_path / "o"))
+    assert r.exit_code == 2 and "ambiguous" in r.output and "give a path" in r.output
+    monkeypatch.setenv("MWEVAL_CKPT_PATH", str(tmp_path / "a"))
+    assert resolve_run_dir("rr") == (tmp_path / "a" / "rr").resolve()
+
+
 def test_run_name_is_escaped_in_the_page(tmp_path, shared):
     run = make_run(tmp_path / "r<b>&x", [100], [(100, 1e-3)])
     out = tmp_path / "out"
