@@ -279,14 +279,16 @@ class RowDecoder:
             self(missing, [logits[i] for i in missing])
 
 
-def refuse_nonfinite(logits: list[np.ndarray], entries, ref: CheckpointRef) -> None:
+def refuse_nonfinite(logits: list[np.ndarray], entries, where: str | Path) -> None:
     """NaN/inf logits would decode to arbitrary labels and NaN confidences: refuse, naming a row.
-    (`RowDecoder` finds them in its pass over the logits; this names the rows.)"""
+    (`RowDecoder` finds them in its pass over the logits; this names the rows.) Returns when
+    every logit is finite."""
     bad = [i for i, x in enumerate(logits) if not np.isfinite(x).all()]
-    raise MwevalError(
-        f"the model produced NaN or infinite logits for {len(bad)} of {len(logits)} entries (first: {entries[bad[0]].id})",
-        where=str(ref.path),
-    )
+    if bad:
+        raise MwevalError(
+            f"the model produced NaN or infinite logits for {len(bad)} of {len(logits)} entries (first: {entries[bad[0]].id})",
+            where=str(where),
+        )
 
 
 @contextmanager
@@ -400,7 +402,7 @@ def evaluate(
     n = len(entries)
     decoder.finish(logits)
     if decoder.nonfinite:
-        refuse_nonfinite(logits, entries, ref)
+        refuse_nonfinite(logits, entries, ref.path)
     predictions = decoder.predictions
     t_dec = time.perf_counter()
 

@@ -29,7 +29,7 @@ from mailwoman_eval.decode import (
     components_from_labels,
 )
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.evaluate import decode_paths, piece_statistics
+from mailwoman_eval.evaluate import decode_paths, piece_statistics, refuse_nonfinite
 from mailwoman_eval.golden import GoldenSet
 from mailwoman_eval.labels import tags_from_labels
 from mailwoman_eval.metrics import outcome_matrix, outcome_row
@@ -170,7 +170,9 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
     pieces = [list(enc.pieces[:MAX_LENGTH]) for enc in encodings]
     log(f"mweval parity: reference {ref.name} ({opts.engine}) on {gset.name} ({len(ids)} rows), profile {opts.profile.name}")
     t_ref = time.perf_counter()
-    ref_dec = decode(base.infer(ids), encodings, gset, labels, tags, transitions, opts.profile)
+    ref_logits = base.infer(ids)
+    refuse_nonfinite(ref_logits, gset.entries, ref.path)  # nothing decodes from NaN (as in evaluate)
+    ref_dec = decode(ref_logits, encodings, gset, labels, tags, transitions, opts.profile)
     ref_seconds = time.perf_counter() - t_ref
 
     artifacts = []
@@ -185,7 +187,9 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
         kind = "int8" if backend.int8 else "fp32"
         log(f"  {path.name}: {kind}, batched {'yes' if backend.batchable else 'no (by trial)'}, padding {backend.info['padding']}")
         t_art = time.perf_counter()
-        art = decode(backend.infer(ids), encodings, gset, labels, tags, transitions, opts.profile)
+        art_logits = backend.infer(ids)
+        refuse_nonfinite(art_logits, gset.entries, path)  # a NaN max |Δ| is neither a number nor valid JSON
+        art = decode(art_logits, encodings, gset, labels, tags, transitions, opts.profile)
         seconds = time.perf_counter() - t_art
         stats = view_statistics(ref_dec.outcomes, art.outcomes, (ref_dec.conf_sum, ref_dec.n_pieces.astype(np.float64)),
                                 (art.conf_sum, art.n_pieces.astype(np.float64)), tags, opts.resamples, opts.seed)

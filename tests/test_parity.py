@@ -91,6 +91,27 @@ def test_perturbed_onnx_fails(tmp_path, shared):
     assert a["agreement"]["examples"]
 
 
+def test_an_onnx_with_nan_logits_is_refused_not_scored(tmp_path, shared):
+    """A NaN classifier bias used to write `"max_abs_diff": NaN` (not JSON) and decode NaN rows."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    model = onnx.load(str(FP32))
+    (init,) = [i for i in model.graph.initializer if i.name.endswith("classifier.bias")]
+    bias = numpy_helper.to_array(init).copy()
+    bias[3] = np.nan
+    init.CopyFrom(numpy_helper.from_array(bias, init.name))
+    bad = tmp_path / "nan" / "model.onnx"
+    bad.parent.mkdir()
+    onnx.save(model, str(bad))
+    out = tmp_path / "p"
+    r = CliRunner().invoke(main, ["parity", "--ckpt", str(TINY_STEP), "--golden", TEST_SET, "-q",
+                                  "--tokenizer", str(TOKENIZER_V010), "--onnx", str(bad), "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert "NaN or infinite logits" in r.output and str(bad) in r.output
+    assert not out.exists()
+
+
 def test_label_list_beside_the_onnx_must_match_the_checkpoint(tmp_path, shared):
     d = tmp_path / "swapped"
     d.mkdir()
