@@ -84,9 +84,21 @@ def onnx_labels_arg(onnx_path: Path, ckpt_labels: list[str]) -> tuple[str | None
     """Let the backend read a label list beside the ONNX (model card, sidecar); with none there,
     the checkpoint's list is the only one that exists (the logits width is still checked)."""
     d = onnx_path.parent
-    if (d / "model-card.json").is_file() or (d / "crf-transitions.json").is_file():
+    if (d / "crf-transitions.json").is_file() or _card_has_labels(d / "model-card.json"):
         return None, None
-    return ",".join(ckpt_labels), "checkpoint (no model card or sidecar beside the ONNX)"
+    return ",".join(ckpt_labels), "checkpoint (no label list in a model card or sidecar beside the ONNX)"
+
+
+def _card_has_labels(card: Path) -> bool:
+    """A card without `labels` leaves the checkpoint's list (the backend would ask for --labels,
+    which parity does not have). A card that does not parse is left to the backend to refuse."""
+    if not card.is_file():
+        return False
+    try:
+        doc = json.loads(card.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return True
+    return not isinstance(doc, dict) or isinstance(doc.get("labels"), list)
 
 
 def _crf_diff(a, b) -> float:

@@ -112,6 +112,19 @@ def test_an_onnx_with_nan_logits_is_refused_not_scored(tmp_path, shared):
     assert not out.exists()
 
 
+def test_a_model_card_without_labels_leaves_the_checkpoints_list(tmp_path, shared):
+    """The backend's "pass --labels" is no help here: parity has no --labels."""
+    d = tmp_path / "carded"
+    d.mkdir()
+    shutil.copyfile(FP32, d / "model.onnx")
+    (d / "model-card.json").write_text(json.dumps({"version": "1.0.0"}))
+    out = tmp_path / "p"
+    r = parity("--onnx", d / "model.onnx", "--out", out)
+    assert r.exit_code == 0, r.output
+    (a,) = json.loads((out / "parity.json").read_text())["artifacts"]
+    assert a["labels_source"].startswith("checkpoint") and a["agreement"]["pieces_pct"] == 100.0
+
+
 def test_label_list_beside_the_onnx_must_match_the_checkpoint(tmp_path, shared):
     d = tmp_path / "swapped"
     d.mkdir()
