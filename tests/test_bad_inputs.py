@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import EN_US, TINY, TINY_STEP, TOKENIZER_V010, need_shared
+from conftest import EN_US, REPO, TINY, TINY_STEP, TOKENIZER_V010, need_shared
 from runfactory import make_run, save_run
 
 from mailwoman_eval.cli import main
@@ -451,6 +451,35 @@ def both(*checks):
 E, A, W, S = "error", "accept", "warn", "skip"
 BOM = b"\xef\xbb\xbf"
 
+def sweep_run(c: Ctx, log: str | None = None, state: bytes | None = None, step_tokenizer: Path | None = None,
+              root: Path | None = None, name: str = "run") -> list[str]:
+    """A two-step training run (tiny weights, linked) and the sweep command over it."""
+    run = (root or c.tmp) / name
+    for s in (100, 200):
+        d = run / f"step-{s:06d}"
+        d.mkdir(parents=True)
+        for f in ("config.json", "pytorch_model.bin", "training_state.json"):
+            (d / f).symlink_to(TINY_STEP / f)
+    if log is not None:
+        (run / "train_log.csv").write_text(log)
+    if state is not None:
+        (run / "step-000200" / "training_state.json").unlink()
+        (run / "step-000200" / "training_state.json").write_bytes(state)
+    args = ["sweep", str(run), "--golden", str(c.golden(good_lines())), "--out", str(c.out), "--jobs", "1", "-q", "--no-cache"]
+    if step_tokenizer is None:
+        return args + ["--tokenizer", str(TOKENIZER_V010)]
+    (run / "tokenizer.model").symlink_to(TOKENIZER_V010)
+    (run / "step-000200" / "tokenizer.model").symlink_to(step_tokenizer)
+    return args
+
+
+def sweep_ambiguous_name(c: Ctx) -> list[str]:
+    for root in ("a", "b"):
+        sweep_run(c, root=c.tmp / root, name="rr")
+    c.monkeypatch.setenv("MWEVAL_CKPT_PATH", f"{c.tmp / 'a'}{os.pathsep}{c.tmp / 'b'}")
+    return replace_arg(sweep_run(c, name="unused"), "sweep", "rr")
+
+
 CASES = [
     # ---- golden sets ------------------------------------------------------------------------
     Case("golden-dir-missing", E, lambda c: c.eval(c.tmp / "nope"), ("nope", "golden directory does not exist")),
@@ -707,6 +736,24 @@ CASES = [
          lambda c: (c.tmp.joinpath("scores.json").write_text('{"schema": "mweval.scores/1"}'),
                     replace_arg(gate_args(c), "--baseline", c.tmp / "scores.json"))[-1],
          ("scores.json", "scores file is incomplete")),
+    # ---- sweep and parity -------------------------------------------------------------------
+    Case("sweep-train-log-overflow", E, lambda c: sweep_run(c, "step,lr\n1e400,0.001\n"),
+         ("run/train_log.csv:2", "is not a number")),
+    Case("sweep-train-log-line-after-blank-lines", E, lambda c: sweep_run(c, "step,lr\n\n\n\n100,0.001\n200,abc\n"),
+         ("run/train_log.csv:6", "is not a number")),
+    Case("sweep-train-log-field-too-large", E, lambda c: sweep_run(c, "step,lr\n100," + "9" * 140_000 + "\n"),
+         ("run/train_log.csv:2", "malformed train_log.csv", "field larger than field limit")),
+    Case("sweep-training-state-truncated", E,
+         lambda c: sweep_run(c, state=(TINY_STEP / "training_state.json").read_bytes()[:300]),
+         ("run/step-000200/training_state.json:", "malformed training_state.json")),
+    Case("sweep-steps-with-different-tokenizers", E,
+         lambda c: sweep_run(c, step_tokenizer=REPO / "demo" / "runs" / "baseline" / "tokenizer.model"),
+         ("run: the steps of this run use different tokenizers", "step-000200")),
+    Case("sweep-run-name-ambiguous", E, sweep_ambiguous_name, ("run name 'rr' is ambiguous in MWEVAL_CKPT_PATH", "give a path")),
+    Case("parity-onnx-nan-logits", E,
+         lambda c: ["parity", "--ckpt", str(TINY_STEP), "--onnx", str(onnx_nan_logits(c)), "--golden", str(c.golden(good_lines())),
+                    "--tokenizer", str(TOKENIZER_V010), "--out", str(c.out), "-q"],
+         ("nan.onnx", "the model produced NaN or infinite logits for 2 of 2 entries (first: g.jsonl:1)")),
 ]
 
 
