@@ -104,6 +104,64 @@ def test_upstream_onnx_export_is_batchable_by_trial_and_int8_is_fed_padded(share
     assert int8.crf is not None and int8.crf.source == "sidecar"
 
 
+def _fixed_width_copy(tmp_path, width: int):
+    """upstream-formats.md §5.1: v0.1/v0.2 graphs fixed their inputs at [1, 128]."""
+    onnx = pytest.importorskip("onnx")
+    m = onnx.load(str(TINY / "onnx" / "model.onnx"))
+    for i in m.graph.input:
+        dims = i.type.tensor_type.shape.dim
+        dims[0].ClearField("dim_param")
+        dims[0].dim_value = 1
+        dims[1].ClearField("dim_param")
+        dims[1].dim_value = width
+    d = tmp_path / f"fixed{width}"
+    d.mkdir()
+    onnx.save(m, str(d / "model.onnx"))
+    shutil.copyfile(TINY / "onnx" / "crf-transitions.json", d / "crf-transitions.json")
+    return d / "model.onnx"
+
+
+def test_a_graph_with_a_fixed_sequence_length_is_fed_at_that_length(tmp_path, test_ids):
+    fixed = OnnxBackend(_fixed_width_copy(tmp_path, MAX_LENGTH))
+    assert fixed.fixed_width == MAX_LENGTH and not fixed.batchable
+    assert fixed.info["padding"] == "pad-to-128" and fixed.info["fixed_sequence_length"] == MAX_LENGTH
+    assert OnnxBackend(fixed.model_path, pad_to="128").info["padding"] == "pad-to-128"
+    dynamic = OnnxBackend(TINY / "onnx" / "model.onnx", pad_to="128")
+    rows = test_ids[:40]
+    for a, b in zip(fixed.infer(rows), dynamic.infer(rows), strict=True):
+        # the same feed as the dynamic graph padded to 128 (static shapes let onnxruntime fuse
+        # differently: ulp-level differences, the same argmax)
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+        assert (a.argmax(-1) == b.argmax(-1)).all()
+    with pytest.raises(MwevalError, match="fixes the sequence length at 128"):
+        OnnxBackend(fixed.model_path, pad_to="own")
+    short = OnnxBackend(_fixed_width_copy(tmp_path, 16))
+    long_rows = [x for x in test_ids if len(x) > 16][:3]
+    with pytest.raises(MwevalError, match="more pieces than the graph's fixed sequence length 16"):
+        short.infer(long_rows)
+
+
+@pytest.mark.parametrize("engine", ["onnx", "numpy", "torch"])
+def test_rows_longer_than_the_position_table_are_refused_by_name(tmp_path, test_ids, engine):
+    """A checkpoint with max_position_embeddings 16: upstream raises on longer rows as well; here
+    it is one error naming the config, not a broadcast failure inside the engine."""
+    torch = pytest.importorskip("torch")
+    d = tmp_path / "maxpos16"
+    d.mkdir()
+    cfg = json.loads((TINY_STEP / "config.json").read_text())
+    cfg["max_position_embeddings"] = 16
+    (d / "config.json").write_text(json.dumps(cfg))
+    state = torch.load(TINY_STEP / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    state["position_embeddings.weight"] = state["position_embeddings.weight"][:16].clone()
+    torch.save(state, d / "pytorch_model.bin")
+    b = PytorchBackend(d, engine=engine)
+    short = [x for x in test_ids if len(x) <= 16][:5]
+    assert [len(x) for x in b.infer(short)] == [len(x) for x in short]
+    with pytest.raises(MwevalError, match="more pieces than the checkpoint's max_position_embeddings 16") as e:
+        b.infer(test_ids[:50])
+    assert "config.json" in str(e.value)
+
+
 def test_en_us_package_zero_feeds_ten_side_channels_and_refuses_batches(shared):
     b = OnnxBackend(EN_US / "model.onnx", pad_to="own")
     assert len(b.info["zero_fed_inputs"]) == 10

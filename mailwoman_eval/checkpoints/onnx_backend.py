@@ -135,6 +135,13 @@ class OnnxBackend(Backend):
         for name in ("input_ids", "attention_mask"):
             if name not in inputs:
                 raise MwevalError(f"ONNX graph has no `{name}` input", where=str(model_path))
+        # upstream-formats.md §5.1: the v0.1/v0.2 quantized graphs baked in [1, 128]. A sequence
+        # axis fixed in the graph is the only width it accepts: every feed is padded to it.
+        dims = [i.shape[1] if len(i.shape) > 1 else None for i in (inputs["input_ids"], inputs["attention_mask"])]
+        fixed = [d for d in dims if isinstance(d, int) and d > 0]
+        self.fixed_width: int | None = fixed[0] if fixed else None
+        if len(set(fixed)) > 1:
+            raise MwevalError(f"ONNX inputs fix different sequence lengths ({fixed[0]} and {fixed[1]})", where=str(model_path))
         self.extra_inputs: list[tuple[str, list]] = []
         self._zero_cache: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         zero_fed = []
@@ -178,9 +185,13 @@ class OnnxBackend(Backend):
             crf = sidecar[1]
 
         if pad_to == "auto":
-            pad_to = "128" if self.int8 else "batch"
+            pad_to = "128" if self.int8 or self.fixed_width else "batch"
         if pad_to not in ("128", "own", "batch"):
             raise MwevalError(f"--pad-to must be 128 or own, not {pad_to!r}")
+        if self.fixed_width is not None:
+            if pad_to == "own":
+                raise MwevalError(f"the graph fixes the sequence length at {self.fixed_width}; --pad-to own cannot feed it", where=str(model_path))
+            pad_to = "128"  # padded to the fixed width (128 in every upstream graph that fixes it)
         self.pad_to = pad_to
 
         info = {
@@ -231,7 +242,9 @@ class OnnxBackend(Backend):
         self.workers = n_workers
         self.sessions = [self.session] * n_workers if shared else [self.session] + others
         info["batchable"] = self.batchable
-        info["padding"] = {"128": "pad-to-128", "own": "own-length", "batch": "within-batch"}[self.pad_to]
+        info["padding"] = {"128": f"pad-to-{self.fixed_width or MAX_LENGTH}", "own": "own-length", "batch": "within-batch"}[self.pad_to]
+        if self.fixed_width is not None:
+            info["fixed_sequence_length"] = self.fixed_width
 
     def _feed(self, x: np.ndarray, m: np.ndarray) -> dict:
         feed = {"input_ids": x, "attention_mask": m}
@@ -262,11 +275,14 @@ class OnnxBackend(Backend):
 
     def _probe_batch(self) -> tuple[bool, int]:
         """Run two rows as a batch and each alone; batchable iff it runs and agrees (design.md Parity)."""
-        width = 8
-        a = np.array([[5, 6, 7, 8, 9, 10, 11, 12]], dtype=np.int64)
-        b = np.array([[13, 14, 15, 0, 0, 0, 0, 0]], dtype=np.int64)
-        ma = np.ones((1, width), dtype=np.int64)
-        mb = np.array([[1, 1, 1, 0, 0, 0, 0, 0]], dtype=np.int64)
+        width = self.fixed_width or 8
+        a = np.zeros((1, width), dtype=np.int64)
+        b = np.zeros((1, width), dtype=np.int64)
+        ma = np.zeros((1, width), dtype=np.int64)
+        mb = np.zeros((1, width), dtype=np.int64)
+        n_a = min(width, 8)
+        a[0, :n_a], ma[0, :n_a] = np.arange(5, 5 + n_a), 1
+        b[0, :3], mb[0, :3] = [13, 14, 15][: min(width, 3)], 1
         single_a = self._run(a, ma)
         n_out = int(single_a.shape[-1])
         try:
@@ -290,7 +306,14 @@ class OnnxBackend(Backend):
         if self.batchable and self.pad_to == "batch":
             forwards = [lambda x, m, s=s: self._run(x, m, ready(s)) for s in self.sessions]
             return run_batched(forwards, ids, self.pad_id, progress, on_batch=on_batch)
-        width = MAX_LENGTH if self.pad_to == "128" else None
+        width = (self.fixed_width or MAX_LENGTH) if self.pad_to == "128" else None
+        too_long = [i for i, x in enumerate(ids) if width is not None and len(x) > width]
+        if too_long:
+            raise MwevalError(
+                f"{len(too_long)} entries have more pieces than the graph's fixed sequence length {width} "
+                f"(first: row {too_long[0] + 1}, {len(ids[too_long[0]])} pieces)",
+                where=str(self.model_path),
+            )
         out: list[np.ndarray | None] = [None] * len(ids)
         take = shared_queue(range(len(ids)))
         lock = threading.Lock()

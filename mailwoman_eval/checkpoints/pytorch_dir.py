@@ -172,6 +172,7 @@ class PytorchBackend(Backend):
         state, dtypes = load_state_dict(bin_path)
         check_state_dict(state, cfg, str(bin_path))
         self.config = cfg
+        self.config_path = cfg_path
         self.threads = threads or cpu_count()
         self.engine = engine
         info = {
@@ -206,6 +207,16 @@ class PytorchBackend(Backend):
     max_rows = 64  # rows per length-bucketed batch; 1 = the batch-1 path (tests compare the two)
 
     def infer(self, ids: Sequence[np.ndarray], progress: Progress | None = None, on_batch: OnBatch | None = None) -> list[np.ndarray]:
+        # upstream raises on a sequence longer than its position table too; said here, not as a
+        # broadcast failure deep in onnxruntime / numpy / torch
+        limit = int(self.config["max_position_embeddings"])
+        too_long = [i for i, x in enumerate(ids) if len(x) > limit]
+        if too_long:
+            raise MwevalError(
+                f"{len(too_long)} entries have more pieces than the checkpoint's max_position_embeddings {limit} "
+                f"(first: row {too_long[0] + 1}, {len(ids[too_long[0]])} pieces)",
+                where=str(self.config_path),
+            )
         return run_batched(self._forward, ids, self.pad_id, progress, max_rows=self.max_rows, on_batch=on_batch)
 
 
