@@ -6,6 +6,7 @@ so that in CI an absent ../shared fails instead of silently skipping.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -60,3 +61,18 @@ def tiny_test_run(tmp_path_factory):
     gset = load_golden(GOLDEN_V012 / "test", "v0.1.2/test")
     opts = EvalOptions(profile=RUNTIME, tokenizer=str(TOKENIZER_V010), use_cache=False)
     return evaluate(resolve_checkpoint(str(TINY_STEP)), gset, opts, out)
+
+
+def short_position_checkpoint(dest: Path, positions: int) -> Path:
+    """The tiny checkpoint with its position table cut to `positions` rows (config and weights
+    agree), written with torch into `dest`: golden rows longer than that cannot be embedded."""
+    import torch
+
+    dest.mkdir(parents=True)
+    cfg = json.loads((TINY_STEP / "config.json").read_text())
+    cfg["max_position_embeddings"] = positions
+    (dest / "config.json").write_text(json.dumps(cfg))
+    state = torch.load(TINY_STEP / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    state["position_embeddings.weight"] = state["position_embeddings.weight"][:positions].clone()
+    torch.save(state, dest / "pytorch_model.bin")
+    return dest

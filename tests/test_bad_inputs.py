@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import EN_US, REPO, TINY, TINY_STEP, TOKENIZER_V010, need_shared
+from conftest import EN_US, REPO, TINY, TINY_STEP, TOKENIZER_V010, need_shared, short_position_checkpoint
 from runfactory import make_run, save_run
 
 from mailwoman_eval.cli import main
@@ -480,21 +480,6 @@ def sweep_ambiguous_name(c: Ctx) -> list[str]:
     return replace_arg(sweep_run(c, name="unused"), "sweep", "rr")
 
 
-def short_position_table(c: Ctx) -> Path:
-    """The tiny checkpoint cut to 8 positions (config and weights agree): the golden rows are longer."""
-    import torch
-
-    d = c.tmp / "maxpos8"
-    d.mkdir()
-    cfg = json.loads((TINY_STEP / "config.json").read_text())
-    cfg["max_position_embeddings"] = 8
-    (d / "config.json").write_text(json.dumps(cfg))
-    state = torch.load(TINY_STEP / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    state["position_embeddings.weight"] = state["position_embeddings.weight"][:8].clone()
-    torch.save(state, d / "pytorch_model.bin")
-    return d
-
-
 CASES = [
     # ---- golden sets ------------------------------------------------------------------------
     Case("golden-dir-missing", E, lambda c: c.eval(c.tmp / "nope"), ("nope", "golden directory does not exist")),
@@ -580,7 +565,7 @@ CASES = [
          lambda c: c.eval(c.golden([r'{"raw": "12 Main St \ud83d\ude00, IL 62701", "components": {"postcode": "62701"}}'])),
          check=check_rows(1)),
     # ---- checkpoints ------------------------------------------------------------------------
-    Case("ckpt-rows-beyond-position-table", E, lambda c: c.eval(ckpt=short_position_table(c)),
+    Case("ckpt-rows-beyond-position-table", E, lambda c: c.eval(ckpt=short_position_checkpoint(c.tmp / "maxpos8", 8)),
          ("maxpos8/config.json", "2 entries have more pieces than the checkpoint's max_position_embeddings 8 (first: row 1, 12 pieces)")),
     Case("ckpt-path-missing", E, lambda c: c.eval(ckpt=c.tmp / "step-000999"), ("step-000999", "checkpoint path does not exist")),
     Case("ckpt-name-not-found", E, lambda c: c.eval(ckpt="step-424242"), ("checkpoint 'step-424242' not found",)),

@@ -5,7 +5,17 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import EN_US, GOLDEN_V012, TINY, TINY_BF16, TINY_STEP, TOKENIZER_V010, V040SIZE, need_shared
+from conftest import (
+    EN_US,
+    GOLDEN_V012,
+    TINY,
+    TINY_BF16,
+    TINY_STEP,
+    TOKENIZER_V010,
+    V040SIZE,
+    need_shared,
+    short_position_checkpoint,
+)
 
 from mailwoman_eval.checkpoints.onnx_backend import OnnxBackend
 from mailwoman_eval.checkpoints.pytorch_dir import PytorchBackend
@@ -145,15 +155,8 @@ def test_a_graph_with_a_fixed_sequence_length_is_fed_at_that_length(tmp_path, te
 def test_rows_longer_than_the_position_table_are_refused_by_name(tmp_path, test_ids, engine):
     """A checkpoint with max_position_embeddings 16: upstream raises on longer rows as well; here
     it is one error naming the config, not a broadcast failure inside the engine."""
-    torch = pytest.importorskip("torch")
-    d = tmp_path / "maxpos16"
-    d.mkdir()
-    cfg = json.loads((TINY_STEP / "config.json").read_text())
-    cfg["max_position_embeddings"] = 16
-    (d / "config.json").write_text(json.dumps(cfg))
-    state = torch.load(TINY_STEP / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    state["position_embeddings.weight"] = state["position_embeddings.weight"][:16].clone()
-    torch.save(state, d / "pytorch_model.bin")
+    pytest.importorskip("torch")
+    d = short_position_checkpoint(tmp_path / "maxpos16", 16)
     b = PytorchBackend(d, engine=engine)
     short = [x for x in test_ids if len(x) <= 16][:5]
     assert [len(x) for x in b.infer(short)] == [len(x) for x in short]
