@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mailwoman_eval.decode import CRFParams
+from mailwoman_eval.errors import MwevalError
 
 Progress = Callable[[int], None]
 # Called with (row indices, their logits) as each batch finishes, from the worker that ran it.
@@ -58,6 +59,18 @@ def in_background(fn: Callable, *args, **kwargs) -> Future:
 def ready(x):
     """A worker's session/forward, waiting for it if it is still being made (`in_background`)."""
     return x.result() if isinstance(x, Future) else x
+
+
+def refuse_longer_than(ids: Sequence[np.ndarray], limit: int, what: str, where: str) -> None:
+    """One error for rows a model cannot take (more pieces than `what` = `limit`), naming the
+    first, instead of a shape failure inside the engine."""
+    too_long = [i for i, x in enumerate(ids) if len(x) > limit]
+    if too_long:
+        first = too_long[0]
+        raise MwevalError(
+            f"{len(too_long)} entries have more pieces than {what} {limit} (first: row {first + 1}, {len(ids[first])} pieces)",
+            where=where,
+        )
 
 
 def shared_queue(items: Sequence) -> Callable[[], object | None]:

@@ -22,6 +22,7 @@ from mailwoman_eval.checkpoints.backend import (
     cpu_count,
     in_background,
     ready,
+    refuse_longer_than,
     run_batched,
     shared_queue,
 )
@@ -307,13 +308,8 @@ class OnnxBackend(Backend):
             forwards = [lambda x, m, s=s: self._run(x, m, ready(s)) for s in self.sessions]
             return run_batched(forwards, ids, self.pad_id, progress, on_batch=on_batch)
         width = (self.fixed_width or MAX_LENGTH) if self.pad_to == "128" else None
-        too_long = [i for i, x in enumerate(ids) if width is not None and len(x) > width]
-        if too_long:
-            raise MwevalError(
-                f"{len(too_long)} entries have more pieces than the graph's fixed sequence length {width} "
-                f"(first: row {too_long[0] + 1}, {len(ids[too_long[0]])} pieces)",
-                where=str(self.model_path),
-            )
+        if width is not None:
+            refuse_longer_than(ids, width, "the graph's fixed sequence length", str(self.model_path))
         out: list[np.ndarray | None] = [None] * len(ids)
         take = shared_queue(range(len(ids)))
         lock = threading.Lock()

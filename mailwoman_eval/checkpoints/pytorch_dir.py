@@ -20,6 +20,7 @@ from mailwoman_eval.checkpoints.backend import (
     Progress,
     cpu_count,
     in_background,
+    refuse_longer_than,
     run_batched,
 )
 from mailwoman_eval.checkpoints.torchfile import load_state_dict
@@ -210,13 +211,7 @@ class PytorchBackend(Backend):
         # upstream raises on a sequence longer than its position table too; said here, not as a
         # broadcast failure deep in onnxruntime / numpy / torch
         limit = int(self.config["max_position_embeddings"])
-        too_long = [i for i, x in enumerate(ids) if len(x) > limit]
-        if too_long:
-            raise MwevalError(
-                f"{len(too_long)} entries have more pieces than the checkpoint's max_position_embeddings {limit} "
-                f"(first: row {too_long[0] + 1}, {len(ids[too_long[0]])} pieces)",
-                where=str(self.config_path),
-            )
+        refuse_longer_than(ids, limit, "the checkpoint's max_position_embeddings", str(self.config_path))
         return run_batched(self._forward, ids, self.pad_id, progress, max_rows=self.max_rows, on_batch=on_batch)
 
 
