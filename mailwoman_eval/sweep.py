@@ -466,6 +466,7 @@ def sweep(
             "their scores do not compare",
             where=str(run_dir),
         )
+    refuse_mixed_labels(steps, run_dir)
     lr = learning_rates(run_dir, steps)
     run_name = run_dir.resolve().name
     if out is None:
@@ -483,6 +484,32 @@ def sweep(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return doc, out
+
+
+def refuse_mixed_labels(steps: list[StepDir], run_dir: Path) -> None:
+    """Steps whose config.json label lists differ are refused before any evaluation: macro F1 over
+    other tags (and per-tag F1 under other label ids) makes no curve, and the guard and the verdict
+    judge that curve."""
+    from mailwoman_eval.checkpoints.pytorch_dir import labels_from_config, read_config
+
+    first: tuple[StepDir, list[str]] | None = None
+    for s in steps:
+        cfg_path = s.path / "config.json"
+        labels = labels_from_config(read_config(cfg_path), str(cfg_path))[0]
+        if first is None:
+            first = (s, labels)
+        elif labels != first[1]:
+            s0, l0 = first
+            def some(xs: list[str]) -> str:
+                return ", ".join(xs[:4]) + (f" and {len(xs) - 4} more" if len(xs) > 4 else "")
+
+            added, dropped = [x for x in labels if x not in l0], [x for x in l0 if x not in labels]
+            what = "; ".join(filter(None, [f"adds {some(added)}" if added else "", f"drops {some(dropped)}" if dropped else ""]))
+            raise MwevalError(
+                f"the steps of this run use different label lists ({s.path.name} against {s0.path.name}: "
+                f"{what or 'same labels in another order'}); their scores do not compare",
+                where=str(run_dir),
+            )
 
 
 def _move_into_place(staging: Path, out: Path) -> None:
@@ -531,6 +558,16 @@ def _sweep_into(out: Path, run_dir: Path, run_name: str, steps: list[StepDir], g
     goldens = {results[s.step]["golden"]["sha256"] for s in steps}
     if len(goldens) != 1:  # cannot happen from one golden path, but the numbers would not compare
         raise MwevalError("runs of this sweep were scored on different golden files")
+    decoders: dict[str, list[int]] = {}
+    for s in steps:
+        decoders.setdefault(results[s.step]["transitions"], []).append(s.step)
+    if len(decoders) > 1:  # e.g. a step saved without the CRF's weights decodes with masks only
+        raise MwevalError(
+            "the steps of this run decode differently ("
+            + "; ".join(f"steps {', '.join(map(str, st))}: {src}" for src, st in decoders.items())
+            + "); their scores do not compare",
+            where=str(run_dir),
+        )
     warnings = sorted({w for s in steps for w in results[s.step]["warnings"]}) + incomplete_steps(run_dir)
     interp = [p.step for p in lr.points if "interpolated" in p.source]
     if interp:

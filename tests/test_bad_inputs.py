@@ -452,7 +452,7 @@ E, A, W, S = "error", "accept", "warn", "skip"
 BOM = b"\xef\xbb\xbf"
 
 def sweep_run(c: Ctx, log: str | None = None, state: bytes | None = None, step_tokenizer: Path | None = None,
-              root: Path | None = None, name: str = "run") -> list[str]:
+              root: Path | None = None, name: str = "run", step_config: dict | None = None) -> list[str]:
     """A two-step training run (tiny weights, linked) and the sweep command over it."""
     run = (root or c.tmp) / name
     for s in (100, 200):
@@ -465,6 +465,9 @@ def sweep_run(c: Ctx, log: str | None = None, state: bytes | None = None, step_t
     if state is not None:
         (run / "step-000200" / "training_state.json").unlink()
         (run / "step-000200" / "training_state.json").write_bytes(state)
+    if step_config is not None:
+        (run / "step-000200" / "config.json").unlink()
+        (run / "step-000200" / "config.json").write_text(json.dumps({**json.loads((TINY_STEP / "config.json").read_text()), **step_config}))
     args = ["sweep", str(run), "--golden", str(c.golden(good_lines())), "--out", str(c.out), "--jobs", "1", "-q", "--no-cache"]
     if step_tokenizer is None:
         return args + ["--tokenizer", str(TOKENIZER_V010)]
@@ -751,6 +754,10 @@ CASES = [
     Case("sweep-steps-with-different-tokenizers", E,
          lambda c: sweep_run(c, step_tokenizer=REPO / "demo" / "runs" / "baseline" / "tokenizer.model"),
          ("run: the steps of this run use different tokenizers", "step-000200")),
+    Case("sweep-steps-with-different-labels", E,
+         lambda c: sweep_run(c, step_config={"id2label": {str(i): f"B-x{i}" if i else "O" for i in range(21)}}),
+         ("run: the steps of this run use different label lists (step-000200 against step-000100: adds B-x1,",
+          "their scores do not compare")),
     Case("sweep-run-name-ambiguous", E, sweep_ambiguous_name, ("run name 'rr' is ambiguous in MWEVAL_CKPT_PATH", "give a path")),
     Case("parity-onnx-nan-logits", E,
          lambda c: ["parity", "--ckpt", str(TINY_STEP), "--onnx", str(onnx_nan_logits(c)), "--golden", str(c.golden(good_lines())),

@@ -380,3 +380,33 @@ def test_sweep_over_the_demo_runs_writes_the_page(tmp_path, run):
     doc = json.loads((out / "sweep.json").read_text())
     assert len(doc["steps"]) >= 1 and doc["steps"][0]["lr_source"] != "unknown"
     assert "<svg" in (out / "sweep.html").read_text()
+
+
+def test_steps_with_different_label_lists_are_refused_before_evaluating(tmp_path, shared):
+    """A step whose config.json names other labels: macro F1 over other tags is no point on the
+    curve the guard and the verdict judge."""
+    run = make_run(tmp_path / "run", [100, 200], [(100, 1e-3), (200, 1e-3)])
+    cfg_path = run / "step-000200" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["id2label"] = {k: v.replace("cedex", "po_box") for k, v in cfg["id2label"].items()}
+    cfg_path.write_text(json.dumps(cfg))
+    r = CliRunner().invoke(main, sweep_args(run, tmp_path / "o"))
+    assert r.exit_code == 2, r.output
+    assert "different label lists (step-000200 against step-000100: adds B-po_box, I-po_box; drops B-cedex, I-cedex)" in r.output
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o").parent.joinpath("runs").exists()
+
+
+def test_steps_that_decode_differently_are_refused(tmp_path, shared):
+    """A step trained without the CRF decodes with the structural mask only: another
+    decoder, so its macro F1 is not a point on the same curve."""
+    import torch
+
+    run = make_run(tmp_path / "run", [100, 200], [(100, 1e-3), (200, 1e-3)])
+    state = torch.load(TINY_STEP / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    torch.save({k: v for k, v in state.items() if not k.startswith("crf.")}, run / "step-000200" / "pytorch_model.bin")
+    cfg_path = run / "step-000200" / "config.json"
+    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), "use_crf": False}))
+    r = CliRunner().invoke(main, sweep_args(run, tmp_path / "o"))
+    assert r.exit_code == 2, r.output
+    assert "the steps of this run decode differently (steps 100: learned; steps 200: structural)" in r.output
+    assert not (tmp_path / "o").exists()
