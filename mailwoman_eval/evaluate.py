@@ -387,6 +387,7 @@ def evaluate(
             return load_run(out)
 
     ids = [np.asarray(enc.ids[:MAX_LENGTH], dtype=np.int64) for enc in encodings]
+    backend.check_rows(ids, [e.id for e in entries])  # names the entry; infer would say the row number
 
     bar = progress(len(ids), "inference") if progress else None
     decoder = RowDecoder(entries, encodings, labels, tags, transitions, opts.profile)

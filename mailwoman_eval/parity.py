@@ -182,6 +182,8 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
     pieces = [list(enc.pieces[:MAX_LENGTH]) for enc in encodings]
     log(f"mweval parity: reference {ref.name} ({opts.engine}) on {gset.name} ({len(ids)} rows), profile {opts.profile.name}")
     t_ref = time.perf_counter()
+    names = [e.id for e in gset.entries]
+    base.check_rows(ids, names)
     ref_logits = base.infer(ids)
     refuse_nonfinite(ref_logits, gset.entries, ref.path)  # nothing decodes from NaN (as in evaluate)
     ref_dec = decode(ref_logits, encodings, gset, labels, tags, transitions, opts.profile)
@@ -199,6 +201,7 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
         kind = "int8" if backend.int8 else "fp32"
         log(f"  {path.name}: {kind}, batched {'yes' if backend.batchable else 'no (by trial)'}, padding {backend.info['padding']}")
         t_art = time.perf_counter()
+        backend.check_rows(ids, names)
         art_logits = backend.infer(ids)
         refuse_nonfinite(art_logits, gset.entries, path)  # a NaN max |Δ| is neither a number nor valid JSON
         art = decode(art_logits, encodings, gset, labels, tags, transitions, opts.profile)

@@ -569,7 +569,7 @@ CASES = [
          check=check_rows(1)),
     # ---- checkpoints ------------------------------------------------------------------------
     Case("ckpt-rows-beyond-position-table", E, lambda c: c.eval(ckpt=short_position_checkpoint(c.tmp / "maxpos8", 8)),
-         ("maxpos8/config.json", "2 entries have more pieces than the checkpoint's max_position_embeddings 8 (first: row 1, 12 pieces)")),
+         ("maxpos8/config.json", "2 entries have more pieces than the checkpoint's max_position_embeddings 8 (first: g.jsonl:1, 12 pieces)")),
     Case("ckpt-path-missing", E, lambda c: c.eval(ckpt=c.tmp / "step-000999"), ("step-000999", "checkpoint path does not exist")),
     Case("ckpt-name-not-found", E, lambda c: c.eval(ckpt="step-424242"), ("checkpoint 'step-424242' not found",)),
     Case("ckpt-not-a-checkpoint-dir", E, lambda c: c.eval(ckpt=c.golden(good_lines())),

@@ -43,6 +43,17 @@ class Backend:
         ran it; a backend may also leave it uncalled (the caller decodes the rest afterwards)."""
         raise NotImplementedError
 
+    def row_limit(self) -> tuple[int, str, str] | None:
+        """(the most pieces a row may have, what sets it, the file that says so), if the model has a limit."""
+        return None
+
+    def check_rows(self, ids: Sequence[np.ndarray], names: Sequence[str] | None = None) -> None:
+        """Refuse rows beyond `row_limit`; callers that know the entries name them (`infer` checks
+        again, by row number, for callers that do not)."""
+        limit = self.row_limit()
+        if limit is not None:
+            refuse_longer_than(ids, *limit, names=names)
+
 
 def in_background(fn: Callable, *args, **kwargs) -> Future:
     """`fn(*args, **kwargs)` started now in its own thread; `.result()` waits and re-raises.
@@ -61,14 +72,15 @@ def ready(x):
     return x.result() if isinstance(x, Future) else x
 
 
-def refuse_longer_than(ids: Sequence[np.ndarray], limit: int, what: str, where: str) -> None:
+def refuse_longer_than(ids: Sequence[np.ndarray], limit: int, what: str, where: str, names: Sequence[str] | None = None) -> None:
     """One error for rows a model cannot take (more pieces than `what` = `limit`), naming the
-    first, instead of a shape failure inside the engine."""
+    first (by `names`, else by row number), instead of a shape failure inside the engine."""
     too_long = [i for i, x in enumerate(ids) if len(x) > limit]
     if too_long:
         first = too_long[0]
+        name = names[first] if names is not None else f"row {first + 1}"
         raise MwevalError(
-            f"{len(too_long)} entries have more pieces than {what} {limit} (first: row {first + 1}, {len(ids[first])} pieces)",
+            f"{len(too_long)} entries have more pieces than {what} {limit} (first: {name}, {len(ids[first])} pieces)",
             where=where,
         )
 

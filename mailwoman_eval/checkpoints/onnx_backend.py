@@ -22,7 +22,6 @@ from mailwoman_eval.checkpoints.backend import (
     cpu_count,
     in_background,
     ready,
-    refuse_longer_than,
     run_batched,
     shared_queue,
 )
@@ -247,6 +246,11 @@ class OnnxBackend(Backend):
         if self.fixed_width is not None:
             info["fixed_sequence_length"] = self.fixed_width
 
+    def row_limit(self) -> tuple[int, str, str] | None:
+        if self.fixed_width is None:
+            return None  # padded to 128: rows are truncated to 128 pieces before they get here
+        return self.fixed_width, "the graph's fixed sequence length", str(self.model_path)
+
     def _feed(self, x: np.ndarray, m: np.ndarray) -> dict:
         feed = {"input_ids": x, "attention_mask": m}
         feed.update(self._zeros(*x.shape))
@@ -308,8 +312,7 @@ class OnnxBackend(Backend):
             forwards = [lambda x, m, s=s: self._run(x, m, ready(s)) for s in self.sessions]
             return run_batched(forwards, ids, self.pad_id, progress, on_batch=on_batch)
         width = (self.fixed_width or MAX_LENGTH) if self.pad_to == "128" else None
-        if width is not None:
-            refuse_longer_than(ids, width, "the graph's fixed sequence length", str(self.model_path))
+        self.check_rows(ids)
         out: list[np.ndarray | None] = [None] * len(ids)
         take = shared_queue(range(len(ids)))
         lock = threading.Lock()

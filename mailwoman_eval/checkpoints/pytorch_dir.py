@@ -20,7 +20,6 @@ from mailwoman_eval.checkpoints.backend import (
     Progress,
     cpu_count,
     in_background,
-    refuse_longer_than,
     run_batched,
 )
 from mailwoman_eval.checkpoints.torchfile import load_state_dict
@@ -207,11 +206,13 @@ class PytorchBackend(Backend):
 
     max_rows = 64  # rows per length-bucketed batch; 1 = the batch-1 path (tests compare the two)
 
+    def row_limit(self) -> tuple[int, str, str]:
+        # upstream raises on a sequence longer than its position table too; said before inference,
+        # not as a broadcast failure deep in onnxruntime / numpy / torch
+        return int(self.config["max_position_embeddings"]), "the checkpoint's max_position_embeddings", str(self.config_path)
+
     def infer(self, ids: Sequence[np.ndarray], progress: Progress | None = None, on_batch: OnBatch | None = None) -> list[np.ndarray]:
-        # upstream raises on a sequence longer than its position table too; said here, not as a
-        # broadcast failure deep in onnxruntime / numpy / torch
-        limit = int(self.config["max_position_embeddings"])
-        refuse_longer_than(ids, limit, "the checkpoint's max_position_embeddings", str(self.config_path))
+        self.check_rows(ids)
         return run_batched(self._forward, ids, self.pad_id, progress, max_rows=self.max_rows, on_batch=on_batch)
 
 
