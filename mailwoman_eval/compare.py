@@ -10,7 +10,7 @@ import numpy as np
 from mailwoman_eval.buckets import bucket_errors
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.metrics import FN, FP, NONE, TP, VIEWS, WRONG, exact_match_vector, view_masks
-from mailwoman_eval.run import OOD_PREFIX, Run, loudest_first
+from mailwoman_eval.run import OOD_PREFIX, Run, loudest_first, row_identity
 from mailwoman_eval.stats import f1_from_counts, percentile_ci, resample_weights, two_sided_p
 
 P_VALUE_METHOD = (
@@ -57,7 +57,7 @@ def pair_runs(base: Run, cand: Run, allow_mismatch: bool = False) -> Paired:
     if problems and not allow_mismatch:
         raise MwevalError("; ".join(problems) + " (use --allow-mismatch to compare anyway)")
     tags = [t for t in cand.tags if t in base.tags]
-    if tags != cand.tags or tags != base.tags:
+    if set(tags) != set(cand.tags) or set(tags) != set(base.tags):  # the same tags in another order compare
         problems.append(f"label sets differ; comparing the {len(tags)} common tags")
         if not allow_mismatch:
             raise MwevalError("; ".join(problems) + " (use --allow-mismatch to compare anyway)")
@@ -74,9 +74,16 @@ def pair_runs(base: Run, cand: Run, allow_mismatch: bool = False) -> Paired:
     if base.golden_sha256 != cand.golden_sha256:
         # ids are file:line, so another version of a golden file can hold another row under the same
         # id: only rows that are the same address with the same gold are compared
+        # (a scores baseline has no raw or gold of its own: its recorded row digests are compared)
         bp, cp = base.predictions, cand.predictions
-        same = [k for k, (b, c) in enumerate(zip(bi.tolist(), ci.tolist(), strict=True))
-                if bp[b]["raw"] == cp[c]["raw"] and bp[b]["gold"] == cp[c]["gold"]]
+        brow = [row_identity(bp[b]) for b in bi.tolist()]
+        if None in brow:
+            raise MwevalError(
+                "this scores baseline records no row digests (exported by an older mweval), so rows of another golden "
+                "version cannot be told apart; export it again with mweval export-scores",
+                where=str(base.path),
+            )
+        same = [k for k, (b, c) in enumerate(zip(brow, ci.tolist(), strict=True)) if b == row_identity(cp[c])]
         if len(same) < bi.size:
             problems.append(f"{bi.size - len(same)} entries with the same id hold different rows (raw or gold) and are left out")
             bi, ci = bi[same], ci[same]

@@ -188,6 +188,7 @@ class Run:
                     "nl": int(bool(p["non_latin"])),
                     "pred": {t: v["value"] for t, v in p["pred"].items()},
                     "sums": [round(a, 6), round(c, 6), int(n)],
+                    "row": row_digest(p["raw"], p["gold"]),
                 }
             )
         return {
@@ -273,6 +274,17 @@ def load_run(path: str | Path) -> Run:
 
 
 
+def row_digest(raw: str, gold: dict) -> str:
+    """Which address and gold an entry holds, in 16 hex chars: scores files carry it, since they
+    carry no raw or gold, so rows with the same id (file:line) in another golden version can be told apart."""
+    return hashlib.sha256(orjson.dumps([raw, gold], option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def row_identity(p: dict) -> str | None:
+    """`row_digest` of a prediction row: its own for a run, the recorded one for a scores baseline."""
+    return p["_row"] if "_row" in p else row_digest(p["raw"], p["gold"])
+
+
 def load_scores(path: str | Path, partner: Run) -> Run:
     """A committed scores JSON as a Run, borrowing raw/gold from `partner` (same golden, same ids)."""
     path = Path(path)
@@ -287,6 +299,7 @@ def load_scores(path: str | Path, partner: Run) -> Run:
             and isinstance(e.get("adv"), int) and isinstance(e.get("nl"), int)
             and isinstance(e.get("sums"), list) and len(e["sums"]) == 3
             and all(isinstance(x, int | float) and not isinstance(x, bool) for x in e["sums"])
+            and isinstance(e.get("row", ""), str)
         ):
             raise MwevalError(f"scores entry {k} is malformed (id, adv, nl, pred, sums)", where=str(path))
     by_id = {p["id"]: p for p in partner.predictions}
@@ -302,6 +315,9 @@ def load_scores(path: str | Path, partner: Run) -> Run:
                 "non_latin": bool(e["nl"]),
                 "pred": {t: {"value": v} for t, v in e["pred"].items()},
                 "_sums": tuple(e["sums"]),
+                # the baseline's own row (raw + gold), which raw/gold borrowed above cannot tell;
+                # None in scores files written before mweval recorded it
+                "_row": e.get("row"),
             }
         )
     meta = {k: doc[k] for k in ("mweval_version", "checkpoint", "tokenizer", "golden", "profile", "decode", "tags", "metrics")}

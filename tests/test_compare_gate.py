@@ -155,6 +155,48 @@ def test_allow_mismatch_pairs_only_rows_that_are_the_same_address():
     assert "1 entries with the same id hold different rows (raw or gold) and are left out" in pr.mismatches
 
 
+def test_a_scores_baseline_leaves_out_the_same_changed_rows_as_its_run(tmp_path):
+    """A scores file has no raw or gold: it used to borrow the candidate's, so across golden
+    versions every row looked unchanged, and a shuffled file compared different addresses
+    (a real regression passed). Its row digests now pair rows as the run directory does."""
+    base, _ = two_runs(200, 0)
+    rows = [(p["raw"], p["gold"], p["gold"] if i >= 40 else {}) for i, p in enumerate(base.predictions)]
+    rows[150], rows[151] = rows[151], rows[150]  # another golden version: two rows swap lines (ids)
+    cand = make_run(rows, ["postcode"], "runtime", "cand", golden_sha="h" * 64)
+    b, c = save_run(base, tmp_path / "b"), save_run(cand, tmp_path / "c")
+    assert CliRunner().invoke(main, ["export-scores", "--run", str(b), "--out", str(tmp_path / "b.json")]).exit_code == 0
+    verdicts = []
+    for baseline in (b, tmp_path / "b.json"):
+        out = tmp_path / f"g-{baseline.name}"
+        r = CliRunner().invoke(main, ["gate", "--baseline", str(baseline), "--candidate", str(c), "--allow-mismatch", "--out", str(out)])
+        assert r.exit_code == 1, r.output
+        v = json.loads((out / "verdict.json").read_text())
+        assert "2 entries with the same id hold different rows (raw or gold) and are left out" in v["mismatch"]
+        verdicts.append(v["results"])
+    assert verdicts[0] == verdicts[1]
+    assert verdicts[0]["excluding_adversarial"]["postcode"]["support"] == 198
+    # a scores file exported before row digests cannot tell rows apart: refused, not guessed
+    old = json.loads((tmp_path / "b.json").read_text())
+    for e in old["entries"]:
+        del e["row"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    r = CliRunner().invoke(main, ["gate", "--baseline", str(tmp_path / "old.json"), "--candidate", str(c), "--allow-mismatch",
+                                  "--out", str(tmp_path / "g-old")])
+    assert r.exit_code == 2 and "records no row digests" in r.output and "export-scores" in r.output
+    # ... while on the same golden version it still serves as a baseline
+    same = CliRunner().invoke(main, ["gate", "--baseline", str(tmp_path / "old.json"), "--candidate", str(b), "--out", str(tmp_path / "g-same")])
+    assert same.exit_code == 0, same.output
+
+
+def test_the_same_tags_in_another_order_compare():
+    from mailwoman_eval.compare import pair_runs
+
+    base, cand = two_runs(20, 0)
+    base.meta["tags"] = ["postcode", "street"]
+    cand.meta["tags"] = ["street", "postcode"]
+    assert pair_runs(base, cand).mismatches == []
+
+
 def test_thresholds_file(tmp_path):
     good = tmp_path / "t.toml"
     good.write_text('[defaults]\nmax_drop_pp = 0.5\nviews = ["all"]\n[tags.postcode]\nmin_f1 = 90.0\n')
