@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from dataclasses import dataclass
 
@@ -242,6 +243,14 @@ def run_summary(run: Run) -> dict:
     }
 
 
+def md_cell(text: str) -> str:
+    """Text from a checkpoint (a tag name) as one markdown table cell: `|` escaped, control
+    characters and line breaks shown as escapes (one would end the row; `|` would add a column),
+    and `&`, `<`, `>` as entities (GitHub would take `<dex>` for an HTML tag and drop it)."""
+    text = "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
+    return html.escape(text, quote=False).replace("|", "\\|")
+
+
 def warning_lines(summaries: dict[str, dict]) -> list[str]:
     """Markdown quote lines for each run's warnings (out-of-distribution first, loudly)."""
     lines = []
@@ -305,7 +314,7 @@ def markdown(c: dict, view_order=VIEWS) -> str:
             f = r["f1"]
             flag = " ⚠" if f["ci95_pp"][1] < 0 else ""
             lines.append(
-                f"| {t}{flag} | {r['support']} | {f['base'] * 100:.2f} | {f['cand'] * 100:.2f} | {f['delta_pp']:+.2f} | "
+                f"| {md_cell(t)}{flag} | {r['support']} | {f['base'] * 100:.2f} | {f['cand'] * 100:.2f} | {f['delta_pp']:+.2f} | "
                 f"[{f['ci95_pp'][0]:+.2f}, {f['ci95_pp'][1]:+.2f}] | {f['p']:.4f} |"
             )
         for name, s in v["summary"].items():

@@ -8,6 +8,8 @@ WARN: support < min_support, or Δ < −max_drop_pp without significance. Otherw
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,7 @@ from xml.etree import ElementTree as ET
 
 import numpy as np
 
-from mailwoman_eval.compare import entry_counts, pair_runs, run_summary, warning_lines
+from mailwoman_eval.compare import entry_counts, md_cell, pair_runs, run_summary, warning_lines
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.metrics import VIEWS, view_masks
 from mailwoman_eval.run import Run
@@ -41,8 +43,9 @@ class Thresholds:
 
 def _check_value(key: str, value, where: str) -> None:
     numeric = {"max_drop_pp", "alpha", "min_f1"}
-    if key in numeric and (not isinstance(value, int | float) or isinstance(value, bool)):
-        raise MwevalError(f"{key} must be a number, not {value!r}", where=where)
+    if key in numeric and (not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value)):
+        # TOML has nan and inf: a nan max_drop_pp failed every tag, a nan min_f1 switched the rule off
+        raise MwevalError(f"{key} must be a finite number, not {value!r}", where=where)
     if key in ("min_support", "resamples") and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
         raise MwevalError(f"{key} must be a non-negative integer, not {value!r}", where=where)
     if key == "alpha" and not 0 < value < 1:
@@ -137,6 +140,7 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
                     "thresholds": th,
                 })
             )
+    refuse_unreachable_alpha(tests, thresholds.source if thresholds.source != Thresholds().source else None)
     adjusted = holm(np.array([r["p"] for _, _, r in tests]))
     results: dict[str, dict] = {v: {} for v in thresholds.defaults["views"]}
     for (view, tag, row), p_adj in zip(tests, adjusted, strict=True):
@@ -172,6 +176,27 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
     }
 
 
+def refuse_unreachable_alpha(tests: list[tuple[str, str, dict]], where: str | None) -> None:
+    """A bootstrap p is at least 1/(B+1), and Holm multiplies the smallest of m p-values by m: no
+    adjusted p falls below max(m/(B_max+1), 1/(B+1)). A tag whose alpha is not above that can never
+    FAIL on a drop, however large, and would be called "within noise"; refused, saying what to raise."""
+    m = len(tests)
+    if not m:
+        return
+    b_max = max(int(r["thresholds"]["resamples"]) for _, _, r in tests)
+    for view, tag, r in tests:
+        th = r["thresholds"]
+        floor = max(m / (b_max + 1), 1 / (int(th["resamples"]) + 1))
+        if th["alpha"] <= floor:
+            need = math.floor(m / th["alpha"]) + 1
+            raise MwevalError(
+                f"alpha {th['alpha']} cannot be reached for {tag} ({view}): with {m} gated tests and {th['resamples']} "
+                f"resamples the smallest Holm-adjusted p is {floor:.2g}; set resamples to at least {need}, "
+                "or gate fewer views, or raise alpha",
+                where=where,
+            )
+
+
 def judge(row: dict, th: dict) -> tuple[str, str]:
     drop = -row["delta_pp"]
     m = th["max_drop_pp"]
@@ -204,7 +229,7 @@ def markdown(v: dict, limit_bytes: int = 1 << 20) -> str:
         for t in order:
             r = rows[t]
             lines.append(
-                f"| {icon[r['verdict']]} {r['verdict']} | {t} | {r['support']} | {r['base_f1']:.2f} | {r['cand_f1']:.2f} | "
+                f"| {icon[r['verdict']]} {r['verdict']} | {md_cell(t)} | {r['support']} | {r['base_f1']:.2f} | {r['cand_f1']:.2f} | "
                 f"{r['delta_pp']:+.2f} | [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] | {r['p_holm']:.4f} | {r['reason']} |"
             )
     lines += ["", f"Test: {v['method']['test']}; {v['method']['multiple_testing']}."]
@@ -212,6 +237,15 @@ def markdown(v: dict, limit_bytes: int = 1 << 20) -> str:
     if len(text.encode()) > limit_bytes:  # GitHub job summaries are capped at 1 MiB
         text = text.encode()[: limit_bytes - 100].decode(errors="ignore") + "\n\n(truncated)\n"
     return text
+
+
+# Characters XML 1.0 does not allow, even escaped; ElementTree writes them as they are, and the
+# file then does not parse (a tag name comes from the checkpoint's config.json).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    return _NOT_XML.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
 def junit_xml(v: dict, strict: bool = False) -> str:
@@ -226,12 +260,12 @@ def junit_xml(v: dict, strict: bool = False) -> str:
         tc = ET.SubElement(suite, "testcase", classname=f"mweval.gate.{view}", name="(nothing gated)")
         ET.SubElement(tc, "failure" if strict else "skipped", message=why, **({"type": "WARN"} if strict else {}))
     for view, tag, r in cases:
-        tc = ET.SubElement(suite, "testcase", classname=f"mweval.gate.{view}", name=tag)
+        tc = ET.SubElement(suite, "testcase", classname=f"mweval.gate.{view}", name=xml_text(tag))
         if r["verdict"] == "FAIL" or (strict and r["verdict"] == "WARN"):
-            f = ET.SubElement(tc, "failure", message=r["reason"], type=r["verdict"])
+            f = ET.SubElement(tc, "failure", message=xml_text(r["reason"]), type=r["verdict"])
             f.text = f"base F1 {r['base_f1']:.2f}, cand F1 {r['cand_f1']:.2f}, delta {r['delta_pp']:+.2f} pp, CI {r['ci95']}, p_holm {r['p_holm']}"
         out = ET.SubElement(tc, "system-out")
-        out.text = f"{r['verdict']}: {r['reason']}"
+        out.text = xml_text(f"{r['verdict']}: {r['reason']}")
     root = ET.Element("testsuites", name="mweval", tests=str(tests), failures=str(failing))
     root.append(suite)
     ET.indent(root)

@@ -197,6 +197,51 @@ def test_the_same_tags_in_another_order_compare():
     assert pair_runs(base, cand).mismatches == []
 
 
+def test_an_alpha_no_adjusted_p_can_reach_is_refused(tmp_path):
+    """3 views x 1 tag, 2000 resamples: no Holm-adjusted p is below 3/2001 = 0.0015, so at alpha
+    0.001 a 60-of-400 loss (no resample near the allowed drop) could never FAIL; it was a WARN
+    "within noise" and exit 0."""
+    base, cand = two_runs(400, 60, n_adv=40)
+    b, c = save_run(base, tmp_path / "b"), save_run(cand, tmp_path / "c")
+    t = tmp_path / "t.toml"
+    t.write_text('[defaults]\nalpha = 0.001\nviews = ["all", "excluding_adversarial", "adversarial_only"]\n')
+    args = ["gate", "--baseline", str(b), "--candidate", str(c), "--thresholds", str(t), "--out", str(tmp_path / "g")]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2 and not (tmp_path / "g").exists()
+    assert "alpha 0.001 cannot be reached for postcode (all): with 3 gated tests and 2000 resamples" in r.output
+    assert "the smallest Holm-adjusted p is 0.0015; set resamples to at least 3001" in r.output
+    t.write_text(t.read_text() + "resamples = 3001\n")
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1 and "FAIL: postcode" in r.output
+
+
+@pytest.mark.parametrize("text", ["max_drop_pp = nan", "alpha = nan", "max_drop_pp = inf", "[tags.postcode]\nmin_f1 = nan"])
+def test_thresholds_refuse_non_finite_numbers(tmp_path, text):
+    """TOML has nan and inf: a nan max_drop_pp failed every tag (improvements too) and wrote NaN
+    into verdict.json; a nan min_f1 switched that rule off without a word."""
+    t = tmp_path / "t.toml"
+    t.write_text(("[defaults]\n" if not text.startswith("[") else "") + text + "\n")
+    with pytest.raises(MwevalError, match="must be a finite number"):
+        load_thresholds(str(t))
+
+
+def test_a_hostile_tag_name_keeps_junit_parseable_and_the_markdown_tables_whole(tmp_path):
+    """Tag names come from the checkpoint's config.json: a form feed made junit.xml unparseable,
+    a `|` added a column to the summary table."""
+    from mailwoman_eval.compare import markdown as compare_markdown
+
+    tag = 'ce<dex>&"\x0c|\nx'
+    base, cand = two_runs(400, 60, tag=tag)
+    v = gate(base, cand, Thresholds())
+    root = ET.fromstring(junit_xml(v))
+    assert root.find(".//testcase").get("name") == 'ce<dex>&"\\x0c|\nx'  # a line break is XML; a form feed is not
+    for md in (markdown(v), compare_markdown(compare(base, cand, resamples=1000))):
+        row = next(line for line in md.splitlines() if "ce&lt;dex&gt;" in line)
+        assert "ce&lt;dex&gt;&amp;\"\\x0c\\|\\nx" in row
+        header = next(line for line in md.splitlines() if line.startswith("| ") and "support" in line)
+        assert row.replace("\\|", "").count("|") == header.count("|")
+
+
 def test_thresholds_file(tmp_path):
     good = tmp_path / "t.toml"
     good.write_text('[defaults]\nmax_drop_pp = 0.5\nviews = ["all"]\n[tags.postcode]\nmin_f1 = 90.0\n')
