@@ -71,7 +71,7 @@ def load_thresholds(path: str | None) -> Thresholds:
         raise MwevalError("thresholds file not found", where=str(p)) from None
     except (OSError, UnicodeDecodeError) as e:
         raise MwevalError(f"cannot read thresholds file ({e})", where=str(p)) from None
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, RecursionError) as e:  # tomllib recurses per nesting level
         raise MwevalError(f"malformed TOML ({e})", where=str(p)) from None
     unknown = set(doc) - {"defaults", "tags"}
     if unknown:

@@ -146,7 +146,7 @@ def parse_row(text: str, file: str, line: int, where: str | None = None) -> Gold
     where = where or f"{file}:{line}"
     try:
         obj = _ROW_DECODER.decode(text)  # what json.loads(text, parse_constant=…) does, minus a decoder per row
-    except (json.JSONDecodeError, ValueError) as e:
+    except (json.JSONDecodeError, ValueError, RecursionError) as e:  # json recurses per nesting level
         raise MwevalError(f"malformed JSON ({e})", where=where) from None
     if not isinstance(obj, dict):
         raise MwevalError(f"row is {_json_kind(obj)}, not a JSON object", where=where)
@@ -214,7 +214,7 @@ def count_rows(data: bytes) -> int:
 def _load_json(path: Path) -> dict:
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise MwevalError(f"unreadable manifest ({e})", where=str(path)) from None
     if not isinstance(obj, dict) or not isinstance(obj.get("files"), dict):
         raise MwevalError("manifest has no `files` object", where=str(path))

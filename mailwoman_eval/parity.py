@@ -96,7 +96,7 @@ def _card_has_labels(card: Path) -> bool:
         return False
     try:
         doc = json.loads(card.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return True
     return not isinstance(doc, dict) or isinstance(doc.get("labels"), list)
 

@@ -222,7 +222,7 @@ class Run:
 def _read_schema_doc(path: Path, schema: str, what: str) -> dict:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise MwevalError(f"unreadable {what} ({e})", where=str(path)) from None
     if not isinstance(doc, dict) or doc.get("schema") != schema:
         raise MwevalError(f"{what} is not an mweval file of schema {schema}", where=str(path))

@@ -139,7 +139,7 @@ def read_schedule(step_dir: Path) -> Schedule | None:
         return None
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError, RecursionError) as e:
         raise MwevalError(f"unreadable training_state.json ({e})", where=str(path)) from None
     except json.JSONDecodeError as e:
         raise MwevalError(f"malformed training_state.json ({e.msg})", where=f"{path}:{e.lineno}") from None

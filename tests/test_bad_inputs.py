@@ -236,6 +236,9 @@ def over_128_rows(c: Ctx) -> list[str]:
     return [line(GOOD), line(row)]
 
 
+DEEP = "[" * 3000 + "]" * 3000  # JSON/TOML nesting deeper than Python's parsers recurse
+
+
 def manifest(c: Ctx, sha: str | None = None, entries: int | None = None) -> Path:
     g = c.golden(good_lines())
     data = (g / "g.jsonl").read_bytes()
@@ -542,6 +545,11 @@ CASES = [
          check=check_audit("values_not_in_raw", 1)),
     Case("golden-duplicate-rows", A, lambda c: c.eval(c.golden([line(GOOD), line(GOOD2), line(GOOD)])),
          check=both(check_audit("duplicate_rows", 1), check_rows(3))),
+    Case("golden-row-nested-too-deeply", E, lambda c: c.eval(c.golden([line(GOOD), '{"raw": "12 Main St", "components": {}, "x": ' + DEEP + "}"])),
+         ("/g/g.jsonl:2", "malformed JSON (maximum recursion depth exceeded")),
+    Case("golden-manifest-nested-too-deeply", E,
+         lambda c: c.eval((lambda g: (g / "MANIFEST.json").write_text('{"files": ' + DEEP + "}") and g)(c.golden(good_lines()))),
+         ("/g/MANIFEST.json", "maximum recursion depth exceeded")),
     Case("golden-manifest-sha256-mismatch", W, lambda c: c.eval(manifest(c, sha="0" * 64)),
          ("golden set does not match its manifest", "g.jsonl: sha256"), check=check_manifest_mismatch),
     Case("golden-manifest-count-mismatch", W, lambda c: c.eval(manifest(c, entries=5)),
@@ -594,6 +602,8 @@ CASES = [
          ("ck/pytorch_model.bin", "weights contain NaN", "final_ln.weight")),
     Case("ckpt-config-malformed", E, lambda c: c.eval(ckpt=c.ckpt_copy(config='{"vocab_size": 16000,')),
          ("ck/config.json", "malformed config.json")),
+    Case("ckpt-config-nested-too-deeply", E, lambda c: c.eval(ckpt=c.ckpt_copy(config='{"vocab_size": ' + DEEP + "}")),
+         ("config.json", "malformed config.json (maximum recursion depth exceeded")),
     Case("ckpt-config-missing", E, lambda c: c.eval(ckpt=(lambda d: ((d / "config.json").unlink(), d)[1])(c.ckpt_copy())),
          ("ck/config.json", "checkpoint has no config.json")),
     Case("ckpt-config-missing-keys", E,
@@ -693,6 +703,8 @@ CASES = [
          ("th.toml", "unknown key 'min_f2' in [tags.postcode]")),
     Case("thresholds-unknown-section", E, lambda c: thresholds(c, "[gate]\nalpha = 0.1\n"), ("th.toml", "unknown section(s): gate")),
     Case("thresholds-bad-value", E, lambda c: thresholds(c, '[defaults]\nalpha = "0.05"\n'), ("th.toml", "alpha must be a finite number")),
+    Case("thresholds-nested-too-deeply", E, lambda c: thresholds(c, "[defaults]\nviews = " + DEEP + "\n"),
+         ("th.toml", "malformed TOML (maximum recursion depth exceeded")),
     Case("thresholds-nan", E, lambda c: thresholds(c, "[defaults]\nmax_drop_pp = nan\n"), ("th.toml", "max_drop_pp must be a finite number, not nan")),
     Case("thresholds-alpha-unreachable", E, lambda c: thresholds(c, "[defaults]\nalpha = 0.0004\n"),
          ("th.toml", "alpha 0.0004 cannot be reached for", "set resamples to at least")),
@@ -724,6 +736,8 @@ CASES = [
          ("rep: --out is a directory",)),
     Case("run-json-corrupt", E, lambda c: edited_run(c, lambda d: (d / "run.json").write_text('{"schema": ')),
          ("base/run.json", "unreadable run.json")),
+    Case("run-json-nested-too-deeply", E, lambda c: edited_run(c, lambda d: (d / "run.json").write_text('{"schema": ' + DEEP + "}")),
+         ("base/run.json", "unreadable run.json", "maximum recursion depth exceeded")),
     Case("run-json-not-a-run", E, lambda c: edited_run(c, lambda d: (d / "run.json").write_text('{"schema": "mweval.run/1"}')),
          ("base/run.json", "run.json is incomplete", "tags")),
     Case("run-predictions-edited", E,

@@ -49,7 +49,7 @@ def read_labels_arg(arg: str) -> list[str]:
             raise MwevalError(f"cannot read --labels file ({e})", where=str(p)) from None
         try:
             obj = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return [line.strip() for line in text.splitlines() if line.strip()]
         if isinstance(obj, dict):
             obj = obj.get("labels")
@@ -69,7 +69,7 @@ def read_sidecar(path: Path) -> tuple[list[str], CRFParams]:
             start=np.asarray(obj["start_transitions"], dtype=np.float32),
             end=np.asarray(obj["end_transitions"], dtype=np.float32),
         )
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as e:
         raise MwevalError(f"unreadable crf-transitions.json ({e})", where=str(path)) from None
     if crf.start.shape[0] != len(labels):
         raise MwevalError("crf-transitions.json size differs from its label list", where=str(path))
@@ -159,7 +159,7 @@ class OnnxBackend(Backend):
         if card_path.is_file():
             try:
                 card = json.loads(card_path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
                 raise MwevalError(f"malformed model-card.json ({e})", where=str(card_path)) from None
             if not isinstance(card, dict):
                 raise MwevalError("malformed model-card.json (not a JSON object)", where=str(card_path))
@@ -220,7 +220,7 @@ class OnnxBackend(Backend):
             try:
                 package = json.loads(pkg.read_text())
                 info["package"] = {"name": package["name"], "version": package["version"]}
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError, RecursionError):
                 pass  # package.json is informational
         if zero_fed:
             req = ", ".join(info.get("model_card", {}).get("requires", [])) or "its side channels"

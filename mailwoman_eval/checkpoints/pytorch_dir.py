@@ -44,7 +44,7 @@ def read_config(path: Path) -> dict:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise MwevalError("checkpoint has no config.json", where=str(path)) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise MwevalError(f"malformed config.json ({e})", where=str(path)) from None
     if not isinstance(cfg, dict):
         raise MwevalError("config.json is not a JSON object", where=str(path))

@@ -100,7 +100,7 @@ def find_tokenizer(ref: CheckpointRef, explicit: str | None) -> tuple[Path, str]
     if state.is_file():
         try:
             tdir = json.loads(state.read_text(encoding="utf-8"))["config"]["data"]["tokenizer_dir"]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             tdir = None
         if isinstance(tdir, str) and tdir:
             cand = Path(tdir)
