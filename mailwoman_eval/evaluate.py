@@ -361,7 +361,8 @@ def evaluate(
             "tokenizer": tokenizer.sha256,
             "golden": [(f.name, f.sha256) for f in gset.files],
             "golden_name": gset.name,
-            "manifest": gset.manifest.to_json(),
+            # the check's result, not where the manifest was found (a path typed another way is the same input)
+            "manifest": {k: v for k, v in gset.manifest.to_json().items() if k != "manifest"},
             "profile": opts.profile.name,
             "transitions": transitions.source,
             "labels": labels,
@@ -380,6 +381,7 @@ def evaluate(
             meta["checkpoint"] = {**meta["checkpoint"], **checkpoint}
             meta["tokenizer"] = tok_meta
             meta["golden"] = gset.to_json()
+            meta["audit"] = {**meta["audit"], "manifest": gset.manifest.to_json()}
             meta["mweval_git_commit"] = git_commit()
             meta["timings"] = {"started_at": started, "cache": "hit", "cache_key": key, "total_s": _r(time.perf_counter() - t0)}
             meta.pop("predictions_sha256", None)

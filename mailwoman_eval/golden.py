@@ -207,10 +207,6 @@ def read_jsonl(path: Path) -> tuple[list[GoldenEntry], bytes]:
     return entries, data
 
 
-def count_rows(data: bytes) -> int:
-    return sum(1 for line in data.split(b"\n") if line.strip())
-
-
 def _load_json(path: Path) -> dict:
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
@@ -225,6 +221,7 @@ def check_manifest(directory: Path, files: list[GoldenFile]) -> ManifestCheck:
     """Top-level files against MANIFEST.json; split files against the parent's SPLIT-MANIFEST.json."""
     problems: list[str] = []
     own = directory / "MANIFEST.json"
+    directory = directory.resolve()  # `.` inside v0.1.2/dev is the dev split too (its name as typed is "")
     split_manifest = directory.parent / "SPLIT-MANIFEST.json"
     if own.is_file():
         manifest = _load_json(own)
@@ -245,6 +242,8 @@ def check_manifest(directory: Path, files: list[GoldenFile]) -> ManifestCheck:
         if f is None:
             problems.append(f"{name}: listed in the manifest but missing")
             continue
+        if sha is None and count is None:  # an entry that checks nothing does not vouch for the file
+            problems.append(f"{name}: the manifest gives neither its sha256 nor its row count")
         if sha is not None and sha != f.sha256:
             problems.append(f"{name}: sha256 {f.sha256[:12]}… != manifest {str(sha)[:12]}…")
         if count is not None and count != f.entries:
@@ -269,7 +268,9 @@ def load_golden(path: Path, name: str | None = None) -> GoldenSet:
     for f in files:
         rows, data = read_jsonl(f)
         entries.extend(rows)
-        gfiles.append(GoldenFile(f.name, sha256_bytes(data), count_rows(data)))
+        # rows = the non-blank lines as read_jsonl strips them (Unicode whitespace, a leading BOM):
+        # counting bytes.strip() lines counted a line of only NBSP or BOM as a row that never loads
+        gfiles.append(GoldenFile(f.name, sha256_bytes(data), len(rows)))
     if not entries:
         raise MwevalError("golden set has no rows (every *.jsonl is empty)", where=str(path))
     seen: set[tuple] = set()
@@ -333,7 +334,8 @@ def resolve_golden(spec: str) -> tuple[Path, str]:
     """`--golden NAME|PATH` -> (directory, display name)."""
     p = Path(spec).expanduser()
     if p.exists():
-        name = f"{p.parent.name}/{p.name}" if p.name in ("dev", "test") else p.name
+        r = p.resolve()  # `.` or `../dev` are named as the directory they are
+        name = f"{r.parent.name}/{r.name}" if r.name in ("dev", "test") else r.name
         return p, name
     if spec.startswith(("/", "./", "../", "~")):  # a path, not a name (as --ckpt)
         raise MwevalError("golden directory does not exist", where=spec)

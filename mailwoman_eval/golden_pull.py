@@ -48,18 +48,19 @@ PINNED: dict[str, tuple[str, str, dict[str, str]]] = {
 }
 
 
-def _fetch(base: str, rel: str) -> bytes:
+def _fetch(base: str, rel: str) -> tuple[bytes, str]:
+    """The bytes of `rel` under `base` (a directory or a URL), and the path or URL they came from."""
     local = Path(base)
     if local.is_dir():
         p = local / rel
         try:
-            return p.read_bytes()
+            return p.read_bytes(), str(p)
         except OSError as e:
             raise MwevalError(f"cannot read {e.strerror}", where=str(p)) from None
     url = base.rstrip("/") + "/" + rel
     try:
         with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 - http(s) from the user or pinned
-            return r.read()
+            return r.read(), url
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise MwevalError(f"download failed ({getattr(e, 'reason', e)})", where=url) from None
 
@@ -73,10 +74,10 @@ def pull(name: str, source: str | None = None, log=lambda s: None) -> Path:
     staging = staging_dir(dest, "the golden data directory")
     try:
         for rel, want in files.items():
-            data = _fetch(base, f"data/eval/golden/{version}/{rel}")
+            data, origin = _fetch(base, f"data/eval/golden/{version}/{rel}")
             got = sha256_bytes(data)
             if got != want:
-                raise MwevalError(f"sha256 {got[:12]}… does not match the pinned {want[:12]}… for {name}", where=f"{base} {rel}")
+                raise MwevalError(f"sha256 {got[:12]}… does not match the pinned {want[:12]}… for {name}", where=origin)
             out = staging / rel
             try:
                 out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import EN_US, REPO, TINY, TINY_STEP, TOKENIZER_V010, need_shared, short_position_checkpoint
+from conftest import (
+    EN_US,
+    GOLDEN_V012,
+    REPO,
+    TINY,
+    TINY_STEP,
+    TOKENIZER_V010,
+    need_shared,
+    short_position_checkpoint,
+)
 from runfactory import make_run, save_run
 
 from mailwoman_eval.cli import main
@@ -239,13 +248,27 @@ def over_128_rows(c: Ctx) -> list[str]:
 DEEP = "[" * 3000 + "]" * 3000  # JSON/TOML nesting deeper than Python's parsers recurse
 
 
-def manifest(c: Ctx, sha: str | None = None, entries: int | None = None) -> Path:
-    g = c.golden(good_lines())
+def manifest(c: Ctx, sha: str | None = None, entries: int | None = None, lines: list[str] | None = None, entry: dict | None = None) -> Path:
+    g = c.golden(lines or good_lines())
     data = (g / "g.jsonl").read_bytes()
     real_sha = hashlib.sha256(data).hexdigest()
-    files = {"g.jsonl": {"sha256": sha or real_sha, "entries": 2 if entries is None else entries}}
+    files = {"g.jsonl": {"sha256": sha or real_sha, "entries": 2 if entries is None else entries} if entry is None else entry}
     (g / "MANIFEST.json").write_text(json.dumps({"files": files}))
     return g
+
+
+def check_manifest_ok_and_rows_counted(n: int):
+    def check(c: Ctx, r) -> None:
+        meta = run_json(c)
+        assert meta["audit"]["manifest"]["status"] == "ok" and meta["golden"]["rows"] == n
+        assert [f["entries"] for f in meta["golden"]["files"].values()] == [n]
+
+    return check
+
+
+def split_as_dot(c: Ctx) -> list[str]:
+    c.monkeypatch.chdir(GOLDEN_V012 / "dev")
+    return ["golden", "verify", "--strict", "."]
 
 
 def ambiguous_root(c: Ctx) -> Path:
@@ -554,6 +577,13 @@ CASES = [
          ("golden set does not match its manifest", "g.jsonl: sha256"), check=check_manifest_mismatch),
     Case("golden-manifest-count-mismatch", W, lambda c: c.eval(manifest(c, entries=5)),
          ("golden set does not match its manifest", "g.jsonl: 2 rows != manifest 5"), check=check_manifest_mismatch),
+    Case("golden-manifest-entry-checks-nothing", W, lambda c: c.eval(manifest(c, entry={})),
+         ("golden set does not match its manifest", "g.jsonl: the manifest gives neither its sha256 nor its row count"),
+         check=check_manifest_mismatch),
+    # a file starting with a line of only its BOM, and a line of only NBSP: blank lines, as read_jsonl strips them
+    Case("golden-line-of-only-nbsp-or-bom", A, lambda c: c.eval(manifest(c, lines=["\ufeff", line(GOOD), "\u00a0", line(GOOD2)])),
+         check=check_manifest_ok_and_rows_counted(2)),
+    Case("golden-verify-split-given-as-dot", E, split_as_dot, ("v0.1.2/dev: manifest mismatch", "fr.jsonl")),
     Case("golden-verify-mismatch", W, lambda c: ["golden", "verify", str(manifest(c, sha="0" * 64))],
          ("g.jsonl: sha256",), check=check_verify_warns),
     Case("golden-verify-strict-sha256-mismatch", E, lambda c: ["golden", "verify", "--strict", str(manifest(c, sha="0" * 64))],

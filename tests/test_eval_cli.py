@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from conftest import EN_US, GOLDEN_ROOT, TINY_STEP, TOKENIZER_V010, need_shared
+from conftest import EN_US, GOLDEN_ROOT, REPO, TINY_STEP, TOKENIZER_V010, need_shared
 
 from mailwoman_eval.cli import main
 
@@ -123,6 +123,27 @@ def test_cache_hit_skips_inference_and_gives_the_same_predictions(tmp_path, shar
     assert "hit cache" in r.output
     assert meta("c")["tokenizer"]["path"] == str(tmp_path / "tok" / "t.model")
     assert {k: v for k, v in meta("c").items() if k != "tokenizer"} == {k: v for k, v in meta("a").items() if k != "tokenizer"}
+
+
+
+def test_the_same_golden_files_by_another_path_hit_the_cache(tmp_path, shared):
+    """The key held where MANIFEST.json was found, so a path typed another way missed; a hit
+    records the paths this run found, as a miss would."""
+    def args(golden, out, *extra):
+        return ["eval", "--ckpt", str(TINY_STEP), "--golden", golden, "--tokenizer", str(TOKENIZER_V010), "-q", "--out", str(tmp_path / out), *extra]
+
+    def meta(d):
+        doc = json.loads((tmp_path / d / "run.json").read_text())
+        doc.pop("timings")
+        return doc
+
+    run_cli(*args(str(REPO / "golden" / "demo-v1"), "a"))
+    other = str(REPO / "golden" / ".." / "golden" / "demo-v1")
+    run_cli(*args(other, "miss", "--no-cache"))
+    r = run_cli(*args(other, "hit"))
+    assert "hit cache" in r.output
+    assert meta("hit")["audit"]["manifest"]["manifest"] == other + "/MANIFEST.json"
+    assert meta("hit") == meta("miss")
 
 
 def test_missing_tokenizer_names_what_was_tried(tmp_path, shared):

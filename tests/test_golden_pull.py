@@ -44,7 +44,8 @@ def test_pull_refuses_a_file_whose_sha256_differs_and_installs_nothing(server):
     f = root / "data" / "eval" / "golden" / "v0.1.2" / "fr.jsonl"
     f.write_bytes(f.read_bytes() + b'{"raw":"x","components":{}}\n')
     r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", url])
-    assert r.exit_code == 2 and "does not match the pinned" in r.output and "fr.jsonl" in r.output
+    assert r.exit_code == 2 and "does not match the pinned" in r.output
+    assert f"{url}/data/eval/golden/v0.1.2/fr.jsonl:" in r.output  # the URL it read, not "base fr.jsonl"
     assert not (user_data_dir() / "v0.1.2").exists()
 
 
