@@ -177,10 +177,13 @@ def bucket_errors(predictions: Sequence[dict], tags: Sequence[str], profile: Pro
             pr = (pred_all.get(tag) or "").strip()
             if scheme == "upstream":
                 # diagnose_regression.py: gold is the raw components dict; comparison is `p != g`.
+                # One category per error (first match wins): its categories are its primary alone.
                 if pr and (not g or pr != g):
-                    out.append(ErrorRecord(i, tag, "FP", g, pr, classify_upstream(p["raw"], g, pr, tag), ()))
+                    cat = classify_upstream(p["raw"], g, pr, tag)
+                    out.append(ErrorRecord(i, tag, "FP", g, pr, cat, (cat,)))
                 if g and (not pr or pr != g):
-                    out.append(ErrorRecord(i, tag, "FN", g, pr, classify_upstream(p["raw"], g, pr, tag), ()))
+                    cat = classify_upstream(p["raw"], g, pr, tag)
+                    out.append(ErrorRecord(i, tag, "FN", g, pr, cat, (cat,)))
                 continue
             # default: errors exactly as the metrics count them under the run's profile
             graw = gold_all.get(tag)

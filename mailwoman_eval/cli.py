@@ -247,9 +247,9 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         click.echo(upstream_console(d, examples, seed), nl=False)
     else:
         click.echo(console(d, examples, seed), nl=False)
-    if written:
-        click.echo(f"report: {written[0]}")
-        click.echo("error table: " + ", ".join(str(p) for p in written[1:]))
+    if written:  # with --buckets upstream, stdout is upstream's layout alone (it diffs against diagnose_regression.py's)
+        click.echo(f"report: {written[0]}", err=scheme == "upstream")
+        click.echo("error table: " + ", ".join(str(p) for p in written[1:]), err=scheme == "upstream")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from mailwoman_eval.buckets import DEFAULT_CATEGORIES, RULES, UPSTREAM_CATEGORIE
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import atomic_write_bytes, atomic_write_text
 from mailwoman_eval.gcpause import gc_paused
-from mailwoman_eval.metrics import VIEWS, summarize_views, view_masks
+from mailwoman_eval.metrics import VIEWS, summarize_views, tag_measured, view_masks
 from mailwoman_eval.run import Run, loudest_first
 
 KINDS = ("FP", "FN")
@@ -156,15 +156,17 @@ def console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
     out += [f"  {h['text']}" for h in d.headline[:8]] or ["  no errors"]
     out.append("")
     out.append(f"{'tag':20s} {'F1 all':>8s} {'excl adv':>9s} {'adv only':>9s} {'Δ(excl-all)':>12s} {'support':>8s}")
+
+    def cells(values: list[float | None]) -> str:
+        # "—" where there is nothing to score (as the HTML): 0/0 is stored as 0.0, which reads as a failure
+        fa, fe, fo = ("—" if x is None else f"{x:.4f}" for x in values)
+        delta = "—" if values[0] is None or values[1] is None else f"{values[1] - values[0]:+.4f}"
+        return f"{fa:>8s} {fe:>9s} {fo:>9s} {delta:>12s}"
+
     for tag in d.tags:
-        fa = m["all"]["per_tag"][tag]["f1"]
-        fe = m["excluding_adversarial"]["per_tag"][tag]["f1"]
-        fo = m["adversarial_only"]["per_tag"][tag]["f1"]
-        out.append(f"{tag:20s} {fa:8.4f} {fe:9.4f} {fo:9.4f} {fe - fa:+12.4f} {m['all']['per_tag'][tag]['support']:8d}")
-    out.append(
-        f"{'macro F1':20s} {m['all']['macro_f1']:8.4f} {m['excluding_adversarial']['macro_f1']:9.4f} "
-        f"{m['adversarial_only']['macro_f1']:9.4f} {m['excluding_adversarial']['macro_f1'] - m['all']['macro_f1']:+12.4f}"
-    )
+        per = [m[v]["per_tag"][tag] for v in VIEWS]
+        out.append(f"{tag:20s} {cells([t['f1'] if tag_measured(t) else None for t in per])} {per[0]['support']:8d}")
+    out.append(f"{'macro F1':20s} {cells([m[v]['macro_f1'] if m[v]['entries'] else None for v in VIEWS])}")
     def annotate(tag: str, kind: str) -> list[str]:
         b = d.buckets["all"][tag][kind]
         extra = []
@@ -221,7 +223,7 @@ def error_rows(d: Diagnosis) -> list[dict]:
                 "tag": e.tag,
                 "kind": e.kind,
                 "primary": e.primary,
-                "categories": ";".join(e.categories or (e.primary,)),
+                "categories": ";".join(e.categories),
                 "other_tag": e.other_tag or "",
                 "gold": e.gold,
                 "pred": e.pred,

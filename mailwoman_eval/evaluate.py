@@ -99,7 +99,9 @@ def audit(gset: GoldenSet, tags: list[str], profile: Profile) -> dict:
             if not found:
                 not_found.append({"id": e.id, "tag": tag, "value": value, "case_only": found_ci})
                 case_only += found_ci
-            if profile.compare == "exact":
+            if not v:  # counted as a gold value (upstream-formats §10.1), but no predicted span strips to ""
+                reason = "only whitespace"
+            elif profile.compare == "exact":
                 reason = None if found else ("case differs from raw" if found_ci else "not in raw")
             else:
                 trimmed = trim_boundary(v, 0, len(v))

@@ -127,6 +127,12 @@ def summarize(v: EntryVectors) -> dict:
     }
 
 
+def tag_measured(stats: dict | None) -> bool:
+    """A tag's P/R/F1 in a view (its `per_tag` entry) mean something only with gold values or
+    predictions there; otherwise they are 0/0, stored as 0.0, and shown as "—", not as a score of 0."""
+    return bool(stats) and bool(stats["support"] or stats["tp"] + stats["fp"])
+
+
 def view_masks(adversarial: np.ndarray) -> dict[str, np.ndarray]:
     return {"all": np.ones_like(adversarial, dtype=bool), "excluding_adversarial": ~adversarial, "adversarial_only": adversarial}
 

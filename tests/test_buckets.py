@@ -156,6 +156,33 @@ def test_upstream_console_layout_matches_diagnose_regression():
     assert got == want
 
 
+def test_upstream_scheme_reports_each_error_under_its_one_category(tmp_path):
+    """Upstream's scheme gives one category per error: the JSON's all_categories equals primary
+    (it was empty), and with the HTML written stdout is still upstream's layout alone (the paths
+    go to stderr), so it diffs against diagnose_regression.py's output."""
+    from click.testing import CliRunner
+    from runfactory import save_run
+
+    from mailwoman_eval.cli import main
+    from mailwoman_eval.diagnose import to_json
+
+    rows = [
+        ("Paris 75008", {"postcode": "75008", "locality": "Paris"}, {"locality": "Paris"}),
+        ("22 Rue X 47110", {"postcode": "47110"}, {"postcode": "22"}),
+    ]
+    run = make_run(rows, ["locality", "postcode"])
+    fn = to_json(diagnose(run, scheme="upstream"))["buckets"]["all"]["postcode"]["FN"]
+    assert fn["primary"] == fn["all_categories"] == {"empty_pred": 1, "num_confused": 1} and fn["secondary"] == {}
+    d = save_run(run, tmp_path / "run")
+    plain = CliRunner().invoke(main, ["diagnose", "--run", str(d), "--buckets", "upstream", "--no-html"])
+    with_html = CliRunner().invoke(main, ["diagnose", "--run", str(d), "--buckets", "upstream", "--out", str(tmp_path / "r.html")])
+    assert plain.exit_code == with_html.exit_code == 0
+    assert with_html.stdout == plain.stdout and "=== TAG: postcode ===" in plain.stdout
+    assert "report: " in with_html.stderr
+    table = (tmp_path / "r.errors.csv").read_text().splitlines()
+    assert any(line.split(",")[8:10] == ["empty_pred", "empty_pred"] for line in table[1:])
+
+
 def test_upstream_sampling_consumes_the_rng_in_print_order():
     import random
 

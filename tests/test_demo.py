@@ -136,3 +136,23 @@ def test_the_readme_demo_command_runs_and_ends_with_the_report_path(tmp_path):
     assert any(line.startswith("report: ") for line in last)
     report = tmp_path / next(line for line in last if line.startswith("report: "))[len("report: "):]
     assert report.is_file() and report.suffix == ".html"
+
+
+def test_console_shows_a_dash_where_a_view_has_nothing_to_score(demo_runs, tmp_path):
+    """subregion and cedex have no gold and no prediction among the adversarial rows: their F1
+    there is 0/0, shown as "—" as in the HTML, not as a measured 0.0000. A view with no entries
+    (a golden set without adversarial rows) gets "—" for its macro F1 too."""
+    r = CliRunner().invoke(main, ["diagnose", "--run", str(demo_runs["step-002200"]), "--no-html", "-q"])
+    assert r.exit_code == 0, r.output
+    rows = {line.split()[0]: line.split()[1:] for line in r.output.splitlines() if line.startswith(("subregion ", "unit ", "macro F1"))}
+    assert rows["subregion"][2] == "—" and rows["subregion"][3] != "—"  # the Δ is all vs excl: both measured
+    assert rows["unit"][2] != "—"
+    golden = tmp_path / "g"
+    golden.mkdir()
+    src = REPO / "golden" / "demo-v1" / "us.jsonl"
+    (golden / "us.jsonl").write_text("".join(src.read_text().splitlines(keepends=True)[:40]))
+    r = CliRunner().invoke(main, ["diagnose", "--ckpt", "step-002200", "--golden", str(golden), "--no-html", "-q",
+                                  "--out", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.output
+    macro = next(line for line in r.output.splitlines() if line.startswith("macro F1"))
+    assert macro.split()[4] == "—" and "—" not in macro.split()[2:4]  # all, excl adv measured; adv only empty

@@ -30,7 +30,7 @@ from markupsafe import Markup
 from mailwoman_eval import __version__
 from mailwoman_eval.buckets import RULES, ErrorRecord
 from mailwoman_eval.fsutil import atomic_write_text
-from mailwoman_eval.metrics import VIEWS
+from mailwoman_eval.metrics import VIEWS, tag_measured
 from mailwoman_eval.run import OOD_PREFIX
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -306,7 +306,7 @@ def per_tag_rows(metrics: dict, tags: list[str]) -> list[dict]:
         groups = []
         for v in VIEWS:
             t = metrics[v]["per_tag"].get(tag)
-            if not t or (t["support"] == 0 and t["tp"] + t["fp"] == 0):
+            if not tag_measured(t):
                 groups.append({"empty": True, "support": t["support"] if t else 0, "fp": t["fp"] if t else 0})
             else:
                 groups.append({"empty": False, **t})
@@ -355,7 +355,7 @@ def example(d, e: ErrorRecord) -> dict:
         "adv": bool(d.view_mask["adversarial_only"][e.entry]),
         "kind": e.kind,
         "primary": e.primary,
-        "cats": list(e.categories or (e.primary,)),
+        "cats": list(e.categories),
         "other_tag": e.other_tag,
         "gold": e.gold,
         "pred": e.pred,
