@@ -24,7 +24,7 @@ from mailwoman_eval.run import Run
 from mailwoman_eval.stats import f1_from_counts, holm, one_sided_drop_p, percentile_ci, resample_weights
 
 DEFAULTS = {"max_drop_pp": 1.0, "min_support": 30, "alpha": 0.05, "views": ["excluding_adversarial"], "resamples": 2000}
-TAG_KEYS = {"max_drop_pp", "min_support", "alpha", "min_f1", "resamples"}
+TAG_KEYS = {"max_drop_pp", "min_support", "alpha", "min_f1", "resamples", "views"}
 DEFAULT_KEYS = set(DEFAULTS) | {"min_f1"}
 
 
@@ -36,6 +36,11 @@ class Thresholds:
 
     def for_tag(self, tag: str) -> dict:
         return {**self.defaults, **self.tags.get(tag, {})}
+
+    def views(self) -> list[str]:
+        """Every view some tag is gated in (the defaults' views, plus per-tag ones), in VIEWS order."""
+        wanted = set(self.defaults["views"]).union(*(o.get("views", ()) for o in self.tags.values()))
+        return [v for v in VIEWS if v in wanted]
 
     def to_json(self) -> dict:
         return {"source": self.source, "defaults": self.defaults, "tags": self.tags}
@@ -107,7 +112,7 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
     bo, co = pr.outcomes()
     masks = view_masks(pr.adversarial(adversarial))
     tests = []  # (view, tag, row)
-    for view in thresholds.defaults["views"]:
+    for view in thresholds.views():
         idx = np.flatnonzero(masks[view])
         btp, bfp, bfn = entry_counts(bo[idx])
         ctp, cfp, cfn = entry_counts(co[idx])
@@ -117,6 +122,8 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
         cache: dict[int, np.ndarray] = {}
         for k, tag in enumerate(pr.tags):
             th = thresholds.for_tag(tag)
+            if view not in th["views"]:
+                continue  # this tag is gated in other views ([tags.X] views = [...])
             if support[k] == 0:
                 continue  # nothing to gate: the tag has no gold value in this view
             B = int(th["resamples"])
@@ -142,7 +149,7 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
             )
     refuse_unreachable_alpha(tests, thresholds.source if thresholds.source != Thresholds().source else None)
     adjusted = holm(np.array([r["p"] for _, _, r in tests]))
-    results: dict[str, dict] = {v: {} for v in thresholds.defaults["views"]}
+    results: dict[str, dict] = {v: {} for v in thresholds.views()}
     for (view, tag, row), p_adj in zip(tests, adjusted, strict=True):
         th = row.pop("thresholds")
         row["p_holm"] = round(float(p_adj), 6)
@@ -152,7 +159,7 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
     # A gated view in which nothing could be tested is not a pass: it is said, and it is a WARN.
     untested = {
         view: "no entries in this view" if not masks[view].any() else "no tag has a gold value in this view"
-        for view in thresholds.defaults["views"] if not results[view]
+        for view in thresholds.views() if not results[view]
     }
     verdicts = [r["verdict"] for v in results.values() for r in v.values()]
     overall = "FAIL" if "FAIL" in verdicts else ("WARN" if "WARN" in verdicts or untested else "PASS")

@@ -242,6 +242,30 @@ def test_a_hostile_tag_name_keeps_junit_parseable_and_the_markdown_tables_whole(
         assert row.replace("\\|", "").count("|") == header.count("|")
 
 
+def test_a_tag_can_be_gated_in_its_own_views(tmp_path):
+    """design.md: [tags.X] takes the same keys as [defaults], views included (it was refused)."""
+    rows_b, rows_c = [], []
+    for i in range(200):
+        pc, town = f"{10000 + i}", f"Town{i}"
+        f = "adversarial.jsonl" if i < 40 else "us.jsonl"
+        gold = {"postcode": pc, "locality": town}
+        rows_b.append((f"{town} {pc}", gold, gold, f))
+        rows_c.append((f"{town} {pc}", gold, {"locality": town} if i < 30 else gold, f))  # postcode lost on adversarial rows
+    base = make_run(rows_b, ["locality", "postcode"], "runtime", "base")
+    cand = make_run(rows_c, ["locality", "postcode"], "runtime", "cand")
+    t = tmp_path / "t.toml"
+    t.write_text('[defaults]\nviews = ["excluding_adversarial"]\n[tags.postcode]\nviews = ["excluding_adversarial", "adversarial_only"]\n')
+    v = gate(base, cand, load_thresholds(str(t)))
+    assert {view: sorted(r) for view, r in v["results"].items()} == {
+        "excluding_adversarial": ["locality", "postcode"], "adversarial_only": ["postcode"]}
+    assert v["results"]["adversarial_only"]["postcode"]["verdict"] == "FAIL" and v["verdict"] == "FAIL"
+    assert v["results"]["excluding_adversarial"]["postcode"]["verdict"] == "PASS"
+    assert gate(base, cand, Thresholds())["verdict"] == "PASS"  # excluding adversarial only: nothing lost there
+    t.write_text('[tags.postcode]\nviews = ["everything"]\n')
+    with pytest.raises(MwevalError, match="views must be a non-empty list"):
+        load_thresholds(str(t))
+
+
 def test_thresholds_file(tmp_path):
     good = tmp_path / "t.toml"
     good.write_text('[defaults]\nmax_drop_pp = 0.5\nviews = ["all"]\n[tags.postcode]\nmin_f1 = 90.0\n')
