@@ -88,6 +88,8 @@ def pair_runs(base: Run, cand: Run, allow_mismatch: bool = False) -> Paired:
         if len(same) < bi.size:
             problems.append(f"{bi.size - len(same)} entries with the same id hold different rows (raw or gold) and are left out")
             bi, ci = bi[same], ci[same]
+    if bi.size == 0:  # every table would be 0 against 0, and a gate would pass having tested nothing
+        raise MwevalError("the runs have no entries in common to compare (" + "; ".join(problems) + ")")
     return Paired(base, cand, bi, ci, tags, problems)
 
 

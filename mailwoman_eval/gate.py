@@ -20,7 +20,7 @@ import numpy as np
 from mailwoman_eval.compare import entry_counts, md_cell, pair_runs, run_summary, warning_lines
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.metrics import VIEWS, view_masks
-from mailwoman_eval.run import Run
+from mailwoman_eval.run import OOD_PREFIX, Run, loudest_first
 from mailwoman_eval.stats import f1_from_counts, holm, one_sided_drop_p, percentile_ci, resample_weights
 
 DEFAULTS = {"max_drop_pp": 1.0, "min_support": 30, "alpha": 0.05, "views": ["excluding_adversarial"], "resamples": 2000}
@@ -55,6 +55,10 @@ def _check_value(key: str, value, where: str) -> None:
         raise MwevalError(f"{key} must be a non-negative integer, not {value!r}", where=where)
     if key == "alpha" and not 0 < value < 1:
         raise MwevalError("alpha must be between 0 and 1", where=where)
+    if key == "min_f1" and not 0 <= value <= 100:
+        raise MwevalError(f"min_f1 is an F1 in percent, 0 to 100, not {value!r}", where=where)
+    if key == "min_f1" and 0 < value <= 1:  # 0.95 meant 95: a floor of 0.95% never fires
+        raise MwevalError(f"min_f1 {value!r} looks like a fraction; it is in percent (e.g. {value * 100:g} for {value!r})", where=where)
     if key == "max_drop_pp" and value < 0:
         raise MwevalError("max_drop_pp must be ≥ 0", where=where)
     if key == "resamples" and value < 1000:
@@ -153,7 +157,7 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
     for (view, tag, row), p_adj in zip(tests, adjusted, strict=True):
         th = row.pop("thresholds")
         row["p_holm"] = round(float(p_adj), 6)
-        verdict, reason = judge(row, th)
+        verdict, reason = judge(row, th, len(tests))
         row["verdict"], row["reason"] = verdict, reason
         results[view][tag] = row
     # A gated view in which nothing could be tested is not a pass: it is said, and it is a WARN.
@@ -186,7 +190,7 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
 def refuse_unreachable_alpha(tests: list[tuple[str, str, dict]], where: str | None) -> None:
     """A bootstrap p is at least 1/(B+1), and Holm multiplies the smallest of m p-values by m: no
     adjusted p falls below max(m/(B_max+1), 1/(B+1)). A tag whose alpha is not above that can never
-    FAIL on a drop, however large, and would be called "within noise"; refused, saying what to raise."""
+    FAIL on a drop, however large, and would only ever WARN; refused, saying what to raise."""
     m = len(tests)
     if not m:
         return
@@ -204,7 +208,7 @@ def refuse_unreachable_alpha(tests: list[tuple[str, str, dict]], where: str | No
             )
 
 
-def judge(row: dict, th: dict) -> tuple[str, str]:
+def judge(row: dict, th: dict, n_tests: int = 1) -> tuple[str, str]:
     drop = -row["delta_pp"]
     m = th["max_drop_pp"]
     if row["p_holm"] < th["alpha"]:
@@ -214,7 +218,11 @@ def judge(row: dict, th: dict) -> tuple[str, str]:
     if row["support"] < th["min_support"]:
         return "WARN", f"support {row['support']} < min_support {th['min_support']}: too few entries to gate"
     if row["delta_pp"] < -m:
-        return "WARN", f"F1 dropped {drop:.2f} pp (> {m} pp) but within noise: Holm p {row['p_holm']:.4f} ≥ alpha {th['alpha']}"
+        # not "within noise": the unadjusted CI can lie wholly beyond the allowance (compare then
+        # calls it a real regression) while Holm over all gated tests does not reject
+        held = "" if row["ci95"][1] >= -m else f"; its 95% CI {row['ci95'][0]:+.2f}..{row['ci95'][1]:+.2f} is beyond −{m} pp before the adjustment"
+        return "WARN", (f"F1 dropped {drop:.2f} pp (> {m} pp) but not significantly after Holm over {n_tests} tests: "
+                        f"p {row['p']:.4f}, Holm p {row['p_holm']:.4f} ≥ alpha {th['alpha']}{held}")
     return "PASS", f"Δ {row['delta_pp']:+.2f} pp (95% CI {row['ci95'][0]:+.2f}..{row['ci95'][1]:+.2f})"
 
 
@@ -263,6 +271,14 @@ def junit_xml(v: dict, strict: bool = False) -> str:
     tests = len(cases) + len(untested)
     skipped = 0 if strict else len(untested)
     suite = ET.Element("testsuite", name="mweval-gate", tests=str(tests), failures=str(failing), errors="0", skipped=str(skipped))
+    # what summary.md and verdict.json say about the comparison itself reaches junit.xml too
+    notes = [f"MISMATCH (--allow-mismatch): {'; '.join(v['mismatch'])}"] if v["mismatch"] else []
+    notes += [f"{who} {v[who]['label']}: {w}" for who in ("baseline", "candidate") for w in loudest_first(v[who]["warnings"])]
+    if notes:
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="mismatch", value=xml_text("; ".join(v["mismatch"] or [])) or "none")
+        ood = any(w.startswith(OOD_PREFIX) for who in ("baseline", "candidate") for w in v[who]["warnings"])
+        ET.SubElement(props, "property", name="out_of_distribution", value="yes" if ood else "no")
     for view, why in untested.items():  # a view with nothing to test: skipped, or failed under --strict
         tc = ET.SubElement(suite, "testcase", classname=f"mweval.gate.{view}", name="(nothing gated)")
         ET.SubElement(tc, "failure" if strict else "skipped", message=why, **({"type": "WARN"} if strict else {}))
@@ -273,6 +289,8 @@ def junit_xml(v: dict, strict: bool = False) -> str:
             f.text = f"base F1 {r['base_f1']:.2f}, cand F1 {r['cand_f1']:.2f}, delta {r['delta_pp']:+.2f} pp, CI {r['ci95']}, p_holm {r['p_holm']}"
         out = ET.SubElement(tc, "system-out")
         out.text = xml_text(f"{r['verdict']}: {r['reason']}")
+    if notes:
+        ET.SubElement(suite, "system-err").text = xml_text("\n".join(notes))
     root = ET.Element("testsuites", name="mweval", tests=str(tests), failures=str(failing))
     root.append(suite)
     ET.indent(root)

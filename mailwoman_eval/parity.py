@@ -80,13 +80,13 @@ def decode(logits: list[np.ndarray], encodings, gset: GoldenSet, labels: list[st
     return Decoded(logits, paths, outcome_matrix(out_rows, len(tags)), conf_sum, n_pieces)
 
 
-def onnx_labels_arg(onnx_path: Path, ckpt_labels: list[str]) -> tuple[str | None, str | None]:
+def onnx_labels_arg(onnx_path: Path, ckpt_labels: list[str]) -> tuple[list[str] | None, str | None]:
     """Let the backend read a label list beside the ONNX (model card, sidecar); with none there,
     the checkpoint's list is the only one that exists (the logits width is still checked)."""
     d = onnx_path.parent
     if (d / "crf-transitions.json").is_file() or _card_has_labels(d / "model-card.json"):
         return None, None
-    return ",".join(ckpt_labels), "checkpoint (no label list in a model card or sidecar beside the ONNX)"
+    return list(ckpt_labels), "checkpoint (no label list in a model card or sidecar beside the ONNX)"
 
 
 def _card_has_labels(card: Path) -> bool:

@@ -738,6 +738,8 @@ CASES = [
     Case("thresholds-bad-value", E, lambda c: thresholds(c, '[defaults]\nalpha = "0.05"\n'), ("th.toml", "alpha must be a finite number")),
     Case("thresholds-nested-too-deeply", E, lambda c: thresholds(c, "[defaults]\nviews = " + DEEP + "\n"),
          ("th.toml", "malformed TOML (maximum recursion depth exceeded")),
+    Case("thresholds-min-f1-as-a-fraction", E, lambda c: thresholds(c, "[tags.postcode]\nmin_f1 = 0.95\n"),
+         ("th.toml [tags.postcode]", "min_f1 0.95 looks like a fraction; it is in percent (e.g. 95 for 0.95)")),
     Case("thresholds-nan", E, lambda c: thresholds(c, "[defaults]\nmax_drop_pp = nan\n"), ("th.toml", "max_drop_pp must be a finite number, not nan")),
     Case("thresholds-alpha-unreachable", E, lambda c: thresholds(c, "[defaults]\nalpha = 0.0004\n"),
          ("th.toml", "alpha 0.0004 cannot be reached for", "set resamples to at least")),

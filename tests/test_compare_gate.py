@@ -100,7 +100,19 @@ def test_gate_warns_on_a_drop_inside_noise_on_a_small_subset():
     v = gate(base, cand, Thresholds())
     r = v["results"]["excluding_adversarial"]["postcode"]
     assert r["delta_pp"] < -1.0
-    assert r["verdict"] == "WARN" and "within noise" in r["reason"]
+    assert r["verdict"] == "WARN" and "but not significantly after Holm over 1 tests: p " in r["reason"]
+
+
+def test_a_warn_says_when_the_ci_is_beyond_the_allowance_before_holm():
+    """The demo's street drop: 95% CI −4.9..−1.4 pp, p 0.004, Holm p 0.0585 over 24 tests. It is a
+    WARN (Holm does not reject), but not "within noise", which the CI beside it contradicted."""
+    from mailwoman_eval.gate import DEFAULTS, judge
+
+    row = {"delta_pp": -3.1, "ci95": [-4.9, -1.4], "p": 0.004, "p_holm": 0.0585, "support": 505, "cand_f1": 88.0}
+    verdict, reason = judge(row, dict(DEFAULTS), 24)
+    assert verdict == "WARN"
+    assert reason == ("F1 dropped 3.10 pp (> 1.0 pp) but not significantly after Holm over 24 tests: p 0.0040, "
+                      "Holm p 0.0585 ≥ alpha 0.05; its 95% CI -4.90..-1.40 is beyond −1.0 pp before the adjustment")
 
 
 def test_gate_warns_below_min_support_and_fails_below_min_f1():
@@ -153,6 +165,20 @@ def test_allow_mismatch_pairs_only_rows_that_are_the_same_address():
     pr = pair_runs(base, other, allow_mismatch=True)
     assert pr.n == 49 and 3 not in pr.bi.tolist()
     assert "1 entries with the same id hold different rows (raw or gold) and are left out" in pr.mismatches
+
+
+def test_runs_with_no_entries_in_common_are_refused(tmp_path):
+    """Two golden versions whose every row changed: compare printed tables of 0 against 0 and gate
+    said WARN (exit 0) having tested nothing."""
+    base, _ = two_runs(30, 0)
+    other = make_run([(f"Elsewhere {p['raw']}", p["gold"], p["gold"]) for p in base.predictions], ["postcode"], "runtime", golden_sha="h" * 64)
+    b, c = save_run(base, tmp_path / "b"), save_run(other, tmp_path / "c")
+    for cmd in (["gate", "--baseline", str(b), "--candidate", str(c), "--allow-mismatch", "--out", str(tmp_path / "g")],
+                ["compare", str(b), str(c), "--allow-mismatch", "--out", str(tmp_path / "cmp")]):
+        r = CliRunner().invoke(main, cmd)
+        assert r.exit_code == 2, r.output
+        assert "the runs have no entries in common to compare" in r.output and "30 entries with the same id hold different rows" in r.output
+    assert not (tmp_path / "g").exists() and not (tmp_path / "cmp").exists()
 
 
 def test_a_scores_baseline_leaves_out_the_same_changed_rows_as_its_run(tmp_path):
@@ -264,6 +290,27 @@ def test_a_tag_can_be_gated_in_its_own_views(tmp_path):
     t.write_text('[tags.postcode]\nviews = ["everything"]\n')
     with pytest.raises(MwevalError, match="views must be a non-empty list"):
         load_thresholds(str(t))
+
+
+def test_junit_carries_the_mismatch_and_out_of_distribution_notes():
+    """summary.md and verdict.json said MISMATCH and OUT OF DISTRIBUTION; junit.xml, what a CI
+    shows, said nothing."""
+    from mailwoman_eval.compare import pair_runs
+    from mailwoman_eval.run import OOD_PREFIX
+
+    base, _ = two_runs(50, 0)
+    rows = [(p["raw"], p["gold"], p["gold"]) for p in base.predictions]
+    cand = make_run(rows, ["postcode"], "runtime", "cand", golden_sha="h" * 64)
+    cand.meta["warnings"] = [f"{OOD_PREFIX}: 10 side-channel inputs are zero-fed"]
+    assert pair_runs(base, cand, allow_mismatch=True).mismatches
+    suite = ET.fromstring(junit_xml(gate(base, cand, Thresholds(), allow_mismatch=True))).find("testsuite")
+    props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert props["mismatch"].startswith("golden sets differ") and props["out_of_distribution"] == "yes"
+    err = suite.find("system-err").text
+    assert err.startswith("MISMATCH (--allow-mismatch): golden sets differ") and f"candidate cand: {OOD_PREFIX}" in err
+    assert list(suite)[0].tag == "properties" and list(suite)[-1].tag == "system-err"  # JUnit's element order
+    clean = ET.fromstring(junit_xml(gate(base, base, Thresholds()))).find("testsuite")
+    assert clean.find("properties") is None and clean.find("system-err") is None
 
 
 def test_thresholds_file(tmp_path):

@@ -164,3 +164,26 @@ def test_demo_checkpoint_matches_its_own_fp32_and_int8_exports(tmp_path):
     assert r.exit_code == 0, r.output
     assert doc["artifacts"][0]["agreement"]["pieces_pct"] >= 99.9
     assert [a["kind"] for a in doc["artifacts"]] == ["fp32", "int8"]
+
+
+@pytest.mark.skipif(not (DEMO / "onnx" / "model.onnx").is_file(), reason="bundled demo run not trained yet (demo/runs/baseline)")
+def test_an_onnx_alone_takes_a_long_label_list_from_the_checkpoint(tmp_path):
+    """The demo's 25 labels joined by commas are 261 characters: handed to the backend as a
+    --labels string, the file-name check raised ENAMETOOLONG (a traceback). The list goes as a list,
+    and a long comma list typed as --labels is a list too."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copyfile(DEMO / "onnx" / "model.onnx", bare / "model.onnx")  # no card, no sidecar beside it
+    ckpt = sorted(DEMO.glob("step-*/pytorch_model.bin"))[-1].parent
+    r = CliRunner().invoke(main, ["parity", "--ckpt", str(ckpt), "--onnx", str(bare / "model.onnx"), "--golden", "demo-v1",
+                                  "--out", str(tmp_path / "p"), "-q"])
+    assert r.exit_code == 0, r.output
+    (a,) = json.loads((tmp_path / "p" / "parity.json").read_text())["artifacts"]
+    assert a["labels_source"].startswith("checkpoint")
+    labels = json.loads((ckpt / "config.json").read_text())["id2label"]
+    typed = ",".join(labels[str(i)] for i in range(len(labels)))
+    assert len(typed) > 255
+    r = CliRunner().invoke(main, ["eval", "--ckpt", str(bare / "model.onnx"), "--labels", typed, "--tokenizer",
+                                  str(DEMO / "tokenizer.model"), "--golden", "demo-v1", "--out", str(tmp_path / "e"), "-q", "--no-cache"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "e" / "run.json").read_text())["checkpoint"]["labels_source"] == "--labels"

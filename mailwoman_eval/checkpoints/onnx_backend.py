@@ -40,9 +40,13 @@ INT8_OPS = (b"DynamicQuantizeLinear", b"MatMulInteger", b"QLinearMatMul", b"Dyna
 def read_labels_arg(arg: str) -> list[str]:
     """`--labels`: a JSON file (list, or an object with `labels`), a text file (one per line), or a comma list."""
     p = Path(arg)
-    if "," not in arg and not p.exists() and (p.suffix in (".json", ".txt") or "/" in arg):
+    try:
+        exists, is_file = p.exists(), p.is_file()
+    except OSError:  # a long comma list is no file name (ENAMETOOLONG past ~255 bytes)
+        exists = is_file = False
+    if "," not in arg and not exists and (p.suffix in (".json", ".txt") or "/" in arg):
         raise MwevalError("--labels file not found", where=arg)  # not a one-label comma list
-    if p.is_file():
+    if is_file:
         try:
             text = p.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
@@ -80,7 +84,7 @@ class OnnxBackend(Backend):
     def __init__(
         self,
         model_path: Path,
-        labels_arg: str | None = None,
+        labels_arg: str | list[str] | None = None,  # --labels text, or a list (parity: the checkpoint's)
         pad_to: str = "auto",
         threads: int | None = None,
         workers: int | None = None,
@@ -168,7 +172,7 @@ class OnnxBackend(Backend):
         sidecar_path = directory / "crf-transitions.json"
         sidecar = read_sidecar(sidecar_path) if sidecar_path.is_file() else None
         if labels_arg:
-            labels, source = read_labels_arg(labels_arg), "--labels"
+            labels, source = (read_labels_arg(labels_arg) if isinstance(labels_arg, str) else list(labels_arg)), "--labels"
         elif card is not None and isinstance(card.get("labels"), list):
             labels, source = [str(x) for x in card["labels"]], "model-card.json labels"
         elif card is not None:
