@@ -8,7 +8,7 @@ Two named schemes (design.md Decisions, upstream-formats.md §8 and §10.2):
 - `default`: errors by the run's profile comparison (so counts match the metrics table); a
   primary category by precedence empty_pred → hallucinated → case_only → bio_slip → num_confused
   → other, plus every category the error qualifies for; `non_latin` is script-based and only a
-  flag (never primary).
+  flag (never primary), as is `gold_unreachable` (the gold value cannot be predicted under the profile).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import regex
 
+from mailwoman_eval.decode import trim_boundary
 from mailwoman_eval.golden import has_non_latin_letters
 from mailwoman_eval.profiles import Profile
 
@@ -35,6 +36,7 @@ RULES = {
         "num_confused": "Both values are numeric after removing spaces and '-', or a numeric gold value was taken by another tag (FN) / a numeric prediction is another tag's gold value (FP); the other tag is recorded.",
         "other": "None of the above: a different value.",
         "non_latin": "Flag, never primary: the raw text has letters of a script other than Latin/Common/Inherited (Unicode script property), so accented French is Latin.",
+        "gold_unreachable": "Flag, never primary: no prediction can equal this gold value under the profile (listed in the golden audit with the reason; e.g. runtime always trims a trailing '.', so gold 'U.S.A.' is never matched). The error is the instrument's, not the model's.",
     },
     "upstream": {
         "non_latin": "Any char of raw with code point > 127 (really non-ASCII: accented French lands here). Checked first.",
@@ -48,6 +50,26 @@ RULES = {
 
 _EDGE_PUNCT = regex.compile(r"^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$")
 _UPSTREAM_EDGE = re.compile(r"^[^\w]+|[^\w]+$")  # Python `re` on str: \w is Unicode-aware, as upstream
+
+
+def unreachable_reason(value: str, raw: str, profile: Profile) -> str | None:
+    """Why no prediction can ever equal this gold value under the profile, or None. Predictions
+    are spans of raw: under upstream-eval (exact) a value must be in raw as written; under runtime
+    (case-folded) in raw in any case, and unchanged by trimBoundary, which always trims
+    leading/trailing non-word chars ("U.S.A." -> "U.S.A"). The audit lists these values, and the
+    errors on them carry the `gold_unreachable` flag."""
+    v = value.strip()
+    if not v:  # counted as a gold value (upstream-formats §10.1), but no predicted span strips to ""
+        return "only whitespace"
+    if profile.compare == "exact":
+        if v in raw:
+            return None
+        return "case differs from raw" if v.lower() in raw.lower() else "not in raw"
+    if v.lower() not in raw.lower():
+        return "not in raw"
+    if trim_boundary(v, 0, len(v)) != (0, len(v)):
+        return "leading/trailing non-word chars are always trimmed"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +142,7 @@ def classify_default(
     pred_all: Mapping[str, str],
     gold_all: Mapping[str, str],
     fold: bool,
+    gold_unreachable: bool = False,
 ) -> tuple[str, tuple[str, ...], str | None]:
     cats: list[str] = []
     other: str | None = None
@@ -143,6 +166,8 @@ def classify_default(
         cats.append("other")
     if has_non_latin_letters(raw):
         cats.append("non_latin")
+    if gold_unreachable:
+        cats.append("gold_unreachable")
     return primary, tuple(cats), other
 
 
@@ -189,9 +214,10 @@ def bucket_errors(predictions: Sequence[dict], tags: Sequence[str], profile: Pro
             graw = gold_all.get(tag)
             has_g = bool(graw)
             same = has_g and bool(pr) and profile.same(pr, graw)
+            lost = has_g and not same and unreachable_reason(graw, p["raw"], profile) is not None
             for kind, cond in (("FP", bool(pr) and not same), ("FN", has_g and not same)):
                 if cond:
-                    prim, cats, other = classify_default(tag, kind, g, pr, p["raw"], pred_all, gold_all, fold)
+                    prim, cats, other = classify_default(tag, kind, g, pr, p["raw"], pred_all, gold_all, fold, lost)
                     out.append(ErrorRecord(i, tag, kind, g, pr, prim, cats, other))
     for e in out:
         if e.primary not in RULES[scheme]:

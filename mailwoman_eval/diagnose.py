@@ -104,6 +104,12 @@ def headline(d: Diagnosis) -> list[dict]:
         item["text"] = (
             f"{tag} FN {fn['total']}: {fnt['share'] * 100:.0f}% {fnt['category']} ({fnt['count']})" if fnt else f"{tag} FN 0"
         ) + (f"; FP {fp['total']}: {item['fp_top']['share'] * 100:.0f}% {item['fp_top']['category']}" if fp["total"] else "")
+        # errors the model cannot avoid (the gold value is unreachable under the profile): said here,
+        # or they send the reader after a model bug that does not exist
+        lost = {k: c["all_categories"].get("gold_unreachable", 0) for k, c in (("fn", fn), ("fp", fp))}
+        if any(lost.values()):
+            item["gold_unreachable"] = lost
+            item["text"] += " — gold unreachable under the profile: " + ", ".join(f"{n} {k.upper()}" for k, n in lost.items() if n)
         out.append(item)
     return out
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from mailwoman_eval import __version__
 from mailwoman_eval.align import gold_bio
+from mailwoman_eval.buckets import unreachable_reason
 from mailwoman_eval.checkpoints.resolve import CheckpointRef, find_tokenizer, load_backend
 from mailwoman_eval.decode import (
     PieceScores,
@@ -24,7 +25,6 @@ from mailwoman_eval.decode import (
     components_from_labels,
     label_probabilities,
     piece_scores,
-    trim_boundary,
     viterbi_batch,
 )
 from mailwoman_eval.errors import MwevalError
@@ -94,23 +94,11 @@ def audit(gset: GoldenSet, tags: list[str], profile: Profile) -> dict:
                 outside[tag] += 1
                 continue
             v = value.strip()
-            found = v in e.raw
-            found_ci = v.lower() in e.raw.lower()
-            if not found:
+            if v not in e.raw:
+                found_ci = v.lower() in e.raw.lower()
                 not_found.append({"id": e.id, "tag": tag, "value": value, "case_only": found_ci})
                 case_only += found_ci
-            if not v:  # counted as a gold value (upstream-formats §10.1), but no predicted span strips to ""
-                reason = "only whitespace"
-            elif profile.compare == "exact":
-                reason = None if found else ("case differs from raw" if found_ci else "not in raw")
-            else:
-                trimmed = trim_boundary(v, 0, len(v))
-                if not found_ci:
-                    reason = "not in raw"
-                elif trimmed is None or trimmed != (0, len(v)):
-                    reason = "leading/trailing non-word chars are always trimmed"
-                else:
-                    reason = None
+            reason = unreachable_reason(value, e.raw, profile)
             if reason:
                 unreachable.append({"id": e.id, "tag": tag, "value": value, "reason": reason})
     return {

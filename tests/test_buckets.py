@@ -113,6 +113,26 @@ def test_default_errors_follow_the_profile_comparison():
     assert rt == []  # case-insensitive match: not an error under runtime
 
 
+def test_errors_on_gold_no_prediction_can_reach_carry_a_flag():
+    """Runtime always trims a trailing '.', so gold 'U.S.A.' is never matched; upstream-eval
+    compares exactly, so gold 'Tyler' in raw 'TYLER' is never matched. Those errors keep their
+    category (bio_slip, case_only) and are flagged gold_unreachable, never primary."""
+    from mailwoman_eval.buckets import unreachable_reason
+
+    rows = [("Buffalo, NY 14201, U.S.A.", {"country": "U.S.A."}, {"country": "U.S.A"}),
+            ("Buffalo, NY 14201, USA.", {"country": "USA"}, {"country": "US"})]
+    errs = bucket_errors(make_run(rows, ["country"], "runtime").predictions, ["country"], RUNTIME)
+    assert [(e.entry, e.kind, e.primary, "gold_unreachable" in e.categories) for e in errs] == [
+        (0, "FP", "bio_slip", True), (0, "FN", "bio_slip", True), (1, "FP", "other", False), (1, "FN", "other", False)]
+    rows = [("100 MAIN ST, TYLER TX", {"locality": "Tyler"}, {"locality": "TYLER"})]
+    (fp, fn) = bucket_errors(make_run(rows, ["locality"]).predictions, ["locality"], UPSTREAM_EVAL)
+    assert fp.primary == fn.primary == "case_only" and fp.categories == fn.categories == ("case_only", "gold_unreachable")
+    assert unreachable_reason("U.S.A.", "x U.S.A.", RUNTIME) == "leading/trailing non-word chars are always trimmed"
+    assert unreachable_reason("Tyler", "TYLER TX", UPSTREAM_EVAL) == "case differs from raw"
+    assert unreachable_reason("Tyler", "TYLER TX", RUNTIME) is None
+    assert unreachable_reason("  ", "TYLER TX", RUNTIME) == unreachable_reason("  ", "x", UPSTREAM_EVAL) == "only whitespace"
+
+
 # ---- upstream console layout, byte for byte ---------------------------------------------------
 
 

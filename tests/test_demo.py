@@ -156,3 +156,16 @@ def test_console_shows_a_dash_where_a_view_has_nothing_to_score(demo_runs, tmp_p
     assert r.exit_code == 0, r.output
     macro = next(line for line in r.output.splitlines() if line.startswith("macro F1"))
     assert macro.split()[4] == "—" and "—" not in macro.split()[2:4]  # all, excl adv measured; adv only empty
+
+
+def test_the_demo_country_errors_are_flagged_as_the_instruments(demo_runs):
+    """The regressed run's 22 country FPs are gold 'U.S.A.' against predicted 'U.S.A': runtime
+    trims the '.', so no prediction can match. The headline and the buckets say so."""
+    r = CliRunner().invoke(main, ["diagnose", "--run", str(demo_runs["step-002200"]), "--json", "--no-html"])
+    doc = json.loads(r.output)
+    fp = doc["buckets"]["all"]["country"]["FP"]
+    assert fp["all_categories"]["gold_unreachable"] == fp["total"] == 22
+    (h,) = [h for h in doc["headline"] if h["tag"] == "country"]
+    assert h["gold_unreachable"]["fp"] == 22 and "gold unreachable under the profile: 22 FN, 22 FP" in h["text"]
+    meta = json.loads((demo_runs["step-002200"] / "run.json").read_text())
+    assert meta["audit"]["unreachable_under_profile"] >= 22

@@ -49,8 +49,10 @@ CATEGORY_COLORS = {
     "num_confused": "#8e6bbf",
     "other": "#8d99a6",
     "non_latin": "#2a9d8f",
+    "gold_unreachable": "#6d597a",
 }
 FALLBACK_COLOR = "#5c6773"
+FLAGS = ("non_latin", "gold_unreachable")  # categories that are never primary, after the primary ones
 
 ADVERSARIAL_DEFINITIONS = {
     "default": "rows of adversarial.jsonl, and rows whose notes start with “kryptonite/” or “graceful/”",
@@ -415,7 +417,7 @@ def tag_blocks(d, cap: int) -> tuple[list[dict], dict]:
                        "errors": sum(k["total"] for k in kinds)})
     filters = {
         "tag": [t for t in order if t in filt["tag"]],
-        "cats": [c for c in (*d.categories, "non_latin") if c in filt["cats"]] + sorted(filt["cats"] - set(d.categories) - {"non_latin"}),
+        "cats": [c for c in (*d.categories, *FLAGS) if c in filt["cats"]] + sorted(filt["cats"] - set(d.categories) - set(FLAGS)),
         "file": sorted(filt["file"]),
         "country": sorted(filt["country"]),
         "shown": shown_total,
