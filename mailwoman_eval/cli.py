@@ -440,17 +440,32 @@ def golden_pull(name, source):
 
 @golden.command("validate")
 @click.argument("name")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Values listed (0: all); the counts cover every one.")
 @guarded
-def golden_validate(name):
-    """Check every component value is a substring of raw; exit 1 when one is not."""
+def golden_validate(name, limit):
+    """Check every component value is a substring of raw; exit 1 when one is not.
+
+    Values found only in another letter case are counted apart: the upstream-eval profile can never
+    match them, the runtime profile (case-folded) can."""
+    from collections import Counter
+
     from mailwoman_eval.golden import load_golden, resolve_golden, substring_problems
 
     path, gname = resolve_golden(name)
     g = load_golden(path, gname)
     problems = substring_problems(g)
-    for p in problems:
-        click.echo(p)
-    click.echo(f"{gname}: {len(g.entries)} rows, {len(problems)} component values not found in raw")
+    shown = problems if limit == 0 else problems[:limit]
+    for p in shown:
+        kind = "is in raw only in another case" if p["case_only"] else "is not in raw"
+        click.echo(f"{p['id']}: {p['tag']} {p['value']!r} {kind}: {p['raw']!r}")
+    if len(shown) < len(problems):
+        click.echo(f"… {len(problems) - len(shown)} more (--limit 0 lists all)")
+    case_only = sum(p["case_only"] for p in problems)
+    click.echo(f"{gname}: {len(g.entries)} rows, {len(problems)} component values not found in raw "
+               f"({case_only} only in another case, {len(problems) - case_only} not at all)")
+    if problems:
+        by_tag = Counter(p["tag"] for p in problems)
+        click.echo("by tag: " + ", ".join(f"{t} {n}" for t, n in by_tag.most_common()))
     sys.exit(1 if problems else 0)
 
 

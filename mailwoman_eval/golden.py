@@ -349,11 +349,13 @@ def resolve_golden(spec: str) -> tuple[Path, str]:
     raise MwevalError(f"unknown golden set {spec!r}; available: {listing}")
 
 
-def substring_problems(gset: GoldenSet) -> list[str]:
-    """One line per component value that is not an exact substring of its row's raw."""
+def substring_problems(gset: GoldenSet) -> list[dict]:
+    """Component values that are not an exact substring of their row's raw, each marked
+    `case_only` when raw holds it in another case (upstream-eval can never match those; the
+    runtime profile compares case-folded and can)."""
     out = []
     for e in gset.entries:
         for tag, value in e.components.items():
             if value and value not in e.raw:
-                out.append(f"{e.id}: {tag} {value!r} is not a substring of raw {e.raw!r}")
+                out.append({"id": e.id, "tag": tag, "value": value, "raw": e.raw, "case_only": value.lower() in e.raw.lower()})
     return out

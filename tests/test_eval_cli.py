@@ -169,3 +169,17 @@ def test_golden_verify_checks_manifests_and_splits(split, status):
     assert ("manifest OK" in r.output) == (status == "ok")
     strict = CliRunner().invoke(main, ["golden", "verify", split, "--strict"], env={"MWEVAL_GOLDEN_PATH": str(GOLDEN_ROOT)})
     assert strict.exit_code == (2 if status == "mismatch" else 0)
+
+
+def test_golden_validate_counts_case_only_values_apart_and_lists_a_few(shared):
+    """On v0.1.2 all 2663 values not in raw are case-only (upstream-formats §4): they were 2663
+    undifferentiated lines."""
+    r = CliRunner().invoke(main, ["golden", "validate", str(GOLDEN_ROOT / "v0.1.2")])
+    assert r.exit_code == 1
+    lines = r.output.splitlines()
+    assert len(lines) == 20 + 3 and lines[20] == "… 2643 more (--limit 0 lists all)"
+    assert lines[21] == "v0.1.2: 4561 rows, 2663 component values not found in raw (2663 only in another case, 0 not at all)"
+    assert lines[22].startswith("by tag: locality 1067, street 916, venue 490")
+    assert "is in raw only in another case" in lines[0]
+    everything = CliRunner().invoke(main, ["golden", "validate", str(GOLDEN_ROOT / "v0.1.2"), "--limit", "0"])
+    assert len(everything.output.splitlines()) == 2663 + 2
