@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -224,6 +225,8 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
 
     from mailwoman_eval.diagnose import console, diagnose, to_json, upstream_console, write_error_table
 
+    if out and not no_html and (Path(out).is_dir() or out.endswith(("/", os.sep))):  # refused before any evaluation
+        raise MwevalError("--out is a directory; give the HTML file to write (e.g. reports/run.html)", where=out)
     run = load_or_eval(run_dir, ckpt, golden, (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache), quiet)
     d = diagnose(run, scheme=scheme, adversarial=adversarial, tags=tags)
     written = []
@@ -231,7 +234,7 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         from mailwoman_eval.report.render import render_diagnose
 
         html_path = Path(out) if out else Path("reports") / f"{run.path.name}.html"
-        if html_path.is_dir():  # refused before the error table is written beside it
+        if html_path.is_dir():  # the default name, taken by a directory
             raise MwevalError("--out is a directory; give the HTML file to write (e.g. reports/run.html)", where=str(html_path))
         csv_path = html_path.with_name(html_path.stem + ".errors.csv")
         written = write_error_table(d, csv_path)
@@ -291,8 +294,10 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
     import json as _json
 
     from mailwoman_eval.compare import compare, markdown
-    from mailwoman_eval.fsutil import atomic_write_text, output_dir
+    from mailwoman_eval.fsutil import atomic_write_text, check_output_dir, output_dir
 
+    if out:  # refused before checkpoints are evaluated, not after
+        check_output_dir(Path(out), "compare.json", force)
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
     cand_run = run_or_ckpt(cand, golden, eval_args, quiet)
     base_run = run_or_ckpt(base, golden, eval_args, quiet, partner=cand_run)
@@ -329,10 +334,11 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     """CI gate on per-tag F1 deltas: exit 0 pass, 1 regression (or WARN with --strict), 2 bad input."""
     import json as _json
 
-    from mailwoman_eval.fsutil import atomic_write_text, output_dir
+    from mailwoman_eval.fsutil import atomic_write_text, check_output_dir, output_dir
     from mailwoman_eval.gate import gate, junit_xml, load_thresholds, markdown
 
     th = load_thresholds(thresholds)
+    check_output_dir(Path(out), "verdict.json", force)  # refused before checkpoints are evaluated, not after
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
     cand_run = run_or_ckpt(candidate, golden, eval_args, quiet)
     base_run = run_or_ckpt(baseline, golden, eval_args, quiet, partner=cand_run)

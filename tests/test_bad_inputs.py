@@ -769,6 +769,13 @@ CASES = [
     Case("diagnose-out-is-a-directory", E,
          lambda c: (c.tmp.joinpath("rep").mkdir(), [a for a in edited_run(c, lambda d: None) if a != "--no-html"] + ["--out", "rep"])[-1],
          ("rep: --out is a directory",)),
+    Case("diagnose-out-ends-with-a-slash", E, lambda c: [a for a in edited_run(c, lambda d: None) if a != "--no-html"] + ["--out", "newdir/"],
+         ("newdir/: --out is a directory",)),  # it wrote a file named newdir
+    Case("gate-out-not-mweval-refused-before-evaluating", E,
+         lambda c: (c.tmp.joinpath("mine").mkdir(), c.tmp.joinpath("mine", "notes.txt").write_text("x"),
+                    ["gate", "--baseline", str(TINY_STEP), "--candidate", str(TINY_STEP), "--golden", str(c.golden(good_lines())),
+                     "--tokenizer", str(TOKENIZER_V010), "--out", "mine", "-q"])[-1],
+         ("mine: output directory is not empty and holds no mweval verdict.json",)),  # no runs/ left by two evaluations
     Case("run-json-corrupt", E, lambda c: edited_run(c, lambda d: (d / "run.json").write_text('{"schema": ')),
          ("base/run.json", "unreadable run.json")),
     Case("run-json-nested-too-deeply", E, lambda c: edited_run(c, lambda d: (d / "run.json").write_text('{"schema": ' + DEEP + "}")),
