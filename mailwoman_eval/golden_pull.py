@@ -56,7 +56,8 @@ def _fetch(base: str, rel: str) -> tuple[bytes, str]:
         try:
             return p.read_bytes(), str(p)
         except OSError as e:
-            raise MwevalError(f"cannot read {e.strerror}", where=str(p)) from None
+            layout = "" if p.parent.is_dir() else f" (--from takes a directory laid out as <base>/data/eval/golden/<version>/<file>; {base} is not)"
+            raise MwevalError(f"cannot read: {e.strerror}{layout}", where=str(p)) from None
     url = base.rstrip("/") + "/" + rel
     try:
         with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 - http(s) from the user or pinned

@@ -77,3 +77,10 @@ def test_pull_replaces_an_installed_set_and_an_unwritable_data_dir_is_a_one_line
     assert r.exit_code == 2, r.output
     assert "cannot create the golden data directory" in r.output and str(tmp_path / "file") in r.output
     assert "Traceback" not in r.output
+
+
+def test_a_local_source_in_another_layout_says_which_layout_it_needs(tmp_path, shared):
+    r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", str(shared)])  # golden/v0.1.2, not data/eval/golden/v0.1.2
+    assert r.exit_code == 2
+    assert "--from takes a directory laid out as <base>/data/eval/golden/<version>/<file>" in r.output
+    assert not (user_data_dir() / "v0.1.2").exists()
