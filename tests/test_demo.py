@@ -36,6 +36,14 @@ def test_names_resolve_without_configuration():
     assert resolve_golden("demo-v1")[0] == BUNDLED_GOLDEN / "demo-v1"
 
 
+def test_a_mistyped_name_gets_the_close_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("MWEVAL_CKPT_PATH", str(tmp_path))
+    with pytest.raises(MwevalError) as e:
+        resolve_checkpoint("regresed/step-002200")
+    assert f"searched MWEVAL_CKPT_PATH ({tmp_path}); bundled demo runs ({BUNDLED_RUNS})" in str(e.value)
+    assert str(e.value).endswith("did you mean regressed/step-002200, regressed/step-002000, regressed/step-001200?")
+
+
 def test_a_step_both_runs_keep_is_ambiguous_and_run_step_disambiguates():
     base = {p.name for p in (BUNDLED_RUNS / "baseline").glob("step-*")}
     reg = {p.name for p in (BUNDLED_RUNS / "regressed").glob("step-*")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from dataclasses import dataclass
@@ -77,9 +78,26 @@ def resolve_checkpoint(spec: str, cli_roots: tuple[str, ...] = ()) -> Checkpoint
             raise MwevalError(f"checkpoint name {spec!r} is ambiguous in {level}: {listing} (name one as RUN/STEP)")
         if hits:
             return CheckpointRef(spec, display_name(hits[0]), hits[0], classify(hits[0]), level)
+    searched = [f"{level} ({', '.join(map(str, roots))})" for level, roots in ckpt_search_levels(cli_roots) if roots]
+    close = difflib.get_close_matches(spec, known_checkpoint_names(cli_roots), n=3, cutoff=0.6)
     raise MwevalError(
-        f"checkpoint {spec!r} not found (not a path; searched --ckpt-root, MWEVAL_CKPT_PATH, bundled demo runs)"
+        f"checkpoint {spec!r} not found (not a path; searched {'; '.join(searched)})"
+        + (f"; did you mean {', '.join(close)}?" if close else "")
     )
+
+
+def known_checkpoint_names(cli_roots: tuple[str, ...] = ()) -> list[str]:
+    """The names resolve_checkpoint would find, STEP and RUN/STEP (for suggestions)."""
+    names: set[str] = set()
+    for _level, roots in ckpt_search_levels(cli_roots):
+        for root in roots:
+            if not root.is_dir():
+                continue
+            for c in [*root.iterdir(), *root.glob("*/*")]:
+                if (c.is_dir() and (c / "config.json").is_file()) or c.suffix == ".onnx":
+                    rel = c.relative_to(root)
+                    names.update({str(rel), rel.name})
+    return sorted(names)
 
 
 def find_tokenizer(ref: CheckpointRef, explicit: str | None) -> tuple[Path, str]:
