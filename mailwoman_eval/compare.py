@@ -299,6 +299,26 @@ def compare(
     }
 
 
+def regressed_tags(c: dict) -> list[str]:
+    """Tags whose F1 95% CI lies wholly below zero in some view, largest drop first."""
+    worst: dict[str, float] = {}
+    for v in c["views"].values():
+        for t, r in v["per_tag"].items():
+            if r["support"] and r["f1"]["ci95_pp"][1] < 0:
+                worst[t] = min(worst.get(t, 0.0), r["f1"]["delta_pp"])
+    return sorted(worst, key=lambda t: (worst[t], c["tags"].index(t)))
+
+
+def what_changed(c: dict, tag: str, top: int = 2) -> str:
+    """Why a tag regressed, in one line: entries newly broken/fixed and the largest category shifts."""
+    ch = c["changes"][tag]
+    parts = [f"{ch['newly_broken']} entries newly broken, {ch['newly_fixed']} newly fixed"]
+    shifts = [(kind, cat, x) for kind, s in c["category_shifts"][tag].items() for cat, x in s["categories"].items() if x["delta"]]
+    for kind, cat, x in sorted(shifts, key=lambda k: (-abs(k[2]["delta"]), k[0], k[1]))[:top]:
+        parts.append(f"{kind} {cat} {x['base']} → {x['cand']}")
+    return "; ".join(parts)
+
+
 def markdown(c: dict, view_order=VIEWS) -> str:
     """A compact markdown summary (CI job summaries render it)."""
     lines = [f"## mweval compare: `{c['cand']['label']}` vs `{c['base']['label']}`", ""]
@@ -306,6 +326,11 @@ def markdown(c: dict, view_order=VIEWS) -> str:
     if c["mismatch"]:
         lines += ["", "> **MISMATCH (--allow-mismatch):** " + "; ".join(c["mismatch"])]
     lines += warning_lines({"base": c["base"], "cand": c["cand"]})
+    regressed = regressed_tags(c)
+    if regressed:  # the what and the why first; the tables below hold every number
+        lines += ["", "### Regressed for real (95% CI below zero)", ""]
+        for t in regressed:
+            lines.append(f"- **{md_cell(t)}**: {what_changed(c, t)}")
     for view in view_order:
         v = c["views"][view]
         lines += ["", f"### {view.replace('_', ' ')} ({v['entries']} entries)", ""]

@@ -116,7 +116,11 @@ def test_compare_shows_the_postcode_regression_in_every_output(demo_runs, tmp_pa
     f1 = c["views"]["excluding_adversarial"]["per_tag"]["postcode"]["f1"]
     assert f1["delta_pp"] < 0 and f1["ci95_pp"][1] < 0
     assert c["changes"]["postcode"]["newly_broken"] > c["changes"]["postcode"]["newly_fixed"]
-    assert "postcode" in (tmp_path / "c" / "compare.md").read_text()
+    md = (tmp_path / "c" / "compare.md").read_text()
+    # the what and the why before the tables: postcode first (largest drop), its FNs gone empty
+    why = md.split("### Regressed for real (95% CI below zero)\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert why[0].startswith("- **postcode**: ") and "newly broken" in why[0] and "FN empty_pred 15 → 62" in why[0]
+    assert 'class="why"' in (tmp_path / "c" / "compare.html").read_text()
     assert (tmp_path / "c" / "compare.html").stat().st_size > 10_000
 
 

@@ -29,6 +29,7 @@ from markupsafe import Markup
 
 from mailwoman_eval import __version__
 from mailwoman_eval.buckets import RULES, ErrorRecord
+from mailwoman_eval.compare import what_changed
 from mailwoman_eval.fsutil import atomic_write_text
 from mailwoman_eval.metrics import VIEWS, tag_measured
 from mailwoman_eval.run import OOD_PREFIX
@@ -625,6 +626,8 @@ def compare_headline(c: dict) -> dict:
         return sorted(out, key=lambda x: (x["key"], c["tags"].index(x["tag"])))
 
     regs, imps = items("sneg", 1), items("spos", -1)
+    for r in regs:  # the why, as compare.md says it: entries broken and fixed, the largest category shifts
+        r["why"] = what_changed(c, r["tag"])
     noise.sort(key=lambda x: (x["delta"], x["tag"]))
     return {
         "regressions": regs,
