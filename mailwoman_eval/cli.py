@@ -175,7 +175,7 @@ def eval_cmd(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
         if f"warning: {w}" not in said:  # not again if printed while the run loaded
             click.echo(f"warning: {w}", err=True)
     click.echo(per_tag_table(m["metrics"]["views"]["all"], run.tags))
-    click.echo(f"run written to {out_dir}/ ({m['timings'].get('cache', 'miss')} cache)")
+    click.echo(f"run written to {out_dir}/ (cache {m['timings'].get('cache', 'miss')})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,8 +251,9 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
     else:
         click.echo(console(d, examples, seed), nl=False)
     if written:  # with --buckets upstream, stdout is upstream's layout alone (it diffs against diagnose_regression.py's)
-        click.echo(f"report: {written[0]}", err=scheme == "upstream")
-        click.echo("error table: " + ", ".join(str(p) for p in written[1:]), err=scheme == "upstream")
+        # absolute: the default reports/ is relative to where mweval ran, which is not always where the user is
+        click.echo(f"report: {written[0].resolve()}", err=scheme == "upstream")
+        click.echo("error table: " + ", ".join(str(p.resolve()) for p in written[1:]), err=scheme == "upstream")
 
 
 # ---------------------------------------------------------------------------------------------

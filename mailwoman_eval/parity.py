@@ -161,7 +161,7 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
 
     t0 = time.perf_counter()
     if ref.kind != "pytorch":
-        raise MwevalError(f"--ckpt must be a PyTorch checkpoint (step) directory, not a {ref.kind} ({ref.path})")
+        raise MwevalError(f"--ckpt must be a PyTorch checkpoint (step) directory, not {'an' if ref.kind[0] in 'aeiou' else 'a'} {ref.kind} ({ref.path})")
     if not onnx_paths:
         raise MwevalError("give at least one --onnx FILE")
     for p in onnx_paths:

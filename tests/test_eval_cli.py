@@ -105,7 +105,7 @@ def test_cache_hit_skips_inference_and_gives_the_same_predictions(tmp_path, shar
     args = ["eval", "--ckpt", str(TINY_STEP), "--golden", str(GOLDEN_ROOT / "v0.1.2" / "test"), "--tokenizer", str(TOKENIZER_V010), "-q"]
     run_cli(*args, "--out", str(tmp_path / "a"))
     r = run_cli(*args, "--out", str(tmp_path / "b"))
-    assert "hit cache" in r.output
+    assert "(cache hit)" in r.output
     assert json.loads((tmp_path / "b" / "run.json").read_text())["timings"]["cache"] == "hit"
     assert (tmp_path / "a" / "predictions.jsonl").read_bytes() == (tmp_path / "b" / "predictions.jsonl").read_bytes()
 
@@ -120,7 +120,7 @@ def test_cache_hit_skips_inference_and_gives_the_same_predictions(tmp_path, shar
     (tmp_path / "tok" / "t.model").symlink_to(TOKENIZER_V010)
     args[args.index(str(TOKENIZER_V010))] = str(tmp_path / "tok" / "t.model")
     r = run_cli(*args, "--out", str(tmp_path / "c"))
-    assert "hit cache" in r.output
+    assert "(cache hit)" in r.output
     assert meta("c")["tokenizer"]["path"] == str(tmp_path / "tok" / "t.model")
     assert {k: v for k, v in meta("c").items() if k != "tokenizer"} == {k: v for k, v in meta("a").items() if k != "tokenizer"}
 
@@ -141,7 +141,7 @@ def test_the_same_golden_files_by_another_path_hit_the_cache(tmp_path, shared):
     other = str(REPO / "golden" / ".." / "golden" / "demo-v1")
     run_cli(*args(other, "miss", "--no-cache"))
     r = run_cli(*args(other, "hit"))
-    assert "hit cache" in r.output
+    assert "(cache hit)" in r.output
     assert meta("hit")["audit"]["manifest"]["manifest"] == other + "/MANIFEST.json"
     assert meta("hit") == meta("miss")
 
