@@ -146,23 +146,26 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
                     "cand_f1": round(float(cf[k]), 4),
                     "delta_pp": round(d_obs, 4),
                     "ci95": [round(float(lo[0]), 4), round(float(hi[0]), 4)],
-                    "p": round(p, 6),
+                    "p": round(p, 8),  # printed; 6 places showed 1/2001 as 0.0005 = alpha. Decisions use _exact
                     "support": int(support[k]),
                     "thresholds": th,
+                    # unrounded, for the decisions: Holm on p rounded to 6 places moved 1/2001 to
+                    # 0.0005, so m x that could equal an alpha the refusal below had let through
+                    "_exact": {"p": p, "cand_f1": float(cf[k]), "delta_pp": d_obs},
                 })
             )
     refuse_unreachable_alpha(tests, thresholds.source if thresholds.source != Thresholds().source else None)
-    adjusted = holm(np.array([r["p"] for _, _, r in tests]))
+    adjusted = holm(np.array([r["_exact"]["p"] for _, _, r in tests]))
     results: dict[str, dict] = {v: {} for v in thresholds.views()}
     for (view, tag, row), p_adj in zip(tests, adjusted, strict=True):
-        th = row.pop("thresholds")
-        row["p_holm"] = round(float(p_adj), 6)
-        verdict, reason = judge(row, th, len(tests))
+        th, exact = row.pop("thresholds"), row.pop("_exact")
+        row["p_holm"] = round(float(p_adj), 8)
+        verdict, reason = judge(row, th, len(tests), {**exact, "p_holm": float(p_adj)})
         row["verdict"], row["reason"] = verdict, reason
         results[view][tag] = row
     # A gated view in which nothing could be tested is not a pass: it is said, and it is a WARN.
     untested = {
-        view: "no entries in this view" if not masks[view].any() else "no tag has a gold value in this view"
+        view: "no entries in this view" if not masks[view].any() else "no tag gated in this view has a gold value in it"
         for view in thresholds.views() if not results[view]
     }
     verdicts = [r["verdict"] for v in results.values() for r in v.values()]
@@ -208,21 +211,24 @@ def refuse_unreachable_alpha(tests: list[tuple[str, str, dict]], where: str | No
             )
 
 
-def judge(row: dict, th: dict, n_tests: int = 1) -> tuple[str, str]:
+def judge(row: dict, th: dict, n_tests: int = 1, exact: dict | None = None) -> tuple[str, str]:
+    """The verdict of one (view, tag) test. `row` holds the rounded figures the reason prints;
+    `exact`, if given, the unrounded ones the decisions use (p_holm, cand_f1, delta_pp)."""
+    x = {**row, **(exact or {})}
     drop = -row["delta_pp"]
     m = th["max_drop_pp"]
-    if row["p_holm"] < th["alpha"]:
-        return "FAIL", f"F1 dropped {drop:.2f} pp (> {m} pp allowed), significant: Holm p {row['p_holm']:.4f} < alpha {th['alpha']}"
-    if "min_f1" in th and row["cand_f1"] < th["min_f1"] and row["support"] >= th["min_support"]:
+    if x["p_holm"] < th["alpha"]:
+        return "FAIL", f"F1 dropped {drop:.2f} pp (> {m} pp allowed), significant: Holm p {x['p_holm']:.4g} < alpha {th['alpha']}"
+    if "min_f1" in th and x["cand_f1"] < th["min_f1"] and row["support"] >= th["min_support"]:
         return "FAIL", f"candidate F1 {row['cand_f1']:.2f} < min_f1 {th['min_f1']}"
     if row["support"] < th["min_support"]:
         return "WARN", f"support {row['support']} < min_support {th['min_support']}: too few entries to gate"
-    if row["delta_pp"] < -m:
+    if x["delta_pp"] < -m:
         # not "within noise": the unadjusted CI can lie wholly beyond the allowance (compare then
         # calls it a real regression) while Holm over all gated tests does not reject
         held = "" if row["ci95"][1] >= -m else f"; its 95% CI {row['ci95'][0]:+.2f}..{row['ci95'][1]:+.2f} is beyond −{m} pp before the adjustment"
         return "WARN", (f"F1 dropped {drop:.2f} pp (> {m} pp) but not significantly after Holm over {n_tests} tests: "
-                        f"p {row['p']:.4f}, Holm p {row['p_holm']:.4f} ≥ alpha {th['alpha']}{held}")
+                        f"p {x['p']:.4g}, Holm p {x['p_holm']:.4g} ≥ alpha {th['alpha']}{held}")
     return "PASS", f"Δ {row['delta_pp']:+.2f} pp (95% CI {row['ci95'][0]:+.2f}..{row['ci95'][1]:+.2f})"
 
 

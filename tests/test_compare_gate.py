@@ -111,7 +111,7 @@ def test_a_warn_says_when_the_ci_is_beyond_the_allowance_before_holm():
     row = {"delta_pp": -3.1, "ci95": [-4.9, -1.4], "p": 0.004, "p_holm": 0.0585, "support": 505, "cand_f1": 88.0}
     verdict, reason = judge(row, dict(DEFAULTS), 24)
     assert verdict == "WARN"
-    assert reason == ("F1 dropped 3.10 pp (> 1.0 pp) but not significantly after Holm over 24 tests: p 0.0040, "
+    assert reason == ("F1 dropped 3.10 pp (> 1.0 pp) but not significantly after Holm over 24 tests: p 0.004, "
                       "Holm p 0.0585 ≥ alpha 0.05; its 95% CI -4.90..-1.40 is beyond −1.0 pp before the adjustment")
 
 
@@ -241,6 +241,16 @@ def test_an_alpha_no_adjusted_p_can_reach_is_refused(tmp_path):
     assert r.exit_code == 1 and "FAIL: postcode" in r.output
 
 
+def test_holm_runs_on_unrounded_p_values():
+    """1/2001 = 0.00049975 rounds to 0.0005: Holm on the rounded p made alpha 0.0005 unreachable
+    (a 60-of-400 loss was a WARN) although the refusal, on the exact floor, had let it through."""
+    base, cand = two_runs(400, 60)
+    t = Thresholds(defaults={**Thresholds().defaults, "alpha": 0.0005})
+    r = gate(base, cand, t)["results"]["excluding_adversarial"]["postcode"]
+    assert r["p"] == r["p_holm"] == 0.00049975  # 1/2001, not rounded up to the alpha it is compared with
+    assert r["verdict"] == "FAIL" and "Holm p 0.0005 < alpha 0.0005" not in r["reason"] and "0.0004998" in r["reason"]
+
+
 @pytest.mark.parametrize("text", ["max_drop_pp = nan", "alpha = nan", "max_drop_pp = inf", "[tags.postcode]\nmin_f1 = nan"])
 def test_thresholds_refuse_non_finite_numbers(tmp_path, text):
     """TOML has nan and inf: a nan max_drop_pp failed every tag (improvements too) and wrote NaN
@@ -311,6 +321,17 @@ def test_junit_carries_the_mismatch_and_out_of_distribution_notes():
     assert list(suite)[0].tag == "properties" and list(suite)[-1].tag == "system-err"  # JUnit's element order
     clean = ET.fromstring(junit_xml(gate(base, base, Thresholds()))).find("testsuite")
     assert clean.find("properties") is None and clean.find("system-err") is None
+
+
+def test_a_view_a_tag_adds_but_cannot_test_says_so():
+    """cedex gated in adversarial_only, with no cedex gold there: the view is untested because no tag
+    gated in it has a gold value there, not because no tag has one (postcode has)."""
+    rows = [(f"Town {10000 + i} CEDEX {i % 9}", {"postcode": f"{10000 + i}", **({} if i < 20 else {"cedex": f"CEDEX {i % 9}"})},
+             {"postcode": f"{10000 + i}"}, "adversarial.jsonl" if i < 20 else "fr.jsonl") for i in range(80)]
+    run = make_run(rows, ["postcode", "cedex"], "runtime")
+    t = Thresholds(tags={"cedex": {"views": ["excluding_adversarial", "adversarial_only"]}})
+    v = gate(run, run, t)
+    assert v["untested_views"] == {"adversarial_only": "no tag gated in this view has a gold value in it"}
 
 
 def test_thresholds_file(tmp_path):

@@ -42,6 +42,9 @@ def test_a_mistyped_name_gets_the_close_names(tmp_path, monkeypatch):
         resolve_checkpoint("regresed/step-002200")
     assert f"searched MWEVAL_CKPT_PATH ({tmp_path}); bundled demo runs ({BUNDLED_RUNS})" in str(e.value)
     assert str(e.value).endswith("did you mean regressed/step-002200, regressed/step-002000, regressed/step-001200?")
+    with pytest.raises(MwevalError) as e:  # step-001400 is in both runs: ambiguous bare, so offered as RUN/STEP
+        resolve_checkpoint("step-00140")
+    assert "did you mean baseline/step-001400, regressed/step-001400, " in str(e.value)
 
 
 def test_a_step_both_runs_keep_is_ambiguous_and_run_step_disambiguates():

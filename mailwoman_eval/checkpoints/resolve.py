@@ -79,25 +79,32 @@ def resolve_checkpoint(spec: str, cli_roots: tuple[str, ...] = ()) -> Checkpoint
         if hits:
             return CheckpointRef(spec, display_name(hits[0]), hits[0], classify(hits[0]), level)
     searched = [f"{level} ({', '.join(map(str, roots))})" for level, roots in ckpt_search_levels(cli_roots) if roots]
-    close = difflib.get_close_matches(spec, known_checkpoint_names(cli_roots), n=3, cutoff=0.6)
+    known = known_checkpoint_names(cli_roots)
+    close = list(dict.fromkeys(n for m in difflib.get_close_matches(spec, known, n=3, cutoff=0.6) for n in known[m]))[:4]
     raise MwevalError(
         f"checkpoint {spec!r} not found (not a path; searched {'; '.join(searched)})"
         + (f"; did you mean {', '.join(close)}?" if close else "")
     )
 
 
-def known_checkpoint_names(cli_roots: tuple[str, ...] = ()) -> list[str]:
-    """The names resolve_checkpoint would find, STEP and RUN/STEP (for suggestions)."""
-    names: set[str] = set()
+def known_checkpoint_names(cli_roots: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """For suggestions: each name a user might mean (STEP or RUN/STEP) -> the names to offer, ones
+    resolve_checkpoint resolves: a bare STEP that two runs of its search level hold is ambiguous
+    there, so its RUN/STEP names are offered instead."""
+    out: dict[str, list[str]] = {}
     for _level, roots in ckpt_search_levels(cli_roots):
+        bare: dict[str, set[str]] = {}
         for root in roots:
             if not root.is_dir():
                 continue
             for c in [*root.iterdir(), *root.glob("*/*")]:
                 if (c.is_dir() and (c / "config.json").is_file()) or c.suffix == ".onnx":
                     rel = c.relative_to(root)
-                    names.update({str(rel), rel.name})
-    return sorted(names)
+                    out.setdefault(str(rel), [str(rel)])
+                    bare.setdefault(rel.name, set()).add(str(rel))
+        for name, rels in bare.items():
+            out.setdefault(name, [name] if len(rels) == 1 else sorted(rels))
+    return out
 
 
 def find_tokenizer(ref: CheckpointRef, explicit: str | None) -> tuple[Path, str]:
