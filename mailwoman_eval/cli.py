@@ -225,8 +225,12 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
 
     from mailwoman_eval.diagnose import console, diagnose, to_json, upstream_console, write_error_table
 
-    if out and not no_html and (Path(out).is_dir() or out.endswith(("/", os.sep))):  # refused before any evaluation
-        raise MwevalError("--out is a directory; give the HTML file to write (e.g. reports/run.html)", where=out)
+    def refuse_directory(path: str) -> None:
+        if Path(path).is_dir() or path.endswith(("/", os.sep)):
+            raise MwevalError("--out is a directory; give the HTML file to write (e.g. reports/run.html)", where=path)
+
+    if out and not no_html:
+        refuse_directory(out)  # before any evaluation
     run = load_or_eval(run_dir, ckpt, golden, (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache), quiet)
     d = diagnose(run, scheme=scheme, adversarial=adversarial, tags=tags)
     written = []
@@ -234,8 +238,7 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         from mailwoman_eval.report.render import render_diagnose
 
         html_path = Path(out) if out else Path("reports") / f"{run.path.name}.html"
-        if html_path.is_dir():  # the default name, taken by a directory
-            raise MwevalError("--out is a directory; give the HTML file to write (e.g. reports/run.html)", where=str(html_path))
+        refuse_directory(str(html_path))  # the default name may be taken by a directory
         csv_path = html_path.with_name(html_path.stem + ".errors.csv")
         written = write_error_table(d, csv_path)
         render_diagnose(d, html_path, csv_path.name)

@@ -299,12 +299,18 @@ def compare(
     }
 
 
+def significance(block: dict) -> str:
+    """`sneg` when the whole 95% CI is below zero (a real drop), `spos` when above, else `ns`."""
+    lo, hi = block["ci95_pp"]
+    return "sneg" if hi < 0 else ("spos" if lo > 0 else "ns")
+
+
 def regressed_tags(c: dict) -> list[str]:
     """Tags whose F1 95% CI lies wholly below zero in some view, largest drop first."""
     worst: dict[str, float] = {}
     for v in c["views"].values():
         for t, r in v["per_tag"].items():
-            if r["support"] and r["f1"]["ci95_pp"][1] < 0:
+            if r["support"] and significance(r["f1"]) == "sneg":
                 worst[t] = min(worst.get(t, 0.0), r["f1"]["delta_pp"])
     return sorted(worst, key=lambda t: (worst[t], c["tags"].index(t)))
 
@@ -339,7 +345,7 @@ def markdown(c: dict, view_order=VIEWS) -> str:
         for t in c["tags"]:
             r = v["per_tag"][t]
             f = r["f1"]
-            flag = " ⚠" if f["ci95_pp"][1] < 0 else ""
+            flag = " ⚠" if significance(f) == "sneg" else ""
             lines.append(
                 f"| {md_cell(t)}{flag} | {r['support']} | {f['base'] * 100:.2f} | {f['cand'] * 100:.2f} | {f['delta_pp']:+.2f} | "
                 f"[{f['ci95_pp'][0]:+.2f}, {f['ci95_pp'][1]:+.2f}] | {f['p']:.4f} |"

@@ -29,7 +29,7 @@ from markupsafe import Markup
 
 from mailwoman_eval import __version__
 from mailwoman_eval.buckets import RULES, ErrorRecord
-from mailwoman_eval.compare import what_changed
+from mailwoman_eval.compare import significance, what_changed
 from mailwoman_eval.fsutil import atomic_write_text
 from mailwoman_eval.metrics import VIEWS, tag_measured
 from mailwoman_eval.run import OOD_PREFIX
@@ -537,12 +537,6 @@ def fmt_p(p) -> str:
     if p is None:
         return "—"
     return f"{p:.3f}" if p >= 0.01 else f"{p:.4f}"
-
-
-def significance(block: dict) -> str:
-    """`sneg` when the whole 95% CI is below zero, `spos` when above, else `ns`."""
-    lo, hi = block["ci95_pp"]
-    return "sneg" if hi < 0 else ("spos" if lo > 0 else "ns")
 
 
 def _empty_tag(view: dict, tag: str) -> bool:
