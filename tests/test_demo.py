@@ -1,6 +1,7 @@
 """The bundled demo works from a fresh clone: names resolve, the regression is real and findable."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,7 +124,11 @@ def test_compare_shows_the_postcode_regression_in_every_output(demo_runs, tmp_pa
     # the what and the why before the tables: postcode first (largest drop), its FNs gone empty
     why = md.split("### Regressed for real (95% CI below zero)\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert why[0].startswith("- **postcode**: ") and "newly broken" in why[0] and "FN empty_pred 15 → 62" in why[0]
-    assert 'class="why"' in (tmp_path / "c" / "compare.html").read_text()
+    html = (tmp_path / "c" / "compare.html").read_text()
+    assert 'class="why"' in html
+    # "By tag" opens with the real regressions, in the headline's order (it opened with cedex's noisy −6.6)
+    blocks = re.findall(r'<section class="tagblock" id="[^"]*" data-tag="([^"]+)">', html)
+    assert blocks[:4] == ["postcode", "house_number", "locality", "street"]
     assert (tmp_path / "c" / "compare.html").stat().st_size > 10_000
 
 

@@ -29,7 +29,7 @@ from markupsafe import Markup
 
 from mailwoman_eval import __version__
 from mailwoman_eval.buckets import RULES, ErrorRecord
-from mailwoman_eval.compare import significance, what_changed
+from mailwoman_eval.compare import regressed_tags, significance, what_changed
 from mailwoman_eval.fsutil import atomic_write_text
 from mailwoman_eval.metrics import VIEWS, tag_measured
 from mailwoman_eval.run import OOD_PREFIX
@@ -758,9 +758,12 @@ def compare_blocks(c: dict, base, cand) -> list[dict]:
     by_cand = {p["id"]: p for p in cand.predictions}
     gated = c["views"][order_view(c)]
 
-    def key(t):  # tags without data in any view last; then the worst Δ F1 first
+    real = regressed_tags(c)
+
+    def key(t):  # real regressions first (as the headline lists them), tags without data last; then the worst Δ F1
         unused = all(_empty_tag(c["views"][v], t) for v in VIEWS)
-        return (unused, gated["per_tag"][t]["f1"]["delta_pp"] if not _empty_tag(gated, t) else 0.0, c["tags"].index(t))
+        rank = real.index(t) if t in real else len(real)
+        return (rank, unused, gated["per_tag"][t]["f1"]["delta_pp"] if not _empty_tag(gated, t) else 0.0, c["tags"].index(t))
 
     order = sorted(c["tags"], key=key)
     blocks = []
