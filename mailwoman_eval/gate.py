@@ -26,13 +26,19 @@ from mailwoman_eval.stats import f1_from_counts, holm, one_sided_drop_p, percent
 DEFAULTS = {"max_drop_pp": 1.0, "min_support": 30, "alpha": 0.05, "views": ["excluding_adversarial"], "resamples": 2000}
 TAG_KEYS = {"max_drop_pp", "min_support", "alpha", "min_f1", "resamples", "views"}
 DEFAULT_KEYS = set(DEFAULTS) | {"min_f1"}
+BUILT_IN = "built-in defaults"
 
 
 @dataclass
 class Thresholds:
     defaults: dict = field(default_factory=lambda: dict(DEFAULTS))
     tags: dict[str, dict] = field(default_factory=dict)
-    source: str = "built-in defaults"
+    source: str = BUILT_IN
+
+    @property
+    def file(self) -> str | None:
+        """The thresholds file read, if any (errors about the thresholds name it)."""
+        return None if self.source == BUILT_IN else self.source
 
     def for_tag(self, tag: str) -> dict:
         return {**self.defaults, **self.tags.get(tag, {})}
@@ -112,7 +118,7 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
     pr = pair_runs(base, cand, allow_mismatch)
     unknown = [t for t in thresholds.tags if t not in pr.tags]
     if unknown:
-        raise MwevalError(f"thresholds name tags not scored in these runs: {', '.join(unknown)}", where=thresholds.source)
+        raise MwevalError(f"thresholds name tags not scored in these runs: {', '.join(unknown)}", where=thresholds.file)
     bo, co = pr.outcomes()
     masks = view_masks(pr.adversarial(adversarial))
     tests = []  # (view, tag, row)
@@ -154,7 +160,7 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
                     "_exact": {"p": p, "cand_f1": float(cf[k]), "delta_pp": d_obs},
                 })
             )
-    refuse_unreachable_alpha(tests, thresholds.source if thresholds.source != Thresholds().source else None)
+    refuse_unreachable_alpha(tests, thresholds.file)
     adjusted = holm(np.array([r["_exact"]["p"] for _, _, r in tests]))
     results: dict[str, dict] = {v: {} for v in thresholds.views()}
     for (view, tag, row), p_adj in zip(tests, adjusted, strict=True):
