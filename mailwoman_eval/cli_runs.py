@@ -22,10 +22,11 @@ PROFILES = ["runtime", "upstream-eval"]
 @click.option("--window", default=5, show_default=True, type=click.IntRange(1),
               help="Drift = max − min of macro F1 over the last N evaluated steps (all when fewer).")
 @click.option("--lr-floor", "lr_floor", default=0.6, show_default=True, type=click.FloatRange(0, 1),
-              help="Cosine-tail guard: fires when a window step ran at LR < this × peak LR (0 disables). Peak LR: the max lr "
-                   "in train_log.csv; if the log starts after the warmup, at least training_state.json's learning_rate.")
+              help="Cosine-tail guard: fires when a window step ran at LR < this × peak LR (0 disables). Peak LR: training_state.json's "
+                   "learning_rate when its schedule reproduces train_log.csv, else the log's max lr (at least learning_rate "
+                   "when the log starts after the warmup).")
 @click.option("--jobs", default=None, type=click.IntRange(1), help="Checkpoints evaluated in parallel [default: min(2, steps)].")
-@click.option("--verdict", is_flag=True, help="Exit 1 when --min-peak/--max-drift fails or the guard fires.")
+@click.option("--verdict", is_flag=True, help="Exit 1 when --min-peak/--max-drift fails (a drift needs ≥ 2 steps), or the guard fires or cannot check the LR.")
 @click.option("--min-peak", "min_peak", default=None, type=click.FloatRange(0, 1), help="Rule: peak macro F1 ≥ X (fraction, e.g. 0.42).")
 @click.option("--max-drift", "max_drift", default=None, type=click.FloatRange(0, 1), help="Rule: drift of macro F1 ≤ Y (fraction, e.g. 0.005).")
 @click.option("--view", default="excluding_adversarial", show_default=True, type=click.Choice(list(VIEWS)),

@@ -6,9 +6,12 @@ measured while its LR was near zero, and the recipe diverged in the full run at 
 sweep states the LR of each evaluated step, and the cosine-tail guard says loudly when the drift
 window sat under a decayed LR.
 
-LR per step: `RUN/train_log.csv` (`step`, `lr`; the row with that step, else linear
-interpolation between its neighbours, said in `lr_source`), else the §10.4 schedule from the
-step's `training_state.json` (`config.train.learning_rate`, `warmup_steps`, `max_steps`).
+LR per step: `RUN/train_log.csv` (`step`, `lr`), the row with that step; else the §10.4 schedule
+from the step's `training_state.json` (`config.train.learning_rate`, `warmup_steps`, `max_steps`)
+when that schedule reproduces every logged row (or there is no log); else linear interpolation
+between the log's neighbouring rows; said in `lr_source`. Peak LR: the schedule's
+`learning_rate` when it reproduces the log (upstream logs every 25 steps, so the log's largest row
+misses the warmup's last step and sits below the peak), else the log's largest row.
 """
 
 from __future__ import annotations
@@ -221,32 +224,46 @@ class LRInfo:
         }
 
 
+def reproduces(sched: Schedule, log: dict[int, float]) -> bool:
+    """The §10.4 schedule gives every logged LR (the log prints 8 decimals: within 1e-8, or 1e-6 relative)."""
+    return all(abs(sched.lr(s) - lr) <= max(1e-8, 1e-6 * abs(lr)) for s, lr in log.items())
+
+
 def learning_rates(run_dir: Path, steps: list[StepDir]) -> LRInfo:
     log_path = run_dir / "train_log.csv"
     log = read_train_log(log_path) if log_path.is_file() else {}
     schedules = {s.step: read_schedule(s.path) for s in steps}
     fallback = next((schedules[s.step] for s in reversed(steps) if schedules[s.step]), None)
+    # A schedule that reproduces the log is the run's LR at every step, logged or not; one that
+    # does not (a resumed run with another recipe, a hand-edited log) yields to the log's rows.
+    fits = {id(sc): not log or reproduces(sc, log) for sc in schedules.values() if sc}
     points = []
     for s in steps:
-        hit = interpolate(log, s.step) if log else None
-        if hit is not None:
-            points.append(StepLR(s.step, hit[0], hit[1]))
-            continue
         sched = schedules[s.step] or fallback
-        if sched is not None:
-            where = "its" if schedules[s.step] else "another step's"
-            why = "; step outside train_log.csv" if log else ""
+        where = "its" if schedules[s.step] else "another step's"
+        if s.step in log:
+            points.append(StepLR(s.step, log[s.step], "train_log.csv"))
+        elif sched is not None and fits[id(sched)]:
+            why = "; step not logged, and the schedule reproduces every train_log.csv row" if log else ""
             points.append(StepLR(s.step, sched.lr(s.step), f"schedule §10.4 ({where} training_state.json{why})"))
+        elif (hit := interpolate(log, s.step) if log else None) is not None:
+            points.append(StepLR(s.step, hit[0], hit[1]))
+        elif sched is not None:
+            points.append(StepLR(s.step, sched.lr(s.step), f"schedule §10.4 ({where} training_state.json; step outside train_log.csv)"))
         else:
             points.append(StepLR(s.step, None, "unknown"))
-    # The log's max is the peak only if the log reaches back to where the peak is (the end of the
-    # warmup). A log that starts later (a resumed run, a truncated log) can hold only cosine-tail
-    # rows: its max is below the peak, and taking it alone would clear the guard on a decayed
-    # window. Then the configured peak counts as well.
+    fitting = [sc.learning_rate for sc in schedules.values() if sc and fits[id(sc)]]
+    # Without a fitting schedule, the log's max is the peak only if the log reaches back to where the
+    # peak is (the end of the warmup). A log that starts later (a resumed run, a truncated log) can
+    # hold only cosine-tail rows: its max is below the peak, and taking it alone would clear the
+    # guard on a decayed window. Then the configured peak counts as well.
     scheduled = max((sc.learning_rate for sc in schedules.values() if sc), default=None)
     warmup_end = max((sc.warmup_steps for sc in schedules.values() if sc), default=None)
     log_covers_peak = bool(log) and (warmup_end is None or min(log) <= warmup_end)
-    if log and (log_covers_peak or scheduled is None or max(log.values()) >= scheduled):
+    if log and fitting:
+        peak = max(max(fitting), max(log.values()))
+        peak_source = "schedule peak (training_state.json learning_rate; the §10.4 schedule reproduces every train_log.csv row)"
+    elif log and (log_covers_peak or scheduled is None or max(log.values()) >= scheduled):
         peak, peak_source = max(log.values()), "max lr in train_log.csv"
     elif scheduled is not None:
         peak = scheduled
@@ -360,6 +377,13 @@ def _drift(values: list[float | None]) -> float | None:
     return round(max(vals) - min(vals), 6) if vals else None
 
 
+def _pair(value: float, threshold: float) -> tuple[str, str]:
+    """A value and its threshold printed to 4 decimals, or to 6 where 4 would print them equal
+    ("0.0069 is not ≤ 0.0069" for a drift of 0.006934)."""
+    a, b = f"{value:.4f}", f"{threshold:.4f}"
+    return (a, b) if a != b or value == threshold else (f"{value:.6f}", f"{threshold:.6f}")
+
+
 def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str]) -> dict:
     """Peaks, drift over the last `window` evaluated steps, the cosine-tail guard and the verdict."""
     k = min(opts.window, len(rows))
@@ -407,12 +431,18 @@ def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str]) -> 
 
     rules = {}
     if opts.min_peak is not None:
+        v, th = _pair(macro[pi], opts.min_peak)
         rules["min_peak"] = {"threshold": opts.min_peak, "value": macro[pi], "pass": macro[pi] >= opts.min_peak,
-                             "text": f"peak macro F1 {macro[pi]:.4f} (step {rows[pi]['step']}) ≥ {opts.min_peak:.4f}"}
+                             "text": f"peak macro F1 {v} (step {rows[pi]['step']}) ≥ {th}"}
     if opts.max_drift is not None:
         d = drift["macro_f1"]
-        rules["max_drift"] = {"threshold": opts.max_drift, "value": d, "pass": d <= opts.max_drift,
-                              "text": f"drift of macro F1 over the last {k} steps {d:.4f} ≤ {opts.max_drift:.4f}"}
+        if k < 2:  # max - min of one value is 0: no stability was measured, so the rule cannot pass
+            rules["max_drift"] = {"threshold": opts.max_drift, "value": d, "pass": False,
+                                  "text": f"drift of macro F1 needs at least 2 evaluated steps; the run has {k}"}
+        else:
+            v, th = _pair(d, opts.max_drift)
+            rules["max_drift"] = {"threshold": opts.max_drift, "value": d, "pass": d <= opts.max_drift,
+                                  "text": f"drift of macro F1 over the last {k} steps {v} ≤ {th}"}
     reasons = [f"rule failed: {r['text'].replace('≥', 'is not ≥').replace('≤', 'is not ≤')}" for r in rules.values() if not r["pass"]]
     if status in ("fired", "unknown"):
         reasons.append(msg)
@@ -572,6 +602,8 @@ def _sweep_into(out: Path, run_dir: Path, run_name: str, steps: list[StepDir], g
     interp = [p.step for p in lr.points if "interpolated" in p.source]
     if interp:
         warnings.append(f"LR of steps {', '.join(map(str, interp))} interpolated between train_log.csv rows")
+    if len(rows) < 2:
+        warnings.append(f"only {len(rows)} evaluated step: the drift over it measures no stability")
     judged = judge(rows, lr, opts, tags)
     doc = {
         "schema": SCHEMA,

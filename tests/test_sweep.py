@@ -161,12 +161,54 @@ def test_a_log_that_starts_in_the_cosine_tail_does_not_lower_the_peak(tmp_path, 
     r = run_cli(*sweep_args(run, out, "--verdict"))
     assert r.exit_code == 1, r.output
     doc = json.loads((out / "sweep.json").read_text())
-    assert doc["lr"]["peak"] == 0.002 and "starts at step 150" in doc["lr"]["peak_source"]
+    assert doc["lr"]["peak"] == 0.002 and "reproduces every train_log.csv row" in doc["lr"]["peak_source"]
     assert doc["guard"]["fired"] and doc["guard"]["steps_below_floor"] == [150, 175]
     assert [s["lr_source"] for s in doc["steps"]] == ["train_log.csv", "train_log.csv"]
-    # the whole log (from step 25, inside the warmup) keeps its own max as the peak
-    full = make_run(tmp_path / "full", [150, 175], list(tiny_log.items()))
-    assert learning_rates(full, find_steps(full)).peak == max(tiny_log.values())
+    # a log from another recipe (10% lower): the schedule does not reproduce it, and the log, which
+    # starts after the warmup, does not lower the configured peak either
+    low = make_run(tmp_path / "low", [150, 175], [(150, tiny_log[150] * 0.9), (175, tiny_log[175] * 0.9)])
+    info = learning_rates(low, find_steps(low))
+    assert info.peak == 0.002 and "starts at step 150" in info.peak_source
+
+
+def test_the_peak_is_the_schedules_when_the_log_misses_the_warmups_last_step(tmp_path, shared):
+    """Upstream logs every 25 steps; tiny-v040's warmup ends at step 30, so the log's largest row
+    (0.00197304 at step 50) is below the peak 0.002. Steps 148 and 149 run at 59.8% and 59.3% of
+    0.002 (§10.4), and the guard has to fire: against the log's max (60.6%, 60.1%) it cleared."""
+    tiny_log = read_train_log(TINY / "train_log.csv")
+    run = make_run(tmp_path / "run", [148, 149], list(tiny_log.items()))
+    info = learning_rates(run, find_steps(run))
+    assert info.peak == 0.002 and max(tiny_log.values()) < 0.002
+    sched = read_schedule(TINY_STEP)
+    for p in info.points:  # unlogged steps take the schedule that reproduces the log, not interpolation
+        assert p.lr == sched.lr(p.step) and "reproduces every train_log.csv row" in p.source
+    out = tmp_path / "out"
+    r = run_cli(*sweep_args(run, out, "--verdict"))
+    assert r.exit_code == 1, r.output
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc["guard"]["fired"] and doc["guard"]["steps_below_floor"] == [148, 149]
+    assert not any("interpolated" in w for w in doc["warnings"])
+
+
+def test_one_step_measures_no_drift(tmp_path, shared):
+    """max - min over one step is 0; a --max-drift verdict on it passed, the postmortem's false pass."""
+    run = make_run(tmp_path / "run", [300])
+    out = tmp_path / "out"
+    r = run_cli(*sweep_args(run, out, "--verdict", "--lr-floor", "0", "--max-drift", "0.005"))
+    assert r.exit_code == 1, r.output
+    doc = json.loads((out / "sweep.json").read_text())
+    assert not doc["rules"]["max_drift"]["pass"] and "at least 2 evaluated steps" in doc["verdict"]["reasons"][0]
+    assert any("measures no stability" in w for w in doc["warnings"])
+    r = run_cli(*sweep_args(run, out, "--verdict", "--lr-floor", "0", "--min-peak", "0.1"))
+    assert r.exit_code == 0, r.output  # the other rules still judge one step
+
+
+def test_a_rule_prints_enough_decimals_to_show_why_it_failed():
+    from mailwoman_eval.sweep import _pair
+
+    assert _pair(0.006934, 0.0069) == ("0.006934", "0.006900")
+    assert _pair(0.0123, 0.01) == ("0.0123", "0.0100")
+    assert _pair(0.01, 0.01) == ("0.0100", "0.0100")
 
 
 def test_train_log_errors_name_the_file_line(tmp_path, shared):
