@@ -143,12 +143,15 @@ def classify_default(
     gold_all: Mapping[str, str],
     fold: bool,
     gold_unreachable: bool = False,
+    gold_present: bool | None = None,
 ) -> tuple[str, tuple[str, ...], str | None]:
+    """`gold` is stripped; `gold_present` says whether the entry has a gold value at all (a
+    whitespace-only value counts as one, §10.1: the FP then is a wrong value, not a hallucination)."""
     cats: list[str] = []
     other: str | None = None
     if kind == "FN" and not pred:
         cats.append("empty_pred")
-    if kind == "FP" and not gold:
+    if kind == "FP" and not (bool(gold) if gold_present is None else gold_present):
         cats.append("hallucinated")
     if pred and gold and pred != gold and pred.lower() == gold.lower():
         cats.append("case_only")
@@ -217,7 +220,7 @@ def bucket_errors(predictions: Sequence[dict], tags: Sequence[str], profile: Pro
             lost = has_g and not same and unreachable_reason(graw, p["raw"], profile) is not None
             for kind, cond in (("FP", bool(pr) and not same), ("FN", has_g and not same)):
                 if cond:
-                    prim, cats, other = classify_default(tag, kind, g, pr, p["raw"], pred_all, gold_all, fold, lost)
+                    prim, cats, other = classify_default(tag, kind, g, pr, p["raw"], pred_all, gold_all, fold, lost, has_g)
                     out.append(ErrorRecord(i, tag, kind, g, pr, prim, cats, other))
     for e in out:
         if e.primary not in RULES[scheme]:

@@ -42,7 +42,9 @@ class Diagnosis:
 def select_tags(run: Run, tags: str | None) -> list[str]:
     if not tags:
         return run.tags
-    wanted = [t.strip() for t in tags.split(",") if t.strip()]
+    wanted = list(dict.fromkeys(t.strip() for t in tags.split(",") if t.strip()))  # a tag named twice is shown once
+    if not wanted:
+        raise MwevalError(f"--tags {tags!r} names no tag (tags: {', '.join(run.tags)})")
     unknown = [t for t in wanted if t not in run.tags]
     if unknown:
         raise MwevalError(f"--tags: {', '.join(unknown)} not scored in this run (tags: {', '.join(run.tags)})")
@@ -186,6 +188,12 @@ def console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
     return "\n".join(out) + "\n" + body
 
 
+def _delta(excluding: dict, everything: dict) -> float | None:
+    if not (tag_measured(excluding) and tag_measured(everything)):
+        return None
+    return round(excluding["f1"] - everything["f1"], 6)
+
+
 def to_json(d: Diagnosis) -> dict:
     return {
         "run": str(d.run.path),
@@ -199,10 +207,8 @@ def to_json(d: Diagnosis) -> dict:
         "view_entries": {v: int(m.sum()) for v, m in d.view_mask.items()},
         "headline": d.headline,
         "metrics": {v: d.metrics[v] for v in VIEWS},
-        "delta_excluding_minus_all": {
-            t: round(d.metrics["excluding_adversarial"]["per_tag"][t]["f1"] - d.metrics["all"]["per_tag"][t]["f1"], 6)
-            for t in d.tags
-        },
+        # null where either view has nothing to score for the tag ("—" in the console and the HTML)
+        "delta_excluding_minus_all": {t: _delta(d.metrics["excluding_adversarial"]["per_tag"][t], d.metrics["all"]["per_tag"][t]) for t in d.tags},
         "buckets": d.buckets,
     }
 

@@ -4,7 +4,7 @@ import pytest
 from runfactory import make_run
 
 from mailwoman_eval.buckets import bucket_errors, classify_default, classify_upstream, is_bio_slip
-from mailwoman_eval.diagnose import diagnose, upstream_console
+from mailwoman_eval.diagnose import diagnose, to_json, upstream_console
 from mailwoman_eval.profiles import RUNTIME, UPSTREAM_EVAL
 
 # ---- upstream scheme: first match wins, case by case ---------------------------------------------
@@ -133,6 +133,18 @@ def test_errors_on_gold_no_prediction_can_reach_carry_a_flag():
     assert unreachable_reason("  ", "TYLER TX", RUNTIME) == unreachable_reason("  ", "x", UPSTREAM_EVAL) == "only whitespace"
 
 
+
+def test_a_wrong_prediction_for_whitespace_only_gold_is_not_a_hallucination():
+    """Gold "   " is a gold value (§10.1 counts it: FP + FN on any prediction); the FP was filed
+    as `hallucinated` (FP with no gold) while its FN twin, the same error, was `other`."""
+    rows = [("Paris 75008", {"locality": "   "}, {"locality": "Paris"})]
+    for profile in (RUNTIME, UPSTREAM_EVAL):
+        errs = bucket_errors(make_run(rows, ["locality"], profile.name).predictions, ["locality"], profile)
+        assert [(e.kind, e.primary, "gold_unreachable" in e.categories) for e in errs] == [("FP", "other", True), ("FN", "other", True)]
+    rows = [("Paris 75008", {}, {"locality": "Paris"})]  # no gold at all: still a hallucination
+    (fp,) = bucket_errors(make_run(rows, ["locality"]).predictions, ["locality"], UPSTREAM_EVAL)
+    assert fp.primary == "hallucinated"
+
 # ---- upstream console layout, byte for byte ---------------------------------------------------
 
 
@@ -226,6 +238,25 @@ def test_three_views_and_delta():
     assert d.buckets["adversarial_only"]["postcode"]["FN"]["primary"] == {"empty_pred": 1}
     assert d.buckets["excluding_adversarial"]["postcode"]["FN"]["total"] == 0
     assert d.headline[0]["fn_top"]["category"] == "empty_pred"
+    assert to_json(d)["delta_excluding_minus_all"] == {"postcode": pytest.approx(1 / 3, abs=1e-6)}
+
+
+def test_no_delta_where_a_view_has_nothing_to_score():
+    """Only adversarial rows: the excluding view is empty, and its 0/0 F1 minus the all view's F1
+    was written as a delta of -F1 (the console and the HTML show "—")."""
+    rows = [("Lyon 69001", {"postcode": "69001"}, {}, "adversarial.jsonl")]
+    assert to_json(diagnose(make_run(rows, ["postcode"])))["delta_excluding_minus_all"] == {"postcode": None}
+
+
+def test_tags_naming_no_tag_are_refused_and_repeats_shown_once():
+    from mailwoman_eval.diagnose import select_tags
+    from mailwoman_eval.errors import MwevalError
+
+    run = make_run([("Paris 75008", {"postcode": "75008"}, {})], ["postcode", "locality"])
+    assert select_tags(run, "locality, postcode,locality") == ["locality", "postcode"]
+    assert select_tags(run, None) == select_tags(run, "") == ["postcode", "locality"]
+    with pytest.raises(MwevalError, match="names no tag"):
+        select_tags(run, " , ")
 
 
 def test_non_latin_adversarial_mode_moves_rows_into_the_adversarial_view():
