@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mailwoman_eval.metrics import tag_measured
+
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: str | None = None) -> str:
     cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
@@ -25,15 +27,23 @@ def _fmt(c: object) -> str:
 
 
 def per_tag_table(view: dict, tags: Sequence[str]) -> str:
+    """A tag with no gold value and no prediction in the view, or a view with no entries, has
+    nothing measured: "—", as the diagnose console and the HTML show it, not a score of 0."""
     rows = []
     for t in tags:
         m = view["per_tag"][t]
-        rows.append([t, m["precision"], m["recall"], m["f1"], m["support"], m["tp"], m["fp"], m["fn"]])
+        scores = [m["precision"], m["recall"], m["f1"]] if tag_measured(m) else ["—"] * 3
+        rows.append([t, *scores, m["support"], m["tp"], m["fp"], m["fn"]])
     out = table(["tag", "precision", "recall", "f1", "support", "tp", "fp", "fn"], rows)
     used = len(view["macro_f1_denominator"]["tags"])
+
+    def num(x: float, measured: bool) -> str:
+        return f"{x:.4f}" if measured else "—"
+
+    some = view["entries"] > 0
     out += (
-        f"\nmicro F1 {view['micro']['f1']:.4f}   macro F1 {view['macro_f1']:.4f} (mean over {used} tags with support > 0)"
-        f"   exact match {view['exact_match']:.4f}   mean token confidence {view['mean_token_confidence']:.4f}"
+        f"\nmicro F1 {num(view['micro']['f1'], some)}   macro F1 {num(view['macro_f1'], used > 0)} (mean over {used} tags with support > 0)"
+        f"   exact match {num(view['exact_match'], some)}   mean token confidence {num(view['mean_token_confidence'], some)}"
         f"   entries {view['entries']}"
     )
     return out

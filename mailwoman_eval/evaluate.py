@@ -156,6 +156,7 @@ def decode_paths(
 class PieceStatistics:
     labels: list[list[str]]  # decoded label per piece, per entry
     chosen: list[list[float]]  # softmax probability of the decoded label (rounded to 1e-6)
+    chosen_exact: list[list[float]]  # the same, unrounded: a component's confidence is their mean (§5.2)
     amax: list[list[float]]  # max softmax probability = upstream's token confidence (rounded)
     amax_all: np.ndarray  # the same, unrounded, over every piece of every entry
     amax_rows: list[np.ndarray]  # amax_all split per entry
@@ -183,6 +184,7 @@ def piece_statistics(
     return PieceStatistics(
         labels=per_entry([labels[k] for k in path.tolist()]),
         chosen=per_entry(np.round(chosen, 6).tolist()),
+        chosen_exact=per_entry(chosen.tolist()),
         amax=per_entry(np.round(amax, 6).tolist()),
         amax_all=amax,
         amax_rows=[amax[a:b] for a, b in cuts],
@@ -255,7 +257,7 @@ class RowDecoder:
         for r, i in enumerate(rows):
             e, enc = self.entries[i], self.encodings[i]
             lab, chosen, amax = stats.labels[r], stats.chosen[r], stats.amax[r]
-            comps = components_from_labels(e.raw, lab, enc.begin, enc.end, chosen, profile)
+            comps = components_from_labels(e.raw, lab, enc.begin, enc.end, stats.chosen_exact[r], profile)
             gold_lab = gold_bio(e.raw, e.components, active, enc, limit=MAX_LENGTH)
             self.amax[i] = stats.amax_rows[r]
             self.paths[i] = paths[r]
@@ -410,7 +412,8 @@ def evaluate(
     metrics = {"views": summarize_views(vectors, adversarial)}
     index = decoder.label_index
     gold = LabelSequences.of([p["gold_labels"] for p in predictions])  # one pass: calibration and entities
-    gold_ids = np.array([index.get(g, 0) for g in gold.vocab], dtype=np.int64)[gold.ids]
+    # a gold label the model cannot emit (a list with B-x but no I-x) is never "correct": -1, no label id
+    gold_ids = np.array([index.get(g, -1) for g in gold.vocab], dtype=np.int64)[gold.ids]
     all_paths = np.concatenate(decoder.paths) if n else np.zeros(0, dtype=np.int64)
     correct_all = all_paths == gold_ids
     amax_all = np.concatenate(decoder.amax) if n else np.zeros(0)

@@ -585,6 +585,11 @@ def _sweep_into(out: Path, run_dir: Path, run_name: str, steps: list[StepDir], g
             "checkpoint_sha256": r["checkpoint_sha256"],
         })
     first = results[steps[0].step]
+    view = first["views"][opts.view]
+    if not view["macro_f1_denominator"]["tags"]:  # macro F1 0.0 at every step: a drift of 0 that passes any rule
+        raise MwevalError(
+            f"the view {opts.view} holds no gold value to score in golden set {gname} ({view['entries']} entries); choose another --view"
+        )
     goldens = {results[s.step]["golden"]["sha256"] for s in steps}
     if len(goldens) != 1:  # cannot happen from one golden path, but the numbers would not compare
         raise MwevalError("runs of this sweep were scored on different golden files")

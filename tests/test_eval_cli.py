@@ -183,3 +183,53 @@ def test_golden_validate_counts_case_only_values_apart_and_lists_a_few(shared):
     assert "is in raw only in another case" in lines[0]
     everything = CliRunner().invoke(main, ["golden", "validate", str(GOLDEN_ROOT / "v0.1.2"), "--limit", "0"])
     assert len(everything.output.splitlines()) == 2663 + 2
+
+
+def test_the_eval_table_shows_a_dash_where_nothing_was_measured():
+    """A tag with no gold value and no prediction in a view, and a view with no entries, printed
+    0.0000 as if measured; the diagnose console and the HTML show "—"."""
+    from runfactory import make_run
+
+    from mailwoman_eval.console import per_tag_table
+    from mailwoman_eval.diagnose import diagnose
+
+    run = make_run([("Paris 75008", {"postcode": "75008"}, {"postcode": "75008"})], ["postcode", "locality"])
+    views = diagnose(run).metrics
+    lines = per_tag_table(views["all"], run.tags).splitlines()
+    assert lines[2].split() == ["postcode", "1.0000", "1.0000", "1.0000", "1", "1", "0", "0"]
+    assert lines[3].split() == ["locality", "—", "—", "—", "0", "0", "0", "0"]
+    assert "micro F1 1.0000   macro F1 1.0000 (mean over 1 tags" in lines[-1]
+    empty = per_tag_table(views["adversarial_only"], run.tags)
+    assert "micro F1 —   macro F1 — (mean over 0 tags" in empty and "exact match —" in empty and "entries 0" in empty
+
+
+def test_calibration_counts_a_piece_correct_only_when_its_labels_are_equal(tmp_path, shared):
+    """A label list with B-country but no I-country: gold I-country pieces have no label id, and
+    were mapped to id 0 ("O"), so an "O" decoded there counted as correct in the calibration."""
+    import shutil
+
+    from conftest import TINY
+
+    onnx = tmp_path / "m" / "model.onnx"
+    onnx.parent.mkdir()
+    shutil.copyfile(TINY / "onnx" / "model.onnx", onnx)  # without its sidecar: the labels come from --labels
+    labels = json.loads((TINY_STEP / "config.json").read_text())["id2label"]
+    labels = [labels[str(k)] for k in range(len(labels))]
+    labels[labels.index("I-country")] = "I-nation"
+    out = tmp_path / "run"
+    r = run_cli("eval", "--ckpt", str(onnx), "--labels", ",".join(labels), "--golden", str(GOLDEN_ROOT / "v0.1.2" / "test"),
+                "--tokenizer", str(TOKENIZER_V010), "--out", str(out), "-q")
+    assert r.exit_code == 0, r.output
+    n, right = [0] * 10, [0] * 10
+    with open(out / "predictions.jsonl") as f:
+        for line in f:
+            p = json.loads(line)
+            for lab, gold, conf in zip(p["labels"], p["gold_labels"], p["amax_conf"], strict=True):
+                b = min(9, int(conf * 10))
+                n[b] += 1
+                right[b] += lab == gold
+    cal = json.loads((out / "run.json").read_text())["metrics"]["calibration"]
+    assert any("I-country" in json.loads(x)["gold_labels"] for x in (out / "predictions.jsonl").read_text().splitlines())
+    for b, bucket in enumerate(cal):
+        assert bucket["n"] == n[b]
+        assert bucket["acc"] == (round(right[b] / n[b], 6) if n[b] else None), b

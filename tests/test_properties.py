@@ -372,3 +372,37 @@ def test_gold_bio_is_paint_then_piece_tags_then_bio(raw, data):
     want = bio_from_piece_tags(piece_tags(raw, enc, paint_components(raw, comps, tags), limit))
     assert gold_bio(raw, comps, tags, enc, limit) == want
     assert gold_bio(raw, comps, frozenset(tags), enc, limit) == want
+
+
+def test_a_components_confidence_is_the_mean_of_unrounded_piece_confidences(tmp_path):
+    """§5.2: a component's confidence is the mean of softmax[chosen] over its pieces. It was the
+    mean of the values already rounded to 1e-6 for predictions.jsonl (off by 1e-6 in ~15% of
+    components on tiny v0.1.2)."""
+    import json
+
+    from conftest import TOKENIZER_V010
+
+    from mailwoman_eval.decode import build_transitions
+    from mailwoman_eval.evaluate import RowDecoder, piece_statistics
+    from mailwoman_eval.golden import load_golden
+    from mailwoman_eval.profiles import RUNTIME
+    from mailwoman_eval.tokenizer import Tokenizer
+
+    (tmp_path / "us.jsonl").write_text(json.dumps({"raw": "Main Street", "components": {"street": "Main Street"}}) + "\n")
+    entries = load_golden(tmp_path).entries
+    enc = Tokenizer(TOKENIZER_V010).encode("Main Street")
+    assert len(enc.ids) == 3
+    labels = ["O", "B-street", "I-street"]
+    # chosen probabilities ~0.9000004, 0.9000004, 0.9000009: rounded first (0.9, 0.9, 0.900001), their
+    # mean is 0.9000003 -> 0.9; unrounded it is 0.9000006 -> 0.900001
+    want = [0.9000004, 0.9000004, 0.9000009]
+    logits = np.zeros((3, 3), dtype=np.float32)
+    for j, p in enumerate(want):  # softmax over (0, x, 0) at label 1 or 2 = e^x / (e^x + 2)
+        logits[j, 1 if j == 0 else 2] = np.log(2 * p / (1 - p))
+    decoder = RowDecoder(entries, [enc], labels, ["street"], build_transitions(RUNTIME, labels, None), RUNTIME)
+    decoder([0], [logits])
+    rec = decoder.predictions[0]
+    assert rec["labels"] == ["B-street", "I-street", "I-street"]
+    exact = piece_statistics([logits], [np.array([1, 2, 2])], labels).chosen_exact[0]
+    assert rec["pred"]["street"]["confidence"] == round(sum(exact) / 3, 6)
+    assert round(sum(rec["conf"]) / 3, 6) != rec["pred"]["street"]["confidence"]  # the case tells the two apart

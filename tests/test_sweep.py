@@ -312,6 +312,19 @@ def test_bad_inputs_exit_2(tmp_path, shared):
     assert r.exit_code == 2 and "--force" in r.output
 
 
+def test_a_view_with_nothing_to_score_is_refused(tmp_path, shared):
+    """No adversarial rows: macro F1 0.0 at every step, a drift of 0 that passed --max-drift."""
+    gold = tmp_path / "g"
+    gold.mkdir()
+    shutil.copyfile(Path(TEST_SET) / "us.jsonl", gold / "us.jsonl")
+    run = make_run(tmp_path / "run", [100, 200])
+    args = ["sweep", run, "--golden", gold, "--tokenizer", TOKENIZER_V010, "--out", tmp_path / "o", "--jobs", "1", "-q"]
+    r = run_cli(*args, "--view", "adversarial_only", "--verdict", "--lr-floor", "0", "--max-drift", "0.01")
+    assert r.exit_code == 2 and "adversarial_only holds no gold value" in r.output, r.output
+    assert not (tmp_path / "o").exists()
+    assert run_cli(*args, "--lr-floor", "0").exit_code == 0
+
+
 def test_a_sweep_replaces_the_previous_one_whole_and_a_failed_one_changes_nothing(tmp_path, shared):
     out = tmp_path / "reports" / "X"
     a = make_run(tmp_path / "a", [100, 200, 300], [(s, 1e-3) for s in (100, 200, 300)])
