@@ -37,8 +37,12 @@ def info(msg: str, quiet: bool = False) -> None:
 
 
 class _Bar:
+    """A progress bar on a terminal. Not on a pipe or a CI log: click prints only the bare label
+    there, a line that says nothing the progress note did not."""
+
     def __init__(self, total: int, label: str, quiet: bool):
-        self.ctx = None if quiet else click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True)
+        show = not quiet and sys.stderr.isatty()
+        self.ctx = click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True) if show else None
         if self.ctx:
             self.ctx.__enter__()
 
@@ -263,12 +267,18 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
 # compare and gate
 
 def run_or_ckpt(spec, golden, eval_args, quiet, partner=None):
-    """A run dir / run.json / scores JSON when the path exists; else a checkpoint name evaluated on --golden."""
-    from mailwoman_eval.run import load_run_or_scores
+    """A run dir / run.json / scores JSON; else a checkpoint (a path, as --ckpt takes it, or a name)
+    evaluated on --golden."""
+    from mailwoman_eval.run import RUN_FILE, load_run_or_scores
 
-    if Path(spec).exists():
-        return load_run_or_scores(spec, partner)
-    if not golden:
+    p = Path(spec)
+    if p.exists():
+        saved = (p / RUN_FILE).is_file() if p.is_dir() else p.name == RUN_FILE or p.suffix.lower() == ".json"
+        if saved:
+            return load_run_or_scores(spec, partner)
+        if not golden:
+            raise MwevalError("not a run directory or a scores JSON; to evaluate it as a checkpoint, pass --golden", where=spec)
+    elif not golden:
         raise MwevalError(f"{spec!r} is not a run directory; to evaluate it as a checkpoint, pass --golden")
     run, _ = run_eval(spec, golden, *eval_args, quiet=quiet, force_hint=NO_FORCE_HINT)
     return run
@@ -290,7 +300,7 @@ eval_options_for_compare = options(
 @click.option("--resamples", default=2000, show_default=True, type=click.IntRange(1000), help="Paired bootstrap resamples.")
 @click.option("--buckets", "scheme", default="default", type=click.Choice(["default", "upstream"]), show_default=True)
 @click.option("--out", default=None, type=click.Path(), help="Output directory (default reports/compare__CAND__vs__BASE/).")
-@click.option("--force", is_flag=True)
+@click.option("--force", is_flag=True, help="Write into a non-empty directory that holds no compare.json.")
 @guarded
 def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet,
                 allow_mismatch, adversarial, seed, resamples, scheme, out, force):
@@ -325,13 +335,13 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
 
 
 @main.command("gate")
-@click.option("--baseline", required=True, help="Baseline: a run directory or a scores JSON (mweval export-scores).")
-@click.option("--candidate", required=True, help="Candidate: a run directory (or a checkpoint name with --golden).")
+@click.option("--baseline", required=True, help="Baseline: a run directory, a scores JSON (mweval export-scores), or a checkpoint (path or name) with --golden.")
+@click.option("--candidate", required=True, help="Candidate: a run directory, or a checkpoint (path or name) with --golden.")
 @click.option("--thresholds", default=None, type=click.Path(), help="Thresholds TOML ([defaults], [tags.NAME]).")
 @eval_options_for_compare
 @click.option("--strict", is_flag=True, help="Exit 1 on WARN too.")
 @click.option("--out", default="gate", show_default=True, type=click.Path(), help="Directory for verdict.json, summary.md, junit.xml.")
-@click.option("--force", is_flag=True)
+@click.option("--force", is_flag=True, help="Write into a non-empty directory that holds no verdict.json.")
 @guarded
 def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache,
              quiet, allow_mismatch, adversarial, seed, strict, out, force):

@@ -204,17 +204,31 @@ def refuse_unreachable_alpha(tests: list[tuple[str, str, dict]], where: str | No
     if not m:
         return
     b_max = max(int(r["thresholds"]["resamples"]) for _, _, r in tests)
-    for view, tag, r in tests:
-        th = r["thresholds"]
-        floor = max(m / (b_max + 1), 1 / (int(th["resamples"]) + 1))
-        if th["alpha"] <= floor:
-            need = math.floor(m / th["alpha"]) + 1
-            raise MwevalError(
-                f"alpha {th['alpha']} cannot be reached for {tag} ({view}): with {m} gated tests and {th['resamples']} "
-                f"resamples the smallest Holm-adjusted p is {floor:.2g}; set resamples to at least {need}, "
-                "or gate fewer views, or raise alpha",
-                where=where,
-            )
+
+    def floor_of(th: dict) -> float:
+        return max(m / (b_max + 1), 1 / (int(th["resamples"]) + 1))
+
+    stuck = [(view, tag, r["thresholds"]) for view, tag, r in tests if r["thresholds"]["alpha"] <= floor_of(r["thresholds"])]
+    if stuck:
+        view, tag, th = stuck[0]
+        need = resamples_to_reach(th["alpha"], m)
+        more = {1: "", 2: " and 1 other test"}.get(len(stuck), f" and {len(stuck) - 1} other tests")
+        raise MwevalError(
+            f"alpha {th['alpha']} cannot be reached for {tag} ({view}){more}: with {m} gated tests and {th['resamples']} "
+            f"resamples the smallest Holm-adjusted p is {floor_of(th):.2g}; set resamples to at least {need}, "
+            "or gate fewer views, or raise alpha",
+            where=where,
+        )
+
+
+def resamples_to_reach(alpha: float, m: int) -> int:
+    """The fewest resamples B with m/(B+1) < alpha (so 1/(B+1) < alpha too), exactly as the refusal tests it."""
+    b = max(1, math.floor(m / alpha) - 1)  # m/alpha in floats may sit a hair off an integer: step to the exact edge
+    while m / (b + 1) >= alpha:
+        b += 1
+    while b > 1 and m / b < alpha:
+        b -= 1
+    return b
 
 
 def judge(row: dict, th: dict, n_tests: int = 1, exact: dict | None = None) -> tuple[str, str]:

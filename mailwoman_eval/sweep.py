@@ -443,7 +443,10 @@ def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str]) -> 
             v, th = _pair(d, opts.max_drift)
             rules["max_drift"] = {"threshold": opts.max_drift, "value": d, "pass": d <= opts.max_drift,
                                   "text": f"drift of macro F1 over the last {k} steps {v} ≤ {th}"}
-    reasons = [f"rule failed: {r['text'].replace('≥', 'is not ≥').replace('≤', 'is not ≤')}" for r in rules.values() if not r["pass"]]
+    for r in rules.values():  # the text says what was found: "0.0318 ≤ 0.0100" read as a false claim on a FAIL line
+        if not r["pass"]:
+            r["text"] = r["text"].replace("≥", "is not ≥").replace("≤", "is not ≤")
+    reasons = [f"rule failed: {r['text']}" for r in rules.values() if not r["pass"]]
     if status in ("fired", "unknown"):
         reasons.append(msg)
     result = "FAIL" if reasons else "PASS"

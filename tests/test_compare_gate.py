@@ -234,9 +234,12 @@ def test_an_alpha_no_adjusted_p_can_reach_is_refused(tmp_path):
     args = ["gate", "--baseline", str(b), "--candidate", str(c), "--thresholds", str(t), "--out", str(tmp_path / "g")]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 2 and not (tmp_path / "g").exists()
-    assert "alpha 0.001 cannot be reached for postcode (all): with 3 gated tests and 2000 resamples" in r.output
-    assert "the smallest Holm-adjusted p is 0.0015; set resamples to at least 3001" in r.output
-    t.write_text(t.read_text() + "resamples = 3001\n")
+    assert "alpha 0.001 cannot be reached for postcode (all) and 2 other tests: with 3 gated tests and 2000 resamples" in r.output
+    assert "the smallest Holm-adjusted p is 0.0015; set resamples to at least 3000" in r.output
+    text = t.read_text()
+    t.write_text(text + "resamples = 2999\n")  # 3/3000 = alpha: still refused
+    assert CliRunner().invoke(main, args).exit_code == 2
+    t.write_text(text + "resamples = 3000\n")  # the count the message names is enough (it named 3001)
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 1 and "FAIL: postcode" in r.output
 

@@ -1,5 +1,6 @@
 """The bundled demo works from a fresh clone: names resolve, the regression is real and findable."""
 
+import hashlib
 import json
 import re
 import subprocess
@@ -189,3 +190,20 @@ def test_the_demo_country_errors_are_flagged_as_the_instruments(demo_runs):
     assert h["gold_unreachable"]["fp"] == 22 and "gold unreachable under the profile: 22 FN, 22 FP" in h["text"]
     meta = json.loads((demo_runs["step-002200"] / "run.json").read_text())
     assert meta["audit"]["unreachable_under_profile"] >= 22
+
+
+def test_compare_and_gate_take_checkpoint_paths_as_eval_does(tmp_path, monkeypatch):
+    """README: for --ckpt "an existing path wins". compare and gate read every existing path as a
+    run or a scores file: a step directory was "not an mweval run directory", an .onnx file "a
+    scores JSON needs a candidate run"."""
+    monkeypatch.chdir(tmp_path)  # evaluated checkpoints land in ./runs/
+    base, cand = BUNDLED_RUNS / "baseline" / "step-001800", BUNDLED_RUNS / "regressed" / "onnx" / "model.int8.onnx"
+    r = CliRunner().invoke(main, ["compare", str(base), str(cand), "--golden", "demo-v1", "--out", "c", "-q"])
+    assert r.exit_code == 0, r.output
+    c = json.loads((tmp_path / "c" / "compare.json").read_text())
+    assert c["base"]["label"] == "baseline/step-001800" and c["base"]["path"] == "runs/baseline-step-001800__demo-v1__runtime"
+    assert c["cand"]["checkpoint_sha256"] == hashlib.sha256(cand.read_bytes()).hexdigest() and c["cand"]["transitions"] == "sidecar"
+    r = CliRunner().invoke(main, ["gate", "--baseline", str(base), "--candidate", str(base), "--golden", "demo-v1", "--out", "g", "-q"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["compare", str(base), str(cand), "--out", "c2"])
+    assert r.exit_code == 2 and "not a run directory or a scores JSON; to evaluate it as a checkpoint, pass --golden" in r.output

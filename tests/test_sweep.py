@@ -125,7 +125,9 @@ def test_constant_lr_log_does_not_trigger_the_guard(tmp_path, shared):
     # a failing rule still fails the verdict
     r = run_cli(*sweep_args(run, out, "--verdict", "--min-peak", "0.99"))
     assert r.exit_code == 1, r.output
-    assert not json.loads((out / "sweep.json").read_text())["rules"]["min_peak"]["pass"]
+    rule = json.loads((out / "sweep.json").read_text())["rules"]["min_peak"]
+    assert not rule["pass"] and "is not ≥ 0.9900" in rule["text"]
+    assert f"FAIL: {rule['text']}" in r.output and "≥ 0.9900" not in r.output.replace("is not ≥ 0.9900", "")
 
 
 def test_window_only_looks_at_the_last_steps(tmp_path, shared):
