@@ -305,6 +305,32 @@ def short_storage_bin(c: Ctx) -> bytes:
     return buf.getvalue()
 
 
+def bomb_pickle_bin(c: Ctx) -> bytes:
+    """A well-formed archive whose data.pkl opens with a BINBYTES8 of length 2**40 over 2 bytes: the
+    C unpickler allocates a counted length before reading it (MemoryError, or the OOM killer)."""
+    import io
+    import zipfile
+
+    src = zipfile.ZipFile(TINY_STEP / "pytorch_model.bin")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("/data.pkl"):
+                data = b"\x80\x04\x8e" + (2**40).to_bytes(8, "little") + b"xx."
+            dst.writestr(info, data)
+    return buf.getvalue()
+
+
+def expanded_state(c: Ctx) -> dict:
+    """A 323 KB file whose embedding is a stride-0 view of one float, 2e9 x 64 elements."""
+    import torch
+
+    state = torch.load(TINY_STEP / "pytorch_model.bin", weights_only=True)
+    state["token_embeddings.weight"] = torch.zeros(1, 1).expand(2_000_000_000, 64)
+    return state
+
+
 def nan_state(c: Ctx) -> dict:
     import torch
 
@@ -627,6 +653,10 @@ CASES = [
          ("ck/pytorch_model.bin", "not a torch.save zip archive (truncated or corrupt?)")),
     Case("ckpt-bin-short-storage", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_bytes=short_storage_bin(c))),
          ("ck/pytorch_model.bin", "cannot read the state dict", "lies outside its storage of 2 elements")),
+    Case("ckpt-bin-pickle-length-bomb", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_bytes=bomb_pickle_bin(c))),
+         ("ck/pytorch_model.bin", "cannot read the state dict", "expected 1099511627776 bytes")),
+    Case("ckpt-bin-expanded-view", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_obj=expanded_state(c))),
+         ("ck/pytorch_model.bin", "cannot read the state dict", "holds more elements than its storage of 1 (an expanded view)")),
     Case("ckpt-bin-list", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_obj=[1, 2, 3])), ("ck/pytorch_model.bin", "does not hold a state dict")),
     Case("ckpt-bin-int-keys", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_obj={1: __import__("torch").zeros(2)})),
          ("ck/pytorch_model.bin", "does not hold a state dict")),

@@ -207,3 +207,14 @@ def test_compare_and_gate_take_checkpoint_paths_as_eval_does(tmp_path, monkeypat
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["compare", str(base), str(cand), "--out", "c2"])
     assert r.exit_code == 2 and "not a run directory or a scores JSON; to evaluate it as a checkpoint, pass --golden" in r.output
+
+
+def test_onnx_files_are_named_by_where_they_are_and_names_are_not_patterns(tmp_path, monkeypatch):
+    """Every export is model.onnx or model.int8.onnx: named by the file alone, the two demo runs'
+    exports shared one runs/ directory and one label. And a checkpoint name is a name: 'step-0018*'
+    used to resolve as a glob."""
+    assert resolve_checkpoint(str(BUNDLED_RUNS / "regressed" / "onnx" / "model.int8.onnx")).name == "regressed/onnx/model.int8.onnx"
+    assert resolve_checkpoint(str(BUNDLED_RUNS / "baseline" / "onnx" / "model.onnx")).name == "baseline/onnx/model.onnx"
+    assert resolve_checkpoint("step-001800").name == "baseline/step-001800"
+    with pytest.raises(MwevalError, match="not found"):
+        resolve_checkpoint("step-0018*")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import glob
 import json
 import os
 from dataclasses import dataclass
@@ -48,9 +49,16 @@ def classify(path: Path) -> str:
 
 
 def display_name(path: Path) -> str:
+    """RUN/STEP for a step directory; for an ONNX file, its directory too (every export is named
+    model.onnx or model.int8.onnx: two of them would share one runs/ directory and one label), and
+    the run above it for upstream's RUN/onnx/ layout; else the directory's name."""
     path = path.resolve()
     if path.name.startswith("step-"):
         return f"{path.parent.name}/{path.name}"
+    if path.is_file():
+        parent = path.parent
+        where = f"{parent.parent.name}/{parent.name}" if parent.name == "onnx" and parent.parent.name else parent.name
+        return f"{where}/{path.name}" if where else path.name
     return path.name
 
 
@@ -71,7 +79,7 @@ def resolve_checkpoint(spec: str, cli_roots: tuple[str, ...] = ()) -> Checkpoint
             if not root.is_dir():
                 continue
             hits += [c for c in [root / spec] if c.exists()]
-            hits += sorted(c for c in root.glob(f"*/{spec}") if c.exists())
+            hits += sorted(c for c in root.glob(f"*/{glob.escape(spec)}") if c.exists())  # a name, not a pattern
         hits = sorted({h.resolve() for h in hits})
         if len(hits) > 1:
             listing = ", ".join(display_name(h) for h in hits)

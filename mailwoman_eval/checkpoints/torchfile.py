@@ -9,13 +9,17 @@ globals a state dict uses (like `torch.load(weights_only=True)`), so a hostile f
 from __future__ import annotations
 
 import collections
+import io
 import pickle
+import pickletools
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from mailwoman_eval.errors import MwevalError
+
+MAX_PICKLE_BYTES = 64 << 20  # the pickle holds names and layouts, not weights
 
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32,
@@ -48,6 +52,10 @@ def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks
         raise ValueError(f"tensor (offset {offset}, size {size}, stride {stride}) lies outside its storage of {len(arr)} elements")
     if len(size) == 0:
         return arr[offset : offset + 1].reshape(()).copy()
+    if int(np.prod(size, dtype=object)) > len(arr):
+        # stride-0 (expanded) views hold more elements than their storage: the copy below would
+        # materialize them (a 323 KB file asked for 477 GiB). No state-dict parameter is one.
+        raise ValueError(f"tensor of size {size} holds more elements than its storage of {len(arr)} (an expanded view)")
     itemsize = arr.dtype.itemsize
     view = np.lib.stride_tricks.as_strided(
         arr[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride), writeable=False
@@ -114,11 +122,20 @@ def load_state_dict(path: str | Path) -> tuple[dict[str, np.ndarray], set[str]]:
         if byteorder in zf.namelist() and zf.read(byteorder).strip() != b"little":
             raise MwevalError("big-endian torch archives are not supported", where=str(path))
         try:
-            with zf.open(pkls[0]) as fh:
-                up = _Unpickler(fh, zf, prefix)
-                obj = up.load()
-        except (pickle.UnpicklingError, KeyError, EOFError, ValueError, TypeError, zipfile.BadZipFile, OSError) as e:
-            raise MwevalError(f"cannot read the state dict ({e})", where=str(path)) from None
+            if zf.getinfo(pkls[0]).file_size > MAX_PICKLE_BYTES:
+                raise ValueError(f"data.pkl is {zf.getinfo(pkls[0]).file_size} bytes; a state dict's is a few KB")
+            data = zf.read(pkls[0])
+            # Counted opcodes (BINBYTES8, BYTEARRAY8, ...) make the C unpickler allocate their length
+            # before it reads: one corrupt length asked for gigabytes (MemoryError, or the OOM killer).
+            # pickletools walks the opcodes in Python and says when a length runs past the data.
+            for _ in pickletools.genops(data):
+                pass
+            up = _Unpickler(io.BytesIO(data), zf, prefix)
+            obj = up.load()
+        except (pickle.UnpicklingError, KeyError, EOFError, ValueError, TypeError, zipfile.BadZipFile, OSError,
+                MemoryError, OverflowError, RecursionError) as e:
+            detail = " ".join(str(e).split())[:240] or type(e).__name__
+            raise MwevalError(f"cannot read the state dict ({detail})", where=str(path)) from None
     if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in obj.items()):
         raise MwevalError("file does not hold a state dict (a mapping of names to tensors)", where=str(path))
     return dict(obj), up.dtypes
