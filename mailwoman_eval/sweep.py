@@ -262,7 +262,7 @@ def learning_rates(run_dir: Path, steps: list[StepDir]) -> LRInfo:
     log_covers_peak = bool(log) and (warmup_end is None or min(log) <= warmup_end)
     if log and fitting:
         peak = max(max(fitting), max(log.values()))
-        peak_source = "schedule peak (training_state.json learning_rate; the §10.4 schedule reproduces every train_log.csv row)"
+        peak_source = "schedule peak: training_state.json learning_rate, whose §10.4 schedule reproduces every train_log.csv row"
     elif log and (log_covers_peak or scheduled is None or max(log.values()) >= scheduled):
         peak, peak_source = max(log.values()), "max lr in train_log.csv"
     elif scheduled is not None:
