@@ -85,8 +85,15 @@ def pull(name: str, source: str | None = None, log=lambda s: None) -> Path:
                 out.write_bytes(data)
             except OSError as e:
                 raise MwevalError(f"cannot write: {e.strerror}", where=str(out)) from None
-            log(f"{rel}: {len(data)} bytes, sha256 ok")
-        load_golden(staging, name)  # parses every row: a pulled set must load
+            log(f"{rel}: {len(data)} bytes, sha256 matches the pinned upstream file")
+        # parses every row (a pulled set must load), and says up front where upstream's own
+        # manifests disagree with its files (v0.1.2/dev/fr.jsonl: 150 rows appended after the
+        # split, upstream-formats.md §6), which every run on that set will warn about
+        for sub in sorted({Path(rel).parent for rel in files if rel.endswith(".jsonl")}):
+            check = load_golden(staging / sub, name if sub == Path(".") else f"{name}/{sub}").manifest
+            if check.status == "mismatch":
+                where = name if sub == Path(".") else f"{name}/{sub}"
+                log(f"note: {where} does not match its manifest, as upstream has it: " + "; ".join(check.problems))
         replace_dir_atomically(staging, dest)  # two renames: the old set is not deleted before the new one is in place
     finally:
         shutil.rmtree(staging, ignore_errors=True)

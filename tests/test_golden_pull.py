@@ -37,6 +37,12 @@ def test_pull_installs_verified_files_where_golden_names_resolve(server):
     assert path == dest / "test" and name == "v0.1.2/test"
     listing = CliRunner().invoke(main, ["golden", "list"])
     assert "user data dir" in listing.output and "4561" in listing.output
+    # every file is upstream's (the pins), and upstream's dev/fr.jsonl is not what its SPLIT-MANIFEST
+    # says: said once here, where "sha256 ok" on each file read as if the splits were clean
+    assert "dev/fr.jsonl: 549345 bytes, sha256 matches the pinned upstream file" in r.output
+    notes = [line.strip() for line in r.output.splitlines() if "note:" in line]
+    assert notes == ["note: v0.1.2/dev does not match its manifest, as upstream has it: fr.jsonl: sha256 baed3f4ed6de… "
+                     "!= manifest 10cc66131f1c…; fr.jsonl: 1546 rows != manifest 1396"]
 
 
 def test_pull_refuses_a_file_whose_sha256_differs_and_installs_nothing(server):
