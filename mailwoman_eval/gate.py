@@ -210,7 +210,7 @@ def refuse_unreachable_alpha(tests: list[tuple[str, str, dict]], where: str | No
 
     stuck = [(view, tag, r["thresholds"]) for view, tag, r in tests if r["thresholds"]["alpha"] <= floor_of(r["thresholds"])]
     if stuck:
-        view, tag, th = stuck[0]
+        view, tag, th = min(stuck, key=lambda x: x[2]["alpha"])  # the strictest alpha sets the resamples needed
         need = resamples_to_reach(th["alpha"], m)
         more = {1: "", 2: " and 1 other test"}.get(len(stuck), f" and {len(stuck) - 1} other tests")
         raise MwevalError(

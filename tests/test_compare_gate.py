@@ -390,3 +390,18 @@ def test_cli_mismatched_golden_is_exit_2_with_one_line(tmp_path):
     r = CliRunner().invoke(main, ["compare", str(b), str(c), "--allow-mismatch", "--out", str(tmp_path / "cmp")])
     assert r.exit_code == 0 and "MISMATCH" in r.output
     assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["mismatch"]
+
+
+def test_the_strictest_unreachable_alpha_sets_the_resamples_asked_for():
+    """Per-tag alphas: the message named the first stuck test's need (3000 for alpha 0.001) while
+    street's 0.0005 needs 6000: raising resamples to the number given was refused again."""
+    from mailwoman_eval.errors import MwevalError
+    from mailwoman_eval.gate import refuse_unreachable_alpha
+
+    def test(tag, alpha):
+        return ("all", tag, {"thresholds": {"alpha": alpha, "resamples": 2000}})
+
+    with pytest.raises(MwevalError) as e:
+        refuse_unreachable_alpha([test("postcode", 0.001), test("street", 0.0005), test("locality", 0.05)], None)
+    assert "alpha 0.0005 cannot be reached for street (all) and 1 other test" in str(e.value)
+    assert "set resamples to at least 6000" in str(e.value)
