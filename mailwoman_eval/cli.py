@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -60,6 +62,17 @@ class _Bar:
 @click.version_option(__version__, prog_name="mweval")
 def main() -> None:
     """Evaluate and diagnose Mailwoman address-parser checkpoints."""
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so staging directories are removed and
+    # no half-written output stays behind; Python's default ends the process on the spot.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
+    for stream in (sys.stdout, sys.stderr):  # a "—" on a latin-1 terminal: escaped, not a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _terminated(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,7 +240,7 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
     """Per-tag FP/FN error categories in three views (all / excluding / only adversarial) + HTML report."""
     import json as _json
 
-    from mailwoman_eval.diagnose import console, diagnose, to_json, upstream_console, write_error_table
+    from mailwoman_eval.diagnose import console, diagnose, error_tables, to_json, upstream_console
 
     def refuse_directory(path: str) -> None:
         if Path(path).is_dir() or path.endswith(("/", os.sep)):
@@ -239,14 +252,17 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
     d = diagnose(run, scheme=scheme, adversarial=adversarial, tags=tags)
     written = []
     if not no_html:
-        from mailwoman_eval.report.render import render_diagnose
+        from mailwoman_eval.fsutil import write_files
+        from mailwoman_eval.report.render import render_diagnose_html
 
         html_path = Path(out) if out else Path("reports") / f"{run.path.name}.html"
         refuse_directory(str(html_path))  # the default name may be taken by a directory
         csv_path = html_path.with_name(html_path.stem + ".errors.csv")
-        written = write_error_table(d, csv_path)
-        render_diagnose(d, html_path, csv_path.name)
-        written.insert(0, html_path)
+        # the report and its error tables land together or not at all (a full disk on the HTML left
+        # new tables beside a stale report)
+        files = {html_path: render_diagnose_html(d, csv_path.name).encode("utf-8"), **error_tables(d, csv_path)}
+        write_files(files)
+        written = list(files)
     if as_json:
         doc = to_json(d)
         doc["outputs"] = [str(p) for p in written]
@@ -324,10 +340,10 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
     from mailwoman_eval.report.render import render_compare
 
     md = markdown(c)
-    with output_dir(out_dir, "compare.json", force):
-        atomic_write_text(out_dir / "compare.md", md)
-        render_compare(c, base_run, cand_run, out_dir / "compare.html")
-        atomic_write_text(out_dir / "compare.json", _json.dumps(c, ensure_ascii=False, indent=2) + "\n")
+    with output_dir(out_dir, "compare.json", force) as d:
+        atomic_write_text(d / "compare.md", md)
+        render_compare(c, base_run, cand_run, d / "compare.html")
+        atomic_write_text(d / "compare.json", _json.dumps(c, ensure_ascii=False, indent=2) + "\n")
     if c["mismatch"]:
         click.echo("warning: MISMATCH — " + "; ".join(c["mismatch"]), err=True)
     click.echo(md, nl=False)
@@ -361,10 +377,10 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     v = gate(base_run, cand_run, th, seed=seed, adversarial=adversarial, allow_mismatch=allow_mismatch)
     out_dir = Path(out)
     md = markdown(v)
-    with output_dir(out_dir, "verdict.json", force):
-        atomic_write_text(out_dir / "summary.md", md)
-        atomic_write_text(out_dir / "junit.xml", junit_xml(v, strict))
-        atomic_write_text(out_dir / "verdict.json", _json.dumps(v, ensure_ascii=False, indent=2) + "\n")
+    with output_dir(out_dir, "verdict.json", force) as d:
+        atomic_write_text(d / "summary.md", md)
+        atomic_write_text(d / "junit.xml", junit_xml(v, strict))
+        atomic_write_text(d / "verdict.json", _json.dumps(v, ensure_ascii=False, indent=2) + "\n")
     if v["mismatch"]:  # as compare says it: on stderr too, where a CI log shows it above the table
         click.echo("warning: MISMATCH — " + "; ".join(v["mismatch"]), err=True)
     click.echo(md, nl=False)

@@ -13,7 +13,7 @@ import numpy as np
 
 from mailwoman_eval.buckets import DEFAULT_CATEGORIES, RULES, UPSTREAM_CATEGORIES, ErrorRecord, bucket_errors
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import atomic_write_bytes, atomic_write_text
+from mailwoman_eval.fsutil import write_files
 from mailwoman_eval.gcpause import gc_paused
 from mailwoman_eval.metrics import VIEWS, summarize_views, tag_measured, view_masks
 from mailwoman_eval.run import Run, loudest_first
@@ -245,20 +245,20 @@ def error_rows(d: Diagnosis) -> list[dict]:
     return rows
 
 
-def write_error_table(d: Diagnosis, csv_path: Path, parquet: bool = True) -> list[Path]:
+def error_tables(d: Diagnosis, csv_path: Path, parquet: bool = True) -> dict[Path, bytes]:
+    """The error table as CSV, and as Parquet beside it when pyarrow is installed: path -> bytes."""
     rows = error_rows(d)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")  # DictWriter's per-row dict lookups took twice as long
     w.writerow(ERROR_COLUMNS)
     w.writerows([r[c] for c in ERROR_COLUMNS] for r in rows)
-    atomic_write_text(csv_path, buf.getvalue())
-    written = [csv_path]
+    out = {csv_path: buf.getvalue().encode("utf-8")}
     if parquet:
         try:
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
-            return written
+            return out
         # pyarrow directly: the same columns and types pandas wrote (large strings, int64 line, bool
         # flags), without importing pandas (0.3-0.5 s of every diagnose)
         types = {"line": pa.int64(), "adversarial": pa.bool_(), "non_latin": pa.bool_()}
@@ -266,7 +266,11 @@ def write_error_table(d: Diagnosis, csv_path: Path, parquet: bool = True) -> lis
         table = pa.Table.from_pydict({c: [r[c] for r in rows] for c in ERROR_COLUMNS}, schema=schema)
         sink = io.BytesIO()
         pq.write_table(table, sink)
-        path = csv_path.with_suffix(".parquet")
-        atomic_write_bytes(path, sink.getvalue())
-        written.append(path)
-    return written
+        out[csv_path.with_suffix(".parquet")] = sink.getvalue()
+    return out
+
+
+def write_error_table(d: Diagnosis, csv_path: Path, parquet: bool = True) -> list[Path]:
+    files = error_tables(d, csv_path, parquet)
+    write_files(files)
+    return list(files)

@@ -7,7 +7,7 @@ class MwevalError(Exception):
     """A bad input, named: `where` is a file (and line) when there is one."""
 
     def __init__(self, message: str, where: str | None = None):
-        self.where = where
+        self.message, self.where = message, where
         super().__init__(f"{where}: {message}" if where else message)
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import glob
 import hashlib
 import os
 import shutil
@@ -63,6 +65,37 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def write_files(files: dict[Path, bytes]) -> None:
+    """Several files that belong together (a report and its error tables): every one is written to
+    a temp file first and renamed only when all are, so a failure (a full disk on the third) leaves
+    none of them new beside an old one."""
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                temps.append((tmp, path))
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(tmp, 0o666 & ~_UMASK)
+            except OSError as e:
+                raise MwevalError(f"cannot write: {e.strerror or e}", where=str(path)) from None
+        for tmp, path in temps:
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                raise MwevalError(f"cannot write: {e.strerror or e}", where=str(path)) from None
+    finally:
+        for tmp, _ in temps:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass  # renamed
+
+
 def check_output_dir(out: Path, marker: str, force: bool, hint: str = "use --force") -> None:
     """Refuse early (before minutes of work) an `out` that `prepare_output_dir` would refuse.
     `hint`: what the refusal tells the user to do (a command without --force says otherwise)."""
@@ -97,36 +130,102 @@ def prepare_output_dir(out: Path, marker: str, force: bool) -> None:
 
 @contextmanager
 def output_dir(out: Path, marker: str, force: bool) -> Iterator[Path]:
-    """`prepare_output_dir`, then the caller's writes; if they fail, a directory this call
-    created is removed, so no half-written output (that a rerun would refuse) is left behind."""
-    created = not out.exists()
-    prepare_output_dir(out, marker, force)
+    """`check_output_dir`, then the caller writes every file into the directory this yields (a
+    staging directory beside `out`), which is moved into place once all are written
+    (`move_into_place`). A failure, an interrupt or a kill leaves `out` as it was: never half of a
+    new output (which a rerun would refuse) or old files beside new ones (a compare.md of one run
+    next to the compare.json of another)."""
+    check_output_dir(out, marker, force)
+    staging = staging_dir(out)
     try:
-        yield out
-    except BaseException:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+        yield staging
+        move_into_place(staging, out, marker)
+    except BaseException as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise unstaged(e, staging, out) from None
+
+
+def unstaged(e: BaseException, staging: Path, final: Path) -> BaseException:
+    """`e`, naming the file under `final` the user asked for instead of the staging directory
+    (removed by the time the message is read)."""
+    if isinstance(e, MwevalError) and e.where and e.where.startswith(str(staging)):
+        return MwevalError(e.message, where=str(final) + e.where[len(str(staging)) :])
+    return e
 
 
 def staging_dir(final: Path, what: str = "output directory") -> Path:
     """An empty directory beside `final` (same filesystem, so `replace_dir_atomically` is two
-    renames), with the permissions a plain mkdir would give (mkdtemp makes 0700)."""
+    renames), with the permissions a plain mkdir would give (mkdtemp makes 0700). Its name holds
+    this process's id: staging directories of processes that no longer run (killed before they
+    could clean up) are removed here."""
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+        remove_stale_staging(final)
+        path = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-{os.getpid()}-", dir=final.parent))
         os.chmod(path, 0o777 & ~_UMASK)
     except OSError as e:
         raise MwevalError(f"cannot create {what}: {e.strerror}", where=str(final.parent)) from None
     return path
 
 
+def remove_stale_staging(final: Path) -> None:
+    for old in final.parent.glob(f".{glob.escape(final.name)}.partial-*"):
+        pid = old.name[len(final.name) + len(".partial-") + 1 :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: another user's process holds that id
+        return True
+    return True
+
+
+def move_into_place(staging: Path, out: Path, marker: str) -> None:
+    """A previous output of the same kind (or an empty directory) is replaced whole. A directory of
+    other files (accepted with --force) keeps them: only the names written are replaced."""
+    try:
+        if not out.exists() or (out / marker).is_file() or not any(out.iterdir()):
+            replace_dir_atomically(staging, out)
+            return
+        for item in sorted(staging.iterdir()):
+            target = out / item.name
+            if target.is_dir() and not target.is_symlink():
+                replace_dir_atomically(item, target)
+            else:
+                os.replace(item, target)
+        staging.rmdir()
+    except OSError as e:
+        raise MwevalError(f"cannot move the output into place: {e.strerror or e}", where=str(out)) from None
+
+
 def replace_dir_atomically(staging: Path, final: Path) -> None:
-    """Move a fully written `staging` directory into place as `final`."""
-    backup = None
-    if final.exists():
-        backup = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, backup)
-    os.replace(staging, final)
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
+    """Move a fully written `staging` directory into place as `final`. If that fails, the previous
+    `final` is put back. Another process may put a `final` there between the two renames (two runs
+    of one command at once): then it is tried again, and the last one wins."""
+    for attempt in range(10):
+        backup = None
+        if final.exists():
+            backup = final.with_name(f".{final.name}.old-{os.getpid()}-{attempt}")
+            try:
+                os.replace(final, backup)
+            except FileNotFoundError:  # the other process moved it first
+                backup = None
+        try:
+            os.replace(staging, final)
+        except OSError as e:
+            if backup is not None:
+                try:
+                    os.replace(backup, final)  # the previous output stays what a reader finds
+                except OSError:  # another process's is there now
+                    shutil.rmtree(backup, ignore_errors=True)
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST) and attempt < 9:
+                continue
+            raise
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+        return

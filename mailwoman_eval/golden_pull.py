@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import replace_dir_atomically, sha256_bytes, staging_dir
+from mailwoman_eval.fsutil import replace_dir_atomically, sha256_bytes, staging_dir, unstaged
 from mailwoman_eval.golden import load_golden, user_data_dir
 
 UPSTREAM_RAW = "https://raw.githubusercontent.com/sister-software/mailwoman/{commit}"
@@ -94,7 +94,12 @@ def pull(name: str, source: str | None = None, log=lambda s: None) -> Path:
             if check.status == "mismatch":
                 where = name if sub == Path(".") else f"{name}/{sub}"
                 log(f"note: {where} does not match its manifest, as upstream has it: " + "; ".join(check.problems))
-        replace_dir_atomically(staging, dest)  # two renames: the old set is not deleted before the new one is in place
+        try:
+            replace_dir_atomically(staging, dest)  # two renames: the old set is not deleted before the new one is in place
+        except OSError as e:
+            raise MwevalError(f"cannot install the golden set: {e.strerror or e}", where=str(dest)) from None
+    except BaseException as e:
+        raise unstaged(e, staging, dest) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest

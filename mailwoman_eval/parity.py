@@ -13,7 +13,6 @@ CI (compare.view_statistics), and a verdict:
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -357,16 +356,11 @@ def markdown(doc: dict) -> str:
 def parity_to_dir(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: ParityOptions, out: Path,
                   force: bool = False, log=lambda s: None) -> dict:
     """`parity`, writing parity.md and parity.json into `out` (refused up front if `out` is not ours)."""
-    from mailwoman_eval.fsutil import atomic_write_text, prepare_output_dir
+    from mailwoman_eval.fsutil import atomic_write_text, check_output_dir, output_dir
 
-    created = not out.exists()
-    prepare_output_dir(out, MARKER, force)
-    try:
-        doc = parity(ref, onnx_paths, gset, opts, log)
-        atomic_write_text(out / "parity.md", markdown(doc))
-        atomic_write_text(out / MARKER, json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
-    except BaseException:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    check_output_dir(out, MARKER, force)
+    doc = parity(ref, onnx_paths, gset, opts, log)
+    with output_dir(out, MARKER, force) as d:
+        atomic_write_text(d / "parity.md", markdown(doc))
+        atomic_write_text(d / MARKER, json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
     return doc

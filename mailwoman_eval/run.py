@@ -107,9 +107,9 @@ def write_run(out: Path, run_json: dict, predictions: list[dict], force: bool = 
     pred_bytes = b"".join(dumps_line(p) + b"\n" for p in predictions)
     run_json = dict(run_json)
     run_json["predictions_sha256"] = sha256_bytes(pred_bytes)
-    with output_dir(out, RUN_FILE, force):
-        atomic_write_bytes(out / PRED_FILE, pred_bytes)
-        atomic_write_bytes(out / RUN_FILE, dumps_doc(run_json).encode("utf-8"))
+    with output_dir(out, RUN_FILE, force) as d:
+        atomic_write_bytes(d / PRED_FILE, pred_bytes)
+        atomic_write_bytes(d / RUN_FILE, dumps_doc(run_json).encode("utf-8"))
     return run_json
 
 

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,9 +33,8 @@ from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import (
     atomic_write_text,
     check_output_dir,
-    replace_dir_atomically,
+    output_dir,
     sha256_file,
-    staging_dir,
 )
 from mailwoman_eval.metrics import VIEWS
 
@@ -297,6 +295,14 @@ class SweepOptions:
     force: bool = False
 
 
+def _quiet_on_interrupt() -> None:
+    """Ctrl-C reaches the workers too (one process group): they end without a traceback each, and
+    the parent, which got the same signal, says it once and removes its staging directory."""
+    import signal
+
+    signal.signal(signal.SIGINT, lambda *a: os._exit(130))
+
+
 def _evaluate_step(step_dir: str, golden_path: str, golden_name: str, opts: SweepOptions, out: str, threads: int) -> dict:
     """Worker: evaluate one checkpoint into `out` (or copy the cached run) and return its numbers."""
     from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
@@ -349,7 +355,7 @@ def evaluate_steps(
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn, not fork: the parent may hold onnxruntime / BLAS thread pools that fork would copy mid-state
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_on_interrupt) as pool:
         futures = {pool.submit(_evaluate_step, *args[s.step]): s.step for s in steps}
         try:
             for f in as_completed(futures):
@@ -509,13 +515,8 @@ def sweep(
     # Everything is written into a staging directory beside `out` and moved into place at the end:
     # a previous sweep there is replaced whole (not left with another run's step-* evaluations),
     # and a sweep that fails leaves `out` as it was.
-    staging = staging_dir(out)
-    try:
+    with output_dir(out, MARKER, opts.force) as staging:
         doc = _sweep_into(staging, run_dir, run_name, steps, gpath, gname, lr, opts, log, t0)
-        _move_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return doc, out
 
 
@@ -543,24 +544,6 @@ def refuse_mixed_labels(steps: list[StepDir], run_dir: Path) -> None:
                 f"{what or 'same labels in another order'}); their scores do not compare",
                 where=str(run_dir),
             )
-
-
-def _move_into_place(staging: Path, out: Path) -> None:
-    """A previous sweep (or an empty directory) is replaced whole. A directory of other files
-    (accepted with --force) keeps them: only the names a sweep writes are replaced."""
-    try:
-        if not out.exists() or (out / MARKER).is_file() or not any(out.iterdir()):
-            replace_dir_atomically(staging, out)
-            return
-        for item in sorted(staging.iterdir()):
-            target = out / item.name
-            if target.is_dir() and not target.is_symlink():
-                replace_dir_atomically(item, target)
-            else:
-                os.replace(item, target)
-        staging.rmdir()
-    except OSError as e:
-        raise MwevalError(f"cannot move the sweep into place: {e.strerror or e}", where=str(out)) from None
 
 
 def _sweep_into(out: Path, run_dir: Path, run_name: str, steps: list[StepDir], gpath: Path, gname: str, lr: LRInfo,

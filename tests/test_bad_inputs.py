@@ -947,24 +947,26 @@ def test_interrupt_during_rename_keeps_the_previous_run_and_no_temp_file(tmp_pat
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_write_failing_between_the_two_run_files_is_detected_on_read(tmp_path, monkeypatch):
-    """predictions.jsonl replaced, run.json not: the old run.json stays intact, no temp file is left,
-    and reading the pair fails loudly (predictions_sha256) instead of mixing two runs."""
+def test_write_failing_between_the_two_run_files_leaves_the_previous_run_whole(tmp_path, monkeypatch):
+    """predictions.jsonl written, run.json not: both are written into a staging directory that is
+    moved into place only when complete, so the previous run stays whole (it used to keep its old
+    run.json beside the new predictions.jsonl, a pair only predictions_sha256 caught on read)."""
     need_shared()
     monkeypatch.chdir(tmp_path)
     c = Ctx(tmp_path, monkeypatch)
     previous_run(c)
-    old_run_json = (c.out / "run.json").read_bytes()
+    args = c.eval()
+    before = snapshot(tmp_path)
     fail_replace_of("run.json", ENOSPC)(c)
-    r = invoke(c.eval())
+    r = invoke(args)
     assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1 and "out/run.json: cannot write" in r.stderr
-    assert (c.out / "run.json").read_bytes() == old_run_json
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert ".partial-" not in r.stderr  # the file asked for, not the staging directory
+    assert snapshot(tmp_path) == before
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.glob(".*partial*"))
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
     r = invoke(["diagnose", "--run", str(c.out), "--no-html"])
-    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1
-    assert "predictions.jsonl does not match run.json" in r.stderr
+    assert r.exit_code == 0, r.stderr
 
 
 def test_refusal_comes_before_the_evaluation(tmp_path, monkeypatch):

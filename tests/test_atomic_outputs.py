@@ -1,0 +1,122 @@
+"""Outputs land whole or not at all: a failure, Ctrl-C, SIGTERM or a kill mid-write leaves the
+previous output as it was, never half of a new one or old files beside new ones."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mailwoman_eval.cli import main
+from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.fsutil import output_dir, replace_dir_atomically, staging_dir, write_files
+
+ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_an_interrupted_write_leaves_no_directory_and_no_staging(tmp_path):
+    """SIGTERM now unwinds as SystemExit (below): the staging directory goes, `out` never appears
+    (a half-written `out` made the next run refuse it as 'not empty and holds no run.json')."""
+    out = tmp_path / "o"
+    with pytest.raises(SystemExit), output_dir(out, "run.json", False) as d:
+        (d / "predictions.jsonl").write_text("x\n")
+        raise SystemExit(143)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_rewrite_keeps_every_old_file_and_names_the_real_path(tmp_path, monkeypatch):
+    out = tmp_path / "cmp"
+    out.mkdir()
+    for name in ("compare.md", "compare.html", "compare.json"):
+        (out / name).write_text("old " + name)
+    real = os.replace
+
+    def replace(src, dst, *a, **k):  # the staging directory cannot be moved into place
+        if Path(dst) == out and ".partial-" in Path(src).name:
+            raise ENOSPC
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(MwevalError) as e, output_dir(out, "compare.json", False) as d:
+        for name in ("compare.md", "compare.html", "compare.json"):
+            (d / name).write_text("new " + name)
+    assert str(out) in str(e.value) and ".partial-" not in str(e.value)
+    assert sorted(p.read_text() for p in out.iterdir()) == ["old compare.html", "old compare.json", "old compare.md"]
+    assert [p.name for p in tmp_path.iterdir()] == ["cmp"]
+
+
+def test_staging_left_by_a_killed_process_is_removed_and_a_live_ones_kept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".o.partial-{int(dead.stdout)}-abc"
+    live = tmp_path / f".o.partial-{os.getppid()}-def"  # pytest's parent: running
+    other = tmp_path / ".other.partial-1-x"
+    for d in (stale, live, other):
+        (d / "runs").mkdir(parents=True)
+    s = staging_dir(tmp_path / "o")
+    assert not stale.exists() and live.exists() and other.exists() and s.is_dir()
+
+
+def test_two_processes_moving_into_one_place_both_finish(tmp_path, monkeypatch):
+    """The other run's directory appears between our two renames: we retry, last one wins
+    (it was OSError 'Directory not empty', a traceback from two `golden pull`s at once)."""
+    final = tmp_path / "v"
+    final.mkdir()
+    (final / "old").write_text("old")
+    mine = staging_dir(final)
+    (mine / "new").write_text("mine")
+    real = os.replace
+    raced = []
+
+    def replace(src, dst, *a, **k):
+        if Path(src) == mine and not raced:
+            raced.append(1)
+            final.mkdir()
+            (final / "theirs").write_text("theirs")
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", replace)
+    replace_dir_atomically(mine, final)
+    assert [p.name for p in final.iterdir()] == ["new"] and raced
+    assert [p.name for p in tmp_path.iterdir()] == ["v"]
+
+
+def test_report_and_tables_are_renamed_only_when_all_are_written(tmp_path, monkeypatch):
+    """diagnose on a full disk: the HTML failed after the CSV and Parquet were in place, new
+    tables beside a stale report."""
+    files = {tmp_path / "r.html": b"<html>", tmp_path / "r.errors.csv": b"a,b\n", tmp_path / "r.errors.parquet": b"PAR1"}
+    real = os.fdopen
+    calls = []
+
+    def fdopen(fd, *a, **k):
+        calls.append(fd)
+        if len(calls) == 3:
+            os.close(fd)
+            raise ENOSPC
+        return real(fd, *a, **k)
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    with pytest.raises(MwevalError, match="r.errors.parquet: cannot write"):
+        write_files(files)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    write_files(files)
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == files
+
+
+def test_sigterm_unwinds_like_ctrl_c():
+    """The CLI turns SIGTERM (a CI timeout, kill) into SystemExit so cleanup runs; Python's default
+    handler ended the process on the spot and left staging and half-written directories."""
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        CliRunner().invoke(main, ["golden", "list"])
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+        with pytest.raises(SystemExit) as e:
+            handler(signal.SIGTERM, None)
+        assert e.value.code == 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, before)
