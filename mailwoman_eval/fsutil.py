@@ -97,8 +97,10 @@ def write_files(files: dict[Path, bytes]) -> None:
 
 
 def check_output_dir(out: Path, marker: str, force: bool, hint: str = "use --force") -> None:
-    """Refuse early (before minutes of work) an `out` that `prepare_output_dir` would refuse.
-    `hint`: what the refusal tells the user to do (a command without --force says otherwise)."""
+    """Refuse early (before minutes of work) an `out` that `output_dir` would refuse. design.md
+    Decisions: an existing directory holding an output of the same kind (its `marker` file) is
+    replaced; a non-empty directory that does not is refused unless `force`. `hint`: what the
+    refusal tells the user to do (a command without --force says otherwise)."""
     if out.exists() and not out.is_dir():
         raise MwevalError("output path exists and is not a directory", where=str(out))
     if out.is_dir() and any(out.iterdir()) and not (out / marker).exists() and not force:
@@ -111,21 +113,6 @@ def check_output_dir(out: Path, marker: str, force: bool, hint: str = "use --for
         base = base.parent
     if base != out and (not base.is_dir() or not os.access(base, os.W_OK | os.X_OK)):
         raise MwevalError(f"cannot create output directory: {base} is not a writable directory", where=str(out))
-
-
-def prepare_output_dir(out: Path, marker: str, force: bool) -> None:
-    """Check `out` may receive an mweval output whose marker file is `marker`, and create it.
-
-    design.md Decisions: an existing directory holding an output of the same kind is replaced;
-    a non-empty directory that does not is refused unless `force`.
-    """
-    check_output_dir(out, marker, force)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MwevalError(f"cannot create output directory: {e.strerror}", where=str(out)) from None
-    if not os.access(out, os.W_OK):
-        raise MwevalError("output directory is not writable", where=str(out))
 
 
 @contextmanager

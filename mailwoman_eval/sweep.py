@@ -234,14 +234,14 @@ def learning_rates(run_dir: Path, steps: list[StepDir]) -> LRInfo:
     fallback = next((schedules[s.step] for s in reversed(steps) if schedules[s.step]), None)
     # A schedule that reproduces the log is the run's LR at every step, logged or not; one that
     # does not (a resumed run with another recipe, a hand-edited log) yields to the log's rows.
-    fits = {id(sc): not log or reproduces(sc, log) for sc in schedules.values() if sc}
+    fits = {sc: not log or reproduces(sc, log) for sc in schedules.values() if sc}
     points = []
     for s in steps:
         sched = schedules[s.step] or fallback
         where = "its" if schedules[s.step] else "another step's"
         if s.step in log:
             points.append(StepLR(s.step, log[s.step], "train_log.csv"))
-        elif sched is not None and fits[id(sched)]:
+        elif sched is not None and fits[sched]:
             why = "; step not logged, and the schedule reproduces every train_log.csv row" if log else ""
             points.append(StepLR(s.step, sched.lr(s.step), f"schedule §10.4 ({where} training_state.json{why})"))
         elif (hit := interpolate(log, s.step) if log else None) is not None:
@@ -250,7 +250,7 @@ def learning_rates(run_dir: Path, steps: list[StepDir]) -> LRInfo:
             points.append(StepLR(s.step, sched.lr(s.step), f"schedule §10.4 ({where} training_state.json; step outside train_log.csv)"))
         else:
             points.append(StepLR(s.step, None, "unknown"))
-    fitting = [sc.learning_rate for sc in schedules.values() if sc and fits[id(sc)]]
+    fitting = [sc.learning_rate for sc, ok in fits.items() if ok]
     # Without a fitting schedule, the log's max is the peak only if the log reaches back to where the
     # peak is (the end of the warmup). A log that starts later (a resumed run, a truncated log) can
     # hold only cosine-tail rows: its max is below the peak, and taking it alone would clear the

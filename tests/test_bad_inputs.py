@@ -288,9 +288,9 @@ def truncated_bin(c: Ctx) -> bytes:
     return data[: len(data) // 2]
 
 
-def short_storage_bin(c: Ctx) -> bytes:
-    """A well-formed archive whose first tensor's storage holds fewer elements than its size says
-    (a corrupt or hand-edited file): reading it must not run past the storage."""
+def edited_bin(member: str, edit) -> bytes:
+    """The tiny checkpoint's archive, well formed (valid CRCs), with `edit` applied to the member
+    whose name ends in `member`."""
     import io
     import zipfile
 
@@ -299,27 +299,20 @@ def short_storage_bin(c: Ctx) -> bytes:
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as dst:
         for info in src.infolist():
             data = src.read(info.filename)
-            if info.filename.endswith("/data/0"):
-                data = data[:8]
-            dst.writestr(info, data)
+            dst.writestr(info, edit(data) if info.filename.endswith(member) else data)
     return buf.getvalue()
+
+
+def short_storage_bin(c: Ctx) -> bytes:
+    """The first tensor's storage holds fewer elements than its size says (a corrupt or hand-edited
+    file): reading it must not run past the storage."""
+    return edited_bin("/data/0", lambda data: data[:8])
 
 
 def bomb_pickle_bin(c: Ctx) -> bytes:
-    """A well-formed archive whose data.pkl opens with a BINBYTES8 of length 2**40 over 2 bytes: the
-    C unpickler allocates a counted length before reading it (MemoryError, or the OOM killer)."""
-    import io
-    import zipfile
-
-    src = zipfile.ZipFile(TINY_STEP / "pytorch_model.bin")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as dst:
-        for info in src.infolist():
-            data = src.read(info.filename)
-            if info.filename.endswith("/data.pkl"):
-                data = b"\x80\x04\x8e" + (2**40).to_bytes(8, "little") + b"xx."
-            dst.writestr(info, data)
-    return buf.getvalue()
+    """data.pkl opens with a BINBYTES8 of length 2**40 over 2 bytes: the C unpickler allocates a
+    counted length before reading it (MemoryError, or the OOM killer)."""
+    return edited_bin("/data.pkl", lambda data: b"\x80\x04\x8e" + (2**40).to_bytes(8, "little") + b"xx.")
 
 
 def expanded_state(c: Ctx) -> dict:
