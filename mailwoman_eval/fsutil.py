@@ -156,10 +156,13 @@ def staging_dir(final: Path, what: str = "output directory") -> Path:
 
 
 def remove_stale_staging(final: Path) -> None:
-    for old in final.parent.glob(f".{glob.escape(final.name)}.partial-*"):
-        pid = old.name[len(final.name) + len(".partial-") + 1 :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
-            shutil.rmtree(old, ignore_errors=True)
+    """Staging (`.NAME.partial-PID-*`) and replaced outputs (`.NAME.old-PID-*`) that a killed process
+    left beside `final`."""
+    for kind in ("partial", "old"):
+        for old in final.parent.glob(f".{glob.escape(final.name)}.{kind}-*"):
+            pid = old.name[len(final.name) + len(kind) + 3 :].split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def _running(pid: int) -> bool:
