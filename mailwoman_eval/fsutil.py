@@ -37,28 +37,8 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to a temp file beside `path`, fsync, then rename over it."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise MwevalError(f"cannot write: {e.strerror}", where=str(path)) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are shared like any file
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):  # disk full, quota, I/O error: the user's to fix, not a bug
-            raise MwevalError(f"cannot write: {e.strerror or e}", where=str(path)) from None
-        raise
+    """Write `data` to a temp file beside `path`, fsync, then rename over it (`write_files` of one)."""
+    write_files({Path(path): data})
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -80,8 +60,8 @@ def write_files(files: dict[Path, bytes]) -> None:
                     f.write(data)
                     f.flush()
                     os.fsync(f.fileno())
-                os.chmod(tmp, 0o666 & ~_UMASK)
-            except OSError as e:
+                os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are shared like any file
+            except OSError as e:  # disk full, quota, I/O error: the user's to fix, not a bug
                 raise MwevalError(f"cannot write: {e.strerror or e}", where=str(path)) from None
         for tmp, path in temps:
             try:

@@ -90,10 +90,10 @@ def pull(name: str, source: str | None = None, log=lambda s: None) -> Path:
         # manifests disagree with its files (v0.1.2/dev/fr.jsonl: 150 rows appended after the
         # split, upstream-formats.md §6), which every run on that set will warn about
         for sub in sorted({Path(rel).parent for rel in files if rel.endswith(".jsonl")}):
-            check = load_golden(staging / sub, name if sub == Path(".") else f"{name}/{sub}").manifest
+            label = name if sub == Path(".") else f"{name}/{sub}"
+            check = load_golden(staging / sub, label).manifest
             if check.status == "mismatch":
-                where = name if sub == Path(".") else f"{name}/{sub}"
-                log(f"note: {where} does not match its manifest, as upstream has it: " + "; ".join(check.problems))
+                log(f"note: {label} does not match its manifest, as upstream has it: " + "; ".join(check.problems))
         try:
             replace_dir_atomically(staging, dest)  # two renames: the old set is not deleted before the new one is in place
         except OSError as e:
