@@ -32,7 +32,7 @@ RULES = {
         "empty_pred": "False negative with nothing predicted for the tag.",
         "hallucinated": "False positive where the gold has no value for the tag.",
         "case_only": "Prediction and gold differ only in letter case (an error only under the case-sensitive upstream-eval profile).",
-        "bio_slip": "Prediction and gold differ only by leading/trailing punctuation, or by whole whitespace-separated words added or missing at either end.",
+        "bio_slip": "Prediction and gold differ only by leading/trailing punctuation (any char that is not a letter, combining mark or number), or by whole whitespace-separated words added or missing at either end.",
         "num_confused": "Both values are numeric after removing spaces and '-', or a numeric gold value was taken by another tag (FN) / a numeric prediction is another tag's gold value (FP); the other tag is recorded.",
         "other": "None of the above: a different value.",
         "non_latin": "Flag, never primary: the raw text has letters of a script other than Latin/Common/Inherited (Unicode script property), so accented French is Latin.",
@@ -48,7 +48,10 @@ RULES = {
     },
 }
 
-_EDGE_PUNCT = regex.compile(r"^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$")
+# design.md's "punctuation" at a value's edge: whitespace, punctuation and symbols ("#12", "№12",
+# "+Paris" as ASCII's string.punctuation has "#+$|"), not combining marks: a word that lost its
+# final virama or a combining accent is another spelling, not a boundary slip
+_EDGE_PUNCT = regex.compile(r"^[^\p{L}\p{M}\p{N}]+|[^\p{L}\p{M}\p{N}]+$")
 _UPSTREAM_EDGE = re.compile(r"^[^\w]+|[^\w]+$")  # Python `re` on str: \w is Unicode-aware, as upstream
 
 
@@ -97,8 +100,8 @@ def _edge_strip(x: str) -> str:
     return _EDGE_PUNCT.sub("", x)
 
 
-_LEAD_PUNCT = regex.compile(r"^[^\p{L}\p{N}]+")
-_TRAIL_PUNCT = regex.compile(r"[^\p{L}\p{N}]+$")
+_LEAD_PUNCT = regex.compile(r"^[^\p{L}\p{M}\p{N}]+")
+_TRAIL_PUNCT = regex.compile(r"[^\p{L}\p{M}\p{N}]+$")
 
 
 def _token_matches(short: str, long: str, lead: bool, trail: bool) -> bool:

@@ -241,6 +241,7 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
     import json as _json
 
     from mailwoman_eval.diagnose import console, diagnose, error_tables, to_json, upstream_console
+    from mailwoman_eval.run import loudest_first
 
     def refuse_directory(path: str) -> None:
         if Path(path).is_dir() or path.endswith(("/", os.sep)):
@@ -270,6 +271,8 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         return
     if scheme == "upstream":
         click.echo(f"loaded {len(run.predictions)} golden entries", err=True)
+        for w in loudest_first(d.warnings):  # stderr: stdout stays upstream's layout
+            click.echo(f"warning: {w}", err=True)
         click.echo(upstream_console(d, examples, seed), nl=False)
     else:
         click.echo(console(d, examples, seed), nl=False)

@@ -38,6 +38,23 @@ class Diagnosis:
     def categories(self) -> tuple[str, ...]:
         return DEFAULT_CATEGORIES if self.scheme == "default" else UPSTREAM_CATEGORIES
 
+    @property
+    def warnings(self) -> list[str]:
+        """The run's warnings, and whether the upstream scheme counts errors other than the metrics do."""
+        out = list(self.run.meta.get("warnings") or [])
+        if self.scheme == "upstream" and self.run.profile.compare != "exact":
+            m = self.metrics["all"]["per_tag"]
+            count = {k: sum(e.kind == k for e in self.errors) for k in KINDS}
+            metric = {k: sum(int(m[t][k.lower()]) for t in self.tags if t in m) for k in KINDS}
+            if count != metric:
+                out.append(
+                    f"--buckets upstream counts errors as diagnose_regression.py does (stripped values compared "
+                    f"case-sensitively): {count['FN']} FN and {count['FP']} FP here, against {metric['FN']} and "
+                    f"{metric['FP']} in the metrics of profile {self.run.profile.name}, which compares case-insensitively "
+                    f"after trimming (upstream parity is for runs of profile upstream-eval)"
+                )
+        return out
+
 
 def select_tags(run: Run, tags: str | None) -> list[str]:
     if not tags:
@@ -159,7 +176,7 @@ def console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
         f"{d.run.label} on {d.run.meta['golden']['name']} — profile {d.run.profile.name}, buckets {d.scheme}, "
         f"adversarial = {'adversarial.jsonl + kryptonite/graceful notes' + (' + non-Latin rows' if d.adversarial_mode == 'non-latin' else '')}",
     ]
-    out += [f"warning: {w}" for w in loudest_first(d.run.meta.get("warnings") or [])]
+    out += [f"warning: {w}" for w in loudest_first(d.warnings)]
     out += ["", "headline:"]
     out += [f"  {h['text']}" for h in d.headline] or ["  no errors"]  # every tag with errors: a cut at N hid 3137 FPs
     out.append("")
@@ -201,7 +218,7 @@ def to_json(d: Diagnosis) -> dict:
         "golden": {"name": d.run.meta["golden"]["name"], "sha256": d.run.golden_sha256},
         "profile": d.run.profile.name,
         "scheme": d.scheme,
-        "warnings": list(d.run.meta.get("warnings") or []),
+        "warnings": d.warnings,
         "rules": RULES[d.scheme],
         "adversarial": d.adversarial_mode,
         "view_entries": {v: int(m.sum()) for v, m in d.view_mask.items()},

@@ -40,8 +40,10 @@ def shared() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
-    """Every test gets its own cache and user data dir, and no inherited search paths."""
+    """Every test gets its own cache, user data dir and working directory (commands write runs/ and
+    reports/ where they run: not into the checkout), and no inherited search paths."""
     base = tmp_path_factory.mktemp("env")
+    monkeypatch.chdir(base)
     monkeypatch.setenv("MWEVAL_CACHE", str(base / "cache"))
     monkeypatch.setenv("XDG_DATA_HOME", str(base / "data"))
     monkeypatch.delenv("MWEVAL_GOLDEN_PATH", raising=False)

@@ -321,6 +321,104 @@ def test_filters_hide_rows(browser, hostile_report, tmp_path):
     assert all(hidden == (t != "street") for t, hidden in after)
 
 
+class ViewProbe(HTMLParser):
+    """Per tag block: each per-view element's (data-view, hidden, text), and the example rows'
+    (kind, primary category, adversarial, hidden)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tag = ""
+        self.views: list[dict] = []  # {tag, cls, view, hidden, text}
+        self.rows: list[dict] = []
+        self._open: list[tuple[str, dict | None]] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: (v or "") for k, v in attrs}
+        if tag == "section" and "tagblock" in a.get("class", ""):
+            self.tag = a["data-tag"]
+        item = None
+        if "data-view" in a:
+            item = {"tag": self.tag, "cls": a.get("class", ""), "view": a["data-view"], "hidden": "hidden" in a, "text": ""}
+            self.views.append(item)
+        if tag == "tr" and "ex" in a.get("class", "").split():
+            self.rows.append({"tag": a.get("data-tag"), "kind": a.get("data-kind"), "cats": a.get("data-cats", "").split(),
+                              "adv": a.get("data-adv"), "hidden": "hidden" in a})
+        if tag not in DomProbe.VOID:
+            self._open.append((tag, item))
+
+    def handle_endtag(self, tag):
+        while self._open and self._open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data):
+        if any(t == "svg" for t, _ in self._open):
+            return  # the bars' tooltips
+        for _, item in self._open:
+            if item is not None:
+                item["text"] += " " + data  # text nodes apart: "FN", "68", "empty_pred", "62" …
+
+
+@pytest.mark.browser
+def test_the_view_filter_shows_each_views_own_counts(browser, tmp_path):
+    """Choosing a view swaps every category count, bar and per-tag F1 of the error section for
+    that view's (diagnose's buckets of the view), and each category the view has errors in keeps
+    example rows to show: adversarial rows are a small share of a sample spread over all errors."""
+    run_dir, html = tmp_path / "run", tmp_path / "demo.html"
+    r = CliRunner().invoke(main, ["eval", "--ckpt", "step-002200", "--golden", "demo-v1", "--out", str(run_dir), "-q", "--no-cache"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["diagnose", "--run", str(run_dir), "--out", str(html), "-q"])
+    assert r.exit_code == 0, r.output
+    d = diagnose(load_run(run_dir))
+    keys = {"": "all", "0": "excluding_adversarial", "1": "adversarial_only"}
+    src = html.read_text(encoding="utf-8")
+    for want, view in keys.items():
+        dom = src if want == "" else dump_dom_with_filter(tmp_path, src, "adv", want)
+        p = ViewProbe()
+        p.feed(dom)
+        assert p.views
+        assert all(v["hidden"] == (v["view"] != want) for v in p.views), want
+        shown = [v for v in p.views if not v["hidden"]]
+        bars = [v for v in shown if "barrow" in v["cls"]]
+        assert len(bars) == 2 * sum(1 for t in d.tags if d.buckets["all"][t]["FN"]["total"] or d.buckets["all"][t]["FP"]["total"])
+        for b in bars:  # "FN 8 <bar> empty_pred 5 62% …": the kind, the total, then each category's count
+            words = b["text"].split()
+            kind, total = words[0], int(words[1])
+            bucket = d.buckets[view][b["tag"]][kind]
+            assert total == bucket["total"], (view, b["tag"], kind)
+            for cat, n in bucket["primary"].items():
+                assert f"{cat} {n} " in " ".join(words) + " ", (view, b["tag"], kind, cat)
+        metrics = {v["tag"]: v["text"] for v in shown if "tm" in v["cls"]}
+        for tag, text in metrics.items():
+            assert " ".join(text.split()).endswith(f"n {d.metrics[view]['per_tag'][tag]['support']}"), (view, tag, text)
+        more = sum(int(v["text"].split()[0]) for v in shown if "more" in v["cls"].split())
+        in_view = sum(b["total"] for t in d.tags for b in d.buckets[view][t].values())
+        assert more + sum(not x["hidden"] for x in p.rows) == in_view, view  # each error: an example row or "N more"
+        if want:
+            visible = {(x["tag"], x["kind"], x["cats"][0]) for x in p.rows if not x["hidden"]}
+            assert all(x["adv"] == {"0": "0", "1": "1"}[want] for x in p.rows if not x["hidden"])
+            for tag in d.tags:
+                for kind in ("FN", "FP"):
+                    for cat in d.buckets[view][tag][kind]["primary"]:
+                        assert (tag, kind, cat) in visible, (view, tag, kind, cat)
+    adversarial = d.metrics["adversarial_only"]["per_tag"]
+    assert any(t["support"] for t in adversarial.values()) and d.buckets["adversarial_only"] != d.buckets["all"]
+
+
+def test_examples_are_topped_up_for_views_the_spread_misses():
+    """100 errors, two of them on adversarial entries (3 and 57): a spread of 20 over all of them
+    (0, 5, …, 95) has neither, so the adversarial view would show counts and no example."""
+    from types import SimpleNamespace
+
+    from mailwoman_eval.report.render import sample_rows
+
+    errs = [SimpleNamespace(entry=i) for i in range(100)]
+    adv = [i in (3, 57) for i in range(100)]
+    masks = {"excluding_adversarial": [not a for a in adv], "adversarial_only": adv}
+    rows = sample_rows(errs, 20, masks)
+    assert [e.entry for e in rows] == sorted({*range(0, 100, 5), 3, 57})
+    assert sample_rows(errs[:10], 20, masks) == errs[:10]  # fewer than the cap: all of them, once
+
+
 # ---------------------------------------------------------------------------------------------
 # (c) escaping without a browser, on a hand-made run
 

@@ -370,13 +370,35 @@ def example(d, e: ErrorRecord) -> dict:
     }
 
 
+# the view filter's <select> values; every per-view count in the page carries one as data-view
+VIEW_KEYS = {"all": "", "excluding_adversarial": "0", "adversarial_only": "1"}
+
+
+def sample_rows(errs: list[ErrorRecord], cap: int, masks: dict) -> list[ErrorRecord]:
+    """Up to `cap` examples spread over the errors; then each view that has fewer than
+    min(cap, its errors) of them is topped up from its own errors, so the view filter shows
+    examples wherever its counts are not zero (adversarial rows are a small share of a spread)."""
+    chosen = set(spread(range(len(errs)), cap))
+    for view in ("excluding_adversarial", "adversarial_only"):
+        mask = masks[view]
+        in_view = [i for i, e in enumerate(errs) if mask[e.entry]]
+        want = min(cap, len(in_view))
+        have = sum(1 for i in chosen if mask[errs[i].entry])
+        for i in spread(in_view, want):
+            if have >= want:
+                break
+            if i not in chosen:
+                chosen.add(i)
+                have += 1
+    return [errs[i] for i in sorted(chosen)]
+
+
 def tag_blocks(d, cap: int) -> tuple[list[dict], dict]:
     by_key: dict[tuple[str, str, str], list[ErrorRecord]] = defaultdict(list)
     for e in d.errors:
         by_key[(e.tag, e.kind, e.primary)].append(e)
     b_all = d.buckets["all"]
     order = [h["tag"] for h in d.headline] + [t for t in d.tags if t not in {h["tag"] for h in d.headline}]
-    m = d.metrics["all"]["per_tag"]
     filt = {"tag": set(), "cats": set(), "file": set(), "country": set()}
     blocks = []
     shown_total = 0
@@ -384,37 +406,52 @@ def tag_blocks(d, cap: int) -> tuple[list[dict], dict]:
         kinds = []
         for kind in ("FN", "FP"):
             b = b_all[tag][kind]
+            per_view = {v: d.buckets[v][tag][kind] for v in VIEWS}
             sections = []
-            for i, (cat, n) in enumerate(b["primary"].items()):
+            for i, cat in enumerate(b["primary"]):
                 errs = by_key.get((tag, kind, cat), [])
-                rows = [example(d, e) for e in spread(errs, cap)]
+                rows = [example(d, e) for e in sample_rows(errs, cap, d.view_mask)]
                 shown_total += len(rows)
                 for r in rows:
                     filt["file"].add(r["file"])
                     filt["country"].add(r["ckey"])
                     filt["cats"].update(r["cats"])
+                counts = []
+                for v, bv in per_view.items():
+                    n = bv["primary"].get(cat, 0)
+                    shown = sum(1 for r in rows if v == "all" or r["adv"] == (v == "adversarial_only"))
+                    counts.append({"view": VIEW_KEYS[v], "count": n, "share": n / bv["total"] if bv["total"] else 0, "more": n - shown})
                 sections.append({
                     "cat": cat,
-                    "count": n,
-                    "share": n / b["total"] if b["total"] else 0,
+                    "counts": counts,
                     "color": CATEGORY_COLORS.get(cat, FALLBACK_COLOR),
                     "anchor": anchor("ex", tag, kind, cat),
                     "rows": rows,
-                    "more": len(errs) - len(rows),
                     "open": i == 0,
                 })
             hrefs = {s["cat"]: "#" + s["anchor"] for s in sections}
             kinds.append({
                 "kind": kind,
                 "total": b["total"],
-                "bar": bar(b["primary"], b["total"], 560, hrefs),
-                "secondary": b["secondary"],
-                "num_confused_with": b["num_confused_with"],
+                "views": [
+                    {
+                        "view": VIEW_KEYS[v],
+                        "total": bv["total"],
+                        "bar": bar(bv["primary"], bv["total"], 560, hrefs),
+                        "secondary": bv["secondary"],
+                        "num_confused_with": bv["num_confused_with"],
+                    }
+                    for v, bv in per_view.items()
+                ],
                 "sections": sections,
             })
         if any(k["total"] for k in kinds):
             filt["tag"].add(tag)
-        blocks.append({"tag": tag, "anchor": anchor("tag", tag), "kinds": kinds, "metrics": m[tag],
+        metrics = []
+        for v in VIEWS:
+            t = d.metrics[v]["per_tag"].get(tag) or {"support": 0}
+            metrics.append({"view": VIEW_KEYS[v], "measured": tag_measured(t), **t})
+        blocks.append({"tag": tag, "anchor": anchor("tag", tag), "kinds": kinds, "metrics": metrics,
                        "errors": sum(k["total"] for k in kinds)})
     filters = {
         "tag": [t for t in order if t in filt["tag"]],
@@ -455,7 +492,7 @@ def diagnose_context(d, csv_name: str, cap: int = EXAMPLE_CAP) -> dict:
         "provenance": provenance(meta, d.scheme, d.adversarial_mode),
         "profile_name": d.run.profile.name,
         "profile_description": (meta.get("profile") or {}).get("description", ""),
-        "warnings": warning_items(meta.get("warnings") or []),
+        "warnings": warning_items(d.warnings),
         "headline": [
             {**h, "anchor": anchor("tag", h["tag"]), "f1": d.metrics["all"]["per_tag"][h["tag"]]["f1"],
              "fn_color": CATEGORY_COLORS.get((h.get("fn_top") or {}).get("category"), FALLBACK_COLOR),

@@ -8,6 +8,7 @@
   var sections = Array.prototype.slice.call(document.querySelectorAll("details.cat"));
   var blocks = Array.prototype.slice.call(document.querySelectorAll("section.tagblock"));
   var counter = document.getElementById("fcount");
+  var perView = Array.prototype.slice.call(document.querySelectorAll("[data-view]"));
   function matches(row, want) {
     for (var k in want) {
       var have = row.getAttribute("data-" + k) || "";
@@ -22,6 +23,8 @@
   function apply() {
     var want = {}, active = false;
     selects.forEach(function (s) { if (s.value !== "") { want[s.name] = s.value; active = true; } });
+    var view = want.adv === undefined ? "" : want.adv;  // counts, bars and F1 of the chosen view
+    perView.forEach(function (el) { el.hidden = el.getAttribute("data-view") !== view; });
     var shown = 0;
     rows.forEach(function (r) { var ok = matches(r, want); r.hidden = !ok; if (ok) shown++; });
     sections.forEach(function (d) {
