@@ -426,17 +426,20 @@ def golden_list():
     from mailwoman_eval.console import table
     from mailwoman_eval.golden import available_golden, load_golden
 
-    rows = []
+    rows, errors = [], []
     for name, path, level in available_golden():
         try:
             g = load_golden(path, name)
             rows.append([name, len(g.entries), len(g.files), g.manifest.status, level, str(path)])
         except MwevalError as e:
-            rows.append([name, "", "", f"error: {e.one_line[:60]}", level, str(path)])
+            rows.append([name, "", "", "unreadable", level, str(path)])
+            errors.append(f"{name}: {e.one_line}")  # whole, below the table: a cut cell lost the file:line and the reason
     if not rows:
         click.echo("no golden sets found")
         return
     click.echo(table(["name", "rows", "files", "manifest", "found in", "path"], rows, align="lrrlll"))
+    for line in errors:
+        click.echo(f"error: {line}", err=True)
 
 
 @golden.command("verify")
@@ -449,17 +452,18 @@ def golden_verify(name, strict):
 
     path, gname = resolve_golden(name)
     g = load_golden(path, gname)
+    m = g.manifest
+    if m.status == "mismatch":
+        msg = f"{gname}: manifest mismatch ({len(m.problems)} problems, {m.manifest})"
+        if strict:  # the error is the one stderr line (nothing on stdout), so it carries the problems itself
+            raise MwevalError(f"{msg}: " + "; ".join(m.problems))
     for f in g.files:
         click.echo(f"{f.name}  {f.entries} rows  sha256 {f.sha256}")
-    m = g.manifest
     if m.status == "absent":
         click.echo(f"{gname}: no manifest to verify against")
     elif m.status == "ok":
         click.echo(f"{gname}: manifest OK ({m.manifest})")
     else:
-        msg = f"{gname}: manifest mismatch ({len(m.problems)} problems, {m.manifest})"
-        if strict:  # the error is the one stderr line, so it carries the problems itself
-            raise MwevalError(f"{msg}: " + "; ".join(m.problems))
         for p in m.problems:
             click.echo(f"warning: {p}", err=True)
         click.echo(msg)

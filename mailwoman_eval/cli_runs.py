@@ -66,6 +66,8 @@ def sweep_cmd(run_dir, golden, window, lr_floor, jobs, verdict, min_peak, max_dr
               help="int8: largest allowed |ΔF1| (pp) on a gated tag (upstream's int8 bar).")
 @click.option("--min-agreement", "min_agreement", default=99.9, show_default=True, type=click.FloatRange(0, 100),
               help="fp32: smallest allowed % of pieces decoded to the reference's label.")
+@click.option("--min-agreement-int8", "min_agreement_int8", default=99.5, show_default=True, type=click.FloatRange(0, 100),
+              help="int8: the same floor (the F1 bar alone passes a neighbouring step's export).")
 @click.option("--min-support", "min_support", default=30, show_default=True, type=click.IntRange(1),
               help="Gated tags: support ≥ this in the reference.")
 @click.option("--ckpt-root", "ckpt_roots", multiple=True, help="Extra root to look up checkpoint names in.")
@@ -74,8 +76,8 @@ def sweep_cmd(run_dir, golden, window, lr_floor, jobs, verdict, min_peak, max_dr
 @click.option("--force", is_flag=True, help="Write into a non-empty directory that holds no parity.json.")
 @click.option("--quiet", "-q", is_flag=True)
 @guarded
-def parity_cmd(ckpt, onnx_files, golden, tokenizer, profile, engine, pad_to, max_delta_pp, min_agreement, min_support,
-               ckpt_roots, as_json, out, force, quiet):
+def parity_cmd(ckpt, onnx_files, golden, tokenizer, profile, engine, pad_to, max_delta_pp, min_agreement, min_agreement_int8,
+               min_support, ckpt_roots, as_json, out, force, quiet):
     """Do ONNX exports (fp32 / int8) decode like the PyTorch checkpoint? Exit 1 when an artifact fails its rule."""
     import json
 
@@ -88,7 +90,8 @@ def parity_cmd(ckpt, onnx_files, golden, tokenizer, profile, engine, pad_to, max
     gpath, gname = resolve_golden(golden)
     gset = load_golden(gpath, gname)
     opts = ParityOptions(profile=get_profile(profile), tokenizer=tokenizer, engine=engine, pad_to=pad_to,
-                         max_delta_pp=max_delta_pp, min_agreement=min_agreement, min_support=min_support)
+                         max_delta_pp=max_delta_pp, min_agreement=min_agreement, min_agreement_int8=min_agreement_int8,
+                         min_support=min_support)
     out_dir = Path(out) if out else Path("reports") / f"parity__{ref.name.replace('/', '-')}"
     doc = parity_to_dir(ref, [Path(p) for p in onnx_files], gset, opts, out_dir, force, log=lambda s: info(s, quiet or as_json))
     if as_json:

@@ -903,6 +903,7 @@ def test_bad_input(case: Case, tmp_path, monkeypatch):
         assert r.exit_code == 2, (r.exit_code, r.stderr, r.stdout)
         assert len(lines) == 1, r.stderr
         assert lines[0].startswith("mweval: error: ")
+        assert r.stdout == "", "an error left partial output on stdout"
         for frag in case.expect:
             assert frag in lines[0], (frag, lines[0])
         assert snapshot(tmp_path) == before, "an error left partial output behind"

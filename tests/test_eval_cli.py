@@ -233,3 +233,20 @@ def test_calibration_counts_a_piece_correct_only_when_its_labels_are_equal(tmp_p
     for b, bucket in enumerate(cal):
         assert bucket["n"] == n[b]
         assert bucket["acc"] == (round(right[b] / n[b], 6) if n[b] else None), b
+
+
+def test_golden_list_names_a_broken_sets_file_line_and_reason_whole(tmp_path):
+    """The error was cut to 60 characters inside the table cell, path first: under a long root the
+    cell held neither the file:line nor the reason."""
+    root = tmp_path / "golden-sets-for-the-regional-team" / "shared-checkouts"
+    good, bad = root / "good", root / "badjson"
+    good.mkdir(parents=True)
+    bad.mkdir()
+    (good / "us.jsonl").write_text(json.dumps({"raw": "1 Main St", "components": {"street": "Main St"}}) + "\n")
+    (bad / "us.jsonl").write_text(json.dumps({"raw": "1 Main St", "components": {}}) + "\n{not json\n")
+    r = CliRunner().invoke(main, ["golden", "list"], env={"MWEVAL_GOLDEN_PATH": str(root)})
+    assert r.exit_code == 0, r.output
+    rows = {line.split()[0]: line for line in r.stdout.splitlines() if line.startswith(("good ", "badjson "))}
+    assert "unreadable" in rows["badjson"] and "absent" in rows["good"]
+    (err,) = r.stderr.splitlines()
+    assert err.startswith("error: badjson: ") and f"{bad / 'us.jsonl'}:2" in err and "JSON" in err
