@@ -62,7 +62,30 @@ def pair_runs(base: Run, cand: Run, allow_mismatch: bool = False) -> Paired:
         problems.append(f"label sets differ; comparing the {len(tags)} common tags")
         if not allow_mismatch:
             raise MwevalError("; ".join(problems) + " (use --allow-mismatch to compare anyway)")
-    if base.ids == cand.ids:
+    if base.golden_sha256 != cand.golden_sha256:
+        # Ids are file:line, so in another version of a golden file the same id can hold another row,
+        # and one row added or removed moves every later one: rows are paired by what they are (file,
+        # raw and gold; the k-th copy of a repeated row with the k-th), and only rows that changed are
+        # left out. A scores baseline has no raw or gold of its own: its recorded row digests are used.
+        bkeys, ckeys = row_keys(base), row_keys(cand)
+        if any(k[1] is None for k in bkeys):
+            raise MwevalError(
+                "this scores baseline records no row digests (exported by an older mweval), so rows of another golden "
+                "version cannot be told apart; export it again with mweval export-scores",
+                where=str(base.path),
+            )
+        where = {k: b for b, k in enumerate(bkeys)}
+        pairs = [(where[k], c) for c, k in enumerate(ckeys) if k in where]
+        bi = np.array([b for b, _ in pairs], dtype=np.int64)
+        ci = np.array([c for _, c in pairs], dtype=np.int64)
+        only_b, only_c = len(bkeys) - len(pairs), len(ckeys) - len(pairs)
+        if only_b or only_c:
+            problems.append(f"{only_b} baseline and {only_c} candidate entries have no same row (file, raw and gold) in the "
+                            f"other run and are left out")
+        moved = sum(base.predictions[b]["id"] != cand.predictions[c]["id"] for b, c in pairs)
+        if moved:
+            problems.append(f"{moved} rows are paired across line numbers (the same file, raw and gold at another line)")
+    elif base.ids == cand.ids:
         bi = ci = np.arange(len(base.ids))
     else:
         if not allow_mismatch:
@@ -72,25 +95,20 @@ def pair_runs(base: Run, cand: Run, allow_mismatch: bool = False) -> Paired:
         problems.append(f"entries differ; comparing the {len(pairs)} entries with the same id")
         bi = np.array([b for b, _ in pairs], dtype=np.int64)
         ci = np.array([c for _, c in pairs], dtype=np.int64)
-    if base.golden_sha256 != cand.golden_sha256:
-        # ids are file:line, so another version of a golden file can hold another row under the same
-        # id: only rows that are the same address with the same gold are compared
-        # (a scores baseline has no raw or gold of its own: its recorded row digests are compared)
-        bp, cp = base.predictions, cand.predictions
-        brow = [row_identity(bp[b]) for b in bi.tolist()]
-        if None in brow:
-            raise MwevalError(
-                "this scores baseline records no row digests (exported by an older mweval), so rows of another golden "
-                "version cannot be told apart; export it again with mweval export-scores",
-                where=str(base.path),
-            )
-        same = [k for k, (b, c) in enumerate(zip(brow, ci.tolist(), strict=True)) if b == row_identity(cp[c])]
-        if len(same) < bi.size:
-            problems.append(f"{bi.size - len(same)} entries with the same id hold different rows (raw or gold) and are left out")
-            bi, ci = bi[same], ci[same]
     if bi.size == 0:  # every table would be 0 against 0, and a gate would pass having tested nothing
         raise MwevalError("the runs have no entries in common to compare (" + "; ".join(problems) + ")")
     return Paired(base, cand, bi, ci, tags, problems)
+
+
+def row_keys(run: Run) -> list[tuple[str, str | None, int]]:
+    """(file, row digest, which copy of that row in the file) per entry."""
+    seen: Counter = Counter()
+    keys = []
+    for p in run.predictions:
+        k = (p["file"], row_identity(p))
+        keys.append((*k, seen[k]))
+        seen[k] += 1
+    return keys
 
 
 def entry_counts(out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -122,6 +122,8 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
     bo, co = pr.outcomes()
     masks = view_masks(pr.adversarial(adversarial))
     tests = []  # (view, tag, row)
+    ungated = []  # (view, tag, row): named in the thresholds and gated here, but no gold value in the view
+    not_gated: dict[str, list[str]] = {}  # view -> tags gated by the defaults with no gold value in it
     for view in thresholds.views():
         idx = np.flatnonzero(masks[view])
         btp, bfp, bfn = entry_counts(bo[idx])
@@ -135,7 +137,23 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
             if view not in th["views"]:
                 continue  # this tag is gated in other views ([tags.X] views = [...])
             if support[k] == 0:
-                continue  # nothing to gate: the tag has no gold value in this view
+                if not idx.size:
+                    continue  # a view with no entries at all is said once, as an untested view (below)
+                if tag not in thresholds.tags:
+                    # gated by the defaults, as every tag is: a label the golden set has no value of in
+                    # this view is listed, not a WARN (a run against its own rerun would WARN)
+                    not_gated.setdefault(view, []).append(tag)
+                    continue
+                # a tag the thresholds name, with no test possible (F1 is 0/0 on the baseline side): a
+                # WARN (support < min_support), never a silent pass; outside Holm, which counts tests made
+                fp = int(cfp[:, k].sum())
+                ungated.append((view, tag, {
+                    "base_f1": None, "cand_f1": None, "delta_pp": None, "ci95": None, "p": None, "p_holm": None, "support": 0,
+                    "verdict": "WARN",
+                    "reason": f"support 0 < min_support {th['min_support']}: no gold value in this view, so F1 is not defined and "
+                              f"nothing is gated" + (f" (the candidate predicts it {fp} times)" if fp else ""),
+                }))
+                continue
             B = int(th["resamples"])
             if B not in cache:
                 cache[B] = resample_weights(idx.size, B, seed)
@@ -169,10 +187,13 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
         verdict, reason = judge(row, th, len(tests), {**exact, "p_holm": float(p_adj)})
         row["verdict"], row["reason"] = verdict, reason
         results[view][tag] = row
+    for view, tag, row in ungated:
+        results[view][tag] = row
+    results = {view: {t: rows[t] for t in pr.tags if t in rows} for view, rows in results.items()}  # tag order, as before
     # A gated view in which nothing could be tested is not a pass: it is said, and it is a WARN.
     untested = {
         view: "no entries in this view" if not masks[view].any() else "no tag gated in this view has a gold value in it"
-        for view in thresholds.views() if not results[view]
+        for view in thresholds.views() if not any(r["delta_pp"] is not None for r in results[view].values())
     }
     verdicts = [r["verdict"] for v in results.values() for r in v.values()]
     overall = "FAIL" if "FAIL" in verdicts else ("WARN" if "WARN" in verdicts or untested else "PASS")
@@ -193,6 +214,7 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
         "mismatch": pr.mismatches or None,
         "results": results,
         "untested_views": untested,
+        "not_gated": not_gated,
     }
 
 
@@ -264,15 +286,20 @@ def markdown(v: dict, limit_bytes: int = 1 << 20) -> str:
     lines += warning_lines({"baseline": v["baseline"], "candidate": v["candidate"]})
     for view, why in v["untested_views"].items():
         lines += ["", f"> ⚠️ **nothing gated in view {view}**: {why}"]
+    for view, tags in (v.get("not_gated") or {}).items():
+        lines += ["", f"> not gated in view {view}, no gold value there: {', '.join(md_cell(t) for t in tags)}"]
     for view, rows in v["results"].items():
         lines += ["", f"### {view.replace('_', ' ')}", "", "| verdict | tag | support | base F1 | cand F1 | Δ pp | 95% CI | p (Holm) | reason |", "|---|---|---:|---:|---:|---:|---|---:|---|"]
-        order = sorted(rows, key=lambda t: ({"FAIL": 0, "WARN": 1, "PASS": 2}[rows[t]["verdict"]], rows[t]["delta_pp"]))
+        order = sorted(rows, key=lambda t: ({"FAIL": 0, "WARN": 1, "PASS": 2}[rows[t]["verdict"]], rows[t]["delta_pp"] is None,
+                                            rows[t]["delta_pp"] or 0.0))
         for t in order:
             r = rows[t]
-            lines.append(
-                f"| {icon[r['verdict']]} {r['verdict']} | {md_cell(t)} | {r['support']} | {r['base_f1']:.2f} | {r['cand_f1']:.2f} | "
-                f"{r['delta_pp']:+.2f} | [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] | {r['p_holm']:.4f} | {r['reason']} |"
-            )
+            if r["delta_pp"] is None:  # no gold value in the view: nothing was tested
+                cells = "— | — | — | — | —"
+            else:
+                cells = (f"{r['base_f1']:.2f} | {r['cand_f1']:.2f} | {r['delta_pp']:+.2f} | [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] | "
+                         f"{r['p_holm']:.4f}")
+            lines.append(f"| {icon[r['verdict']]} {r['verdict']} | {md_cell(t)} | {r['support']} | {cells} | {r['reason']} |")
     lines += ["", f"Test: {v['method']['test']}; {v['method']['multiple_testing']}."]
     text = "\n".join(lines) + "\n"
     if len(text.encode()) > limit_bytes:  # GitHub job summaries are capped at 1 MiB
@@ -312,7 +339,8 @@ def junit_xml(v: dict, strict: bool = False) -> str:
         tc = ET.SubElement(suite, "testcase", classname=f"mweval.gate.{view}", name=xml_text(tag))
         if r["verdict"] == "FAIL" or (strict and r["verdict"] == "WARN"):
             f = ET.SubElement(tc, "failure", message=xml_text(r["reason"]), type=r["verdict"])
-            f.text = f"base F1 {r['base_f1']:.2f}, cand F1 {r['cand_f1']:.2f}, delta {r['delta_pp']:+.2f} pp, CI {r['ci95']}, p_holm {r['p_holm']}"
+            if r["delta_pp"] is not None:
+                f.text = f"base F1 {r['base_f1']:.2f}, cand F1 {r['cand_f1']:.2f}, delta {r['delta_pp']:+.2f} pp, CI {r['ci95']}, p_holm {r['p_holm']}"
         out = ET.SubElement(tc, "system-out")
         out.text = xml_text(f"{r['verdict']}: {r['reason']}")
     if notes:

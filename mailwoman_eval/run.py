@@ -303,14 +303,25 @@ def load_scores(path: str | Path, partner: Run) -> Run:
         ):
             raise MwevalError(f"scores entry {k} is malformed (id, adv, nl, pred, sums)", where=str(path))
     by_id = {p["id"]: p for p in partner.predictions}
+    by_row: dict[tuple[str, str], dict] = {}  # a row of the partner by what it holds (another golden version moves rows)
+    for p in partner.predictions:
+        by_row.setdefault((p["file"], row_digest(p["raw"], p["gold"])), p)
     preds = []
     for e in doc["entries"]:
+        file, _, line = e["id"].rpartition(":")
         other = by_id.get(e["id"])
+        if e.get("row") and (other is None or row_digest(other["raw"], other["gold"]) != e["row"]):
+            # the baseline's row is elsewhere in the candidate's golden set, or not in it: compare
+            # pairs rows by digest and leaves it out if no candidate row holds it
+            other = by_row.get((file, e["row"])) or {"raw": "", "country": None, "source": None, "notes": "", "gold": {}}
         if other is None:
             raise MwevalError(f"entry {e['id']} of the baseline is not in the candidate run (different golden set?)", where=str(path))
         preds.append(
             {
-                **{k: other[k] for k in ("id", "file", "line", "raw", "country", "source", "notes", "gold")},
+                "id": e["id"],
+                "file": file,
+                "line": int(line) if line.isdigit() else 0,
+                **{k: other[k] for k in ("raw", "country", "source", "notes", "gold")},
                 "adversarial": bool(e["adv"]),
                 "non_latin": bool(e["nl"]),
                 "pred": {t: {"value": v} for t, v in e["pred"].items()},

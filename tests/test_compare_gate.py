@@ -164,7 +164,34 @@ def test_allow_mismatch_pairs_only_rows_that_are_the_same_address():
     other = make_run(rows, ["postcode"], "runtime", golden_sha="h" * 64)
     pr = pair_runs(base, other, allow_mismatch=True)
     assert pr.n == 49 and 3 not in pr.bi.tolist()
-    assert "1 entries with the same id hold different rows (raw or gold) and are left out" in pr.mismatches
+    assert "1 baseline and 1 candidate entries have no same row (file, raw and gold) in the other run and are left out" in pr.mismatches
+
+
+def test_a_row_removed_from_the_golden_set_leaves_out_that_row_only(tmp_path):
+    """One row deleted from a golden file moves every later row up a line: paired by id, all of them
+    were "different rows" and left out (301 of 649 on the demo); and a scores baseline refused the
+    comparison outright (its row 20 was not in the candidate). Rows are paired by what they hold."""
+    from mailwoman_eval.compare import pair_runs
+
+    base, _ = two_runs(100, 0)
+    rows = [(p["raw"], p["gold"], p["gold"] if i % 3 else {}) for i, p in enumerate(base.predictions)]
+    del rows[19]
+    cand = make_run(rows, ["postcode"], "runtime", "cand", golden_sha="h" * 64)
+    pr = pair_runs(base, cand, allow_mismatch=True)
+    assert pr.n == 99 and 19 not in pr.bi.tolist()
+    assert [base.predictions[b]["raw"] for b in pr.bi] == [cand.predictions[c]["raw"] for c in pr.ci]
+    assert pr.mismatches[1:] == ["1 baseline and 0 candidate entries have no same row (file, raw and gold) in the other run and are left out",
+                                 "80 rows are paired across line numbers (the same file, raw and gold at another line)"]
+    b, c = save_run(base, tmp_path / "b"), save_run(cand, tmp_path / "c")
+    assert CliRunner().invoke(main, ["export-scores", "--run", str(b), "--out", str(tmp_path / "b.json")]).exit_code == 0
+    verdicts = []
+    for baseline in (b, tmp_path / "b.json"):
+        out = tmp_path / f"g-{baseline.name}"
+        r = CliRunner().invoke(main, ["gate", "--baseline", str(baseline), "--candidate", str(c), "--allow-mismatch", "--out", str(out)])
+        assert r.exit_code == 1, r.output
+        v = json.loads((out / "verdict.json").read_text())
+        verdicts.append((v["results"], v["mismatch"][1:]))
+    assert verdicts[0] == verdicts[1] and verdicts[0][0]["excluding_adversarial"]["postcode"]["support"] == 99
 
 
 def test_runs_with_no_entries_in_common_are_refused(tmp_path):
@@ -177,14 +204,15 @@ def test_runs_with_no_entries_in_common_are_refused(tmp_path):
                 ["compare", str(b), str(c), "--allow-mismatch", "--out", str(tmp_path / "cmp")]):
         r = CliRunner().invoke(main, cmd)
         assert r.exit_code == 2, r.output
-        assert "the runs have no entries in common to compare" in r.output and "30 entries with the same id hold different rows" in r.output
+        assert "the runs have no entries in common to compare" in r.output and "30 baseline and 30 candidate entries have no same row" in r.output
     assert not (tmp_path / "g").exists() and not (tmp_path / "cmp").exists()
 
 
 def test_a_scores_baseline_leaves_out_the_same_changed_rows_as_its_run(tmp_path):
     """A scores file has no raw or gold: it used to borrow the candidate's, so across golden
     versions every row looked unchanged, and a shuffled file compared different addresses
-    (a real regression passed). Its row digests now pair rows as the run directory does."""
+    (a real regression passed). Its row digests now pair rows as the run directory does: the two
+    rows that swapped lines are paired with themselves, not left out, nor paired by line."""
     base, _ = two_runs(200, 0)
     rows = [(p["raw"], p["gold"], p["gold"] if i >= 40 else {}) for i, p in enumerate(base.predictions)]
     rows[150], rows[151] = rows[151], rows[150]  # another golden version: two rows swap lines (ids)
@@ -197,10 +225,10 @@ def test_a_scores_baseline_leaves_out_the_same_changed_rows_as_its_run(tmp_path)
         r = CliRunner().invoke(main, ["gate", "--baseline", str(baseline), "--candidate", str(c), "--allow-mismatch", "--out", str(out)])
         assert r.exit_code == 1, r.output
         v = json.loads((out / "verdict.json").read_text())
-        assert "2 entries with the same id hold different rows (raw or gold) and are left out" in v["mismatch"]
+        assert "2 rows are paired across line numbers (the same file, raw and gold at another line)" in v["mismatch"]
         verdicts.append(v["results"])
     assert verdicts[0] == verdicts[1]
-    assert verdicts[0]["excluding_adversarial"]["postcode"]["support"] == 198
+    assert verdicts[0]["excluding_adversarial"]["postcode"]["support"] == 200
     # a scores file exported before row digests cannot tell rows apart: refused, not guessed
     old = json.loads((tmp_path / "b.json").read_text())
     for e in old["entries"]:
@@ -335,6 +363,34 @@ def test_a_view_a_tag_adds_but_cannot_test_says_so():
     t = Thresholds(tags={"cedex": {"views": ["excluding_adversarial", "adversarial_only"]}})
     v = gate(run, run, t)
     assert v["untested_views"] == {"adversarial_only": "no tag gated in this view has a gold value in it"}
+
+
+def test_a_tag_gated_where_it_has_no_gold_is_a_warn_not_silently_dropped():
+    """cedex, named in the thresholds and gated in adversarial_only, has no gold value there: the
+    test was skipped without a word, so with postcode tested in that view the gate said PASS. It is
+    a WARN row (support 0 < min_support), outside Holm, and summary.md and junit.xml say so. A tag
+    gated by the defaults alone (every tag is) is listed as not gated instead: a label the golden
+    set has no value of would make a run WARN against its own rerun."""
+    rows = [(f"Town {10000 + i} CEDEX {i % 9}", {"postcode": f"{10000 + i}", **({} if i < 20 else {"cedex": f"CEDEX {i % 9}"})},
+             {"postcode": f"{10000 + i}", **({"cedex": "CEDEX 1"} if i == 3 else {})}, "adversarial.jsonl" if i < 20 else "fr.jsonl")
+            for i in range(80)]
+    run = make_run(rows, ["postcode", "cedex"], "runtime")
+    views = ["excluding_adversarial", "adversarial_only"]
+    defaults = {**Thresholds().defaults, "min_support": 1, "views": views}
+    v = gate(run, run, Thresholds(defaults=defaults))
+    assert v["verdict"] == "PASS" and v["not_gated"] == {"adversarial_only": ["cedex"]} and "cedex" not in v["results"]["adversarial_only"]
+    assert "> not gated in view adversarial_only, no gold value there: cedex" in markdown(v)
+    t = Thresholds(defaults=defaults, tags={"cedex": {"max_drop_pp": 2.0}})
+    v = gate(run, run, t)
+    assert v["untested_views"] == {} and v["verdict"] == "WARN"
+    row = v["results"]["adversarial_only"]["cedex"]
+    assert row["verdict"] == "WARN" and row["support"] == 0 and row["p_holm"] is None
+    assert row["reason"].startswith("support 0 < min_support 1: no gold value in this view") and "predicts it 1 times" in row["reason"]
+    assert v["results"]["excluding_adversarial"]["cedex"]["verdict"] == "PASS"
+    assert list(v["results"]["adversarial_only"]) == ["postcode", "cedex"]
+    assert "| ⚠️ WARN | cedex | 0 | — | — | — | — | — | support 0" in markdown(v)
+    failures = ET.fromstring(junit_xml(v, strict=True)).findall(".//failure")
+    assert [f.get("message")[:9] for f in failures] == ["support 0"]
 
 
 def test_thresholds_file(tmp_path):
