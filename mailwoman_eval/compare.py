@@ -59,9 +59,9 @@ def pair_runs(base: Run, cand: Run, allow_mismatch: bool = False) -> Paired:
         raise MwevalError("; ".join(problems) + " (use --allow-mismatch to compare anyway)")
     tags = [t for t in cand.tags if t in base.tags]
     if set(tags) != set(cand.tags) or set(tags) != set(base.tags):  # the same tags in another order compare
-        problems.append(f"label sets differ; comparing the {len(tags)} common tags")
+        problems.append(f"label sets differ ({len(tags)} tags in common)")
         if not allow_mismatch:
-            raise MwevalError("; ".join(problems) + " (use --allow-mismatch to compare anyway)")
+            raise MwevalError("; ".join(problems) + " (use --allow-mismatch to compare the common tags)")
     if base.golden_sha256 != cand.golden_sha256:
         # Ids are file:line, so in another version of a golden file the same id can hold another row,
         # and one row added or removed moves every later one: rows are paired by what they are (file,

@@ -194,6 +194,18 @@ def test_a_row_removed_from_the_golden_set_leaves_out_that_row_only(tmp_path):
     assert verdicts[0] == verdicts[1] and verdicts[0][0]["excluding_adversarial"]["postcode"]["support"] == 99
 
 
+def test_different_label_sets_are_refused_without_claiming_a_comparison():
+    """The refusal said "comparing the 1 common tags" while comparing nothing."""
+    from mailwoman_eval.compare import pair_runs
+
+    rows = [("Paris 75008", {"postcode": "75008", "locality": "Paris"}, {"postcode": "75008"})]
+    base, cand = make_run(rows, ["postcode", "locality"], "runtime"), make_run(rows, ["postcode"], "runtime")
+    with pytest.raises(MwevalError) as e:
+        pair_runs(base, cand)
+    assert str(e.value) == "label sets differ (1 tags in common) (use --allow-mismatch to compare the common tags)"
+    assert pair_runs(base, cand, allow_mismatch=True).tags == ["postcode"]
+
+
 def test_runs_with_no_entries_in_common_are_refused(tmp_path):
     """Two golden versions whose every row changed: compare printed tables of 0 against 0 and gate
     said WARN (exit 0) having tested nothing."""
@@ -419,7 +431,7 @@ def test_cli_gate_exit_codes_outputs_and_scores_baseline(tmp_path):
     verdict = json.loads((tmp_path / "g" / "verdict.json").read_text())
     assert set(verdict) >= {"verdict", "baseline", "candidate", "profile", "golden", "thresholds", "results"}
     row = verdict["results"]["excluding_adversarial"]["postcode"]
-    assert set(row) == {"base_f1", "cand_f1", "delta_pp", "ci95", "p", "p_holm", "support", "verdict", "reason"}
+    assert set(row) == {"base_f1", "cand_f1", "delta_pp", "ci95", "p", "p_holm", "support", "verdict", "reason", "seed_sensitive"}
     assert (tmp_path / "g" / "summary.md").stat().st_size < 1 << 20
     ET.parse(tmp_path / "g" / "junit.xml")
     # the same verdict from a committed scores JSON instead of the baseline run

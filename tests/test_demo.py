@@ -107,6 +107,25 @@ def test_gate_regressed_against_baseline_fails_on_postcode(demo_runs, tmp_path):
     assert "postcode" in r.output.splitlines()[-1]
 
 
+def test_a_verdict_the_seed_decides_says_so(demo_runs, tmp_path):
+    """street's drop on the demo has a Holm p near alpha: WARN at seed 0, FAIL at seed 7 (2000
+    resamples). Both verdicts say they are within Monte-Carlo error and what would settle it;
+    postcode's FAIL (p far below alpha) does not."""
+    got = {}
+    for seed in (0, 7):
+        out = tmp_path / f"g{seed}"
+        CliRunner().invoke(main, ["gate", "--baseline", str(demo_runs["step-001800"]), "--candidate", str(demo_runs["step-002200"]),
+                                  "--seed", str(seed), "--out", str(out)])
+        got[seed] = json.loads((out / "verdict.json").read_text())["results"]["excluding_adversarial"]
+    assert {got[0]["street"]["verdict"], got[7]["street"]["verdict"]} == {"WARN", "FAIL"}
+    for seed in (0, 7):
+        street = got[seed]["street"]
+        assert street["seed_sensitive"] and "within Monte-Carlo error of alpha 0.05 at 2000 resamples" in street["reason"]
+        assert re.search(r"about \d+ resamples would settle it", street["reason"])
+        assert got[seed]["postcode"]["verdict"] == "FAIL" and not got[seed]["postcode"]["seed_sensitive"]
+        assert "Monte-Carlo" not in got[seed]["postcode"]["reason"]
+
+
 def test_gate_baseline_against_itself_passes_with_zero_deltas(demo_runs, tmp_path):
     r = CliRunner().invoke(main, ["gate", "--baseline", str(demo_runs["step-001800"]), "--candidate", str(demo_runs["step-001800"]), "--out", str(tmp_path / "g")])
     assert r.exit_code == 0
