@@ -397,14 +397,22 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
 @main.command("export-scores")
 @click.option("--run", "run_dir", required=True, type=click.Path(), help="Run directory.")
 @click.option("--out", required=True, type=click.Path(), help="Scores JSON to write (commit it as a CI baseline).")
+@click.option("--force", is_flag=True, help="Overwrite a file that is not a scores JSON.")
 @guarded
-def export_scores_cmd(run_dir, out):
+def export_scores_cmd(run_dir, out, force):
     """Write a small JSON with what compare/gate need from a run (no pieces, no model)."""
     import json as _json
 
     from mailwoman_eval.fsutil import atomic_write_text
-    from mailwoman_eval.run import load_run
+    from mailwoman_eval.run import SCORES_SCHEMA, load_run
 
+    if Path(out).is_file() and not force:  # replacing an earlier export is fine; any other file is refused
+        try:
+            schema = _json.loads(Path(out).read_text(encoding="utf-8")).get("schema")
+        except (OSError, ValueError, AttributeError, RecursionError):
+            schema = None
+        if schema != SCORES_SCHEMA:
+            raise MwevalError("--out exists and is not a scores JSON; pass --force to overwrite it", where=out)
     doc = load_run(run_dir).to_scores()
     text = _json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=False) + "\n"
     atomic_write_text(out, text)
@@ -459,6 +467,8 @@ def golden_verify(name, strict):
             raise MwevalError(f"{msg}: " + "; ".join(m.problems))
     for f in g.files:
         click.echo(f"{f.name}  {f.entries} rows  sha256 {f.sha256}")
+    if g.duplicates:  # scored as often as they appear, as upstream does; said here, not only in run.json
+        click.echo(f"{gname}: {g.duplicates} rows repeat an earlier row (same raw and components)")
     if m.status == "absent":
         click.echo(f"{gname}: no manifest to verify against")
     elif m.status == "ok":

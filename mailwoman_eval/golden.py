@@ -209,7 +209,7 @@ def read_jsonl(path: Path) -> tuple[list[GoldenEntry], bytes]:
 
 def _load_json(path: Path) -> dict:
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is accepted, as in the .jsonl files
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise MwevalError(f"unreadable manifest ({e})", where=str(path)) from None
     if not isinstance(obj, dict) or not isinstance(obj.get("files"), dict):

@@ -257,6 +257,24 @@ def manifest(c: Ctx, sha: str | None = None, entries: int | None = None, lines: 
     return g
 
 
+def manifest_with_bom(c: Ctx) -> Path:
+    """A MANIFEST.json saved with a BOM (as some editors do): the .jsonl files accept one, and the
+    manifest was "unreadable" (exit 2)."""
+    g = manifest(c)
+    (g / "MANIFEST.json").write_bytes(BOM + (g / "MANIFEST.json").read_bytes())
+    return g
+
+
+def export_over_another_file(c: Ctx) -> list[str]:
+    """export-scores replaced whatever file --out named; an earlier export is still replaced."""
+    args = gate_args(c)
+    base = args[args.index("--baseline") + 1]
+    (c.tmp / "precious.txt").write_text("not mine to lose\n")
+    again = ["export-scores", "--run", base, "--out", str(c.tmp / "s.json")]
+    assert CliRunner().invoke(main, again).exit_code == 0 and CliRunner().invoke(main, again).exit_code == 0
+    return ["export-scores", "--run", base, "--out", str(c.tmp / "precious.txt")]
+
+
 def check_manifest_ok_and_rows_counted(n: int):
     def check(c: Ctx, r) -> None:
         meta = run_json(c)
@@ -546,6 +564,8 @@ CASES = [
          ("/g/g.jsonl:2", "not UTF-8")),
     Case("golden-utf8-bom", A, lambda c: c.eval(c.golden(BOM + "\n".join(good_lines()).encode())),
          check=check_rows(2, ("g.jsonl:1", "g.jsonl:2"))),
+    Case("golden-manifest-utf8-bom", A, lambda c: c.eval(manifest_with_bom(c)), check=check_manifest_ok_and_rows_counted(2)),
+    Case("export-scores-over-another-file", E, export_over_another_file, ("not a scores JSON", "--force", "precious.txt")),
     Case("golden-crlf", A, lambda c: c.eval(c.golden("\r\n".join(good_lines()).encode() + b"\r\n")),
          check=check_rows(2, ("g.jsonl:1", "g.jsonl:2"))),
     Case("golden-blank-lines", S, lambda c: c.eval(c.golden(["", line(GOOD), "   \t", "", line(GOOD2), ""])),

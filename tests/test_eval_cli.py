@@ -250,3 +250,14 @@ def test_golden_list_names_a_broken_sets_file_line_and_reason_whole(tmp_path):
     assert "unreadable" in rows["badjson"] and "absent" in rows["good"]
     (err,) = r.stderr.splitlines()
     assert err.startswith("error: badjson: ") and f"{bad / 'us.jsonl'}:2" in err and "JSON" in err
+
+
+def test_golden_verify_says_how_many_rows_repeat(tmp_path):
+    g = tmp_path / "g"
+    g.mkdir()
+    row = json.dumps({"raw": "1 Main St", "components": {"street": "Main St"}}) + "\n"
+    (g / "us.jsonl").write_text(row + row + json.dumps({"raw": "2 Main St", "components": {}}) + "\n" + row)
+    r = CliRunner().invoke(main, ["golden", "verify", str(g)])
+    assert r.exit_code == 0 and "g: 2 rows repeat an earlier row (same raw and components)" in r.stdout
+    (g / "us.jsonl").write_text(row)
+    assert "repeat" not in CliRunner().invoke(main, ["golden", "verify", str(g)]).stdout
