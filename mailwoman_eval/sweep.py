@@ -383,11 +383,22 @@ def _drift(values: list[float | None]) -> float | None:
     return round(max(vals) - min(vals), 6) if vals else None
 
 
-def _pair(value: float, threshold: float) -> tuple[str, str]:
-    """A value and its threshold printed to 4 decimals, or to 6 where 4 would print them equal
-    ("0.0069 is not ≤ 0.0069" for a drift of 0.006934)."""
-    a, b = f"{value:.4f}", f"{threshold:.4f}"
-    return (a, b) if a != b or value == threshold else (f"{value:.6f}", f"{threshold:.6f}")
+def _pair(value: float, threshold: float, digits: tuple[int, ...] = (4, 6, 8, 10, 12), scale: float = 1.0,
+          unit: str = "") -> tuple[str, str]:
+    """A value and its threshold printed to the fewest of `digits` decimals that do not print them
+    equal unless they are ("0.0069 is not ≤ 0.0069" for a drift of 0.006934; a threshold of
+    0.8293351 against 0.829335 needs 7)."""
+    for d in digits:
+        a, b = f"{value * scale:.{d}f}{unit}", f"{threshold * scale:.{d}f}{unit}"
+        if a != b or value == threshold:
+            break
+    return a, b
+
+
+def pct_pair(frac: float, floor: float) -> tuple[str, str]:
+    """A fraction of peak LR and the floor, in percent: whole percent unless that prints an LR
+    below the floor as equal to it ("below 60% … = 60%" for 59.93%)."""
+    return _pair(frac, floor, digits=(0, 1, 2, 3, 4, 5, 6), scale=100, unit="%")
 
 
 def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str]) -> dict:
@@ -415,12 +426,13 @@ def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str]) -> 
     elif below:
         low = min((r for r in win if r["step"] in below), key=lambda r: r["lr"])
         status = "fired"
+        low_pct, floor_pct = pct_pair(low["lr"] / lr.peak, opts.lr_floor)
         msg = (
             f"COSINE-TAIL GUARD: {len(below)} of {k} steps in the drift window (steps {win[0]['step']}–{win[-1]['step']}) "
-            f"ran at LR below {opts.lr_floor:.0%} of peak ({lr.peak:.3g}; lowest {low['lr']:.3g} = "
-            f"{low['lr'] / lr.peak:.0%} at step {low['step']}). The verdict measured stability under a decayed LR, "
+            f"ran at LR below {floor_pct} of peak ({lr.peak:.3g}; lowest {low['lr']:.3g} = "
+            f"{low_pct} at step {low['step']}). The verdict measured stability under a decayed LR, "
             f"not the recipe: use a constant LR for the verdict window, or a max_steps that keeps the window "
-            f"above {opts.lr_floor:.0%} of peak."
+            f"above {floor_pct} of peak."
         )
     elif unknown or floor_lr is None:
         status = "unknown"
@@ -443,8 +455,9 @@ def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str]) -> 
     if opts.max_drift is not None:
         d = drift["macro_f1"]
         if k < 2:  # max - min of one value is 0: no stability was measured, so the rule cannot pass
+            held = f"the run has {len(rows)}" if k == len(rows) else f"the window has {k} (--window {opts.window})"
             rules["max_drift"] = {"threshold": opts.max_drift, "value": d, "pass": False,
-                                  "text": f"drift of macro F1 needs at least 2 evaluated steps; the run has {k}"}
+                                  "text": f"drift of macro F1 needs at least 2 evaluated steps; {held}"}
         else:
             v, th = _pair(d, opts.max_drift)
             rules["max_drift"] = {"threshold": opts.max_drift, "value": d, "pass": d <= opts.max_drift,
@@ -640,7 +653,7 @@ def console_summary(doc: dict) -> str:
     rows = []
     for r in doc["steps"]:
         frac = r["lr_fraction_of_peak"]
-        rows.append([r["step"], "?" if r["lr"] is None else f"{r['lr']:.3g}", "?" if frac is None else f"{frac:.0%}",
+        rows.append([r["step"], "?" if r["lr"] is None else f"{r['lr']:.3g}", "?" if frac is None else pct_pair(frac, doc["guard"]["lr_floor"])[0],
                      f"{r['macro_f1']:.4f}", "*" if r["step"] in doc["drift"]["steps"] else "", r["lr_source"]])
     lines = [f"{doc['run']['name']} on {doc['golden']['name']} — profile {doc['profile']}, macro F1 view {doc['view']}"]
     lines += [f"warning: {w}" for w in doc["warnings"]]
@@ -834,6 +847,7 @@ def page_context(doc: dict, lr: LRInfo) -> dict:
         "rows": rows,
         "tags": tags,
         "window_steps": set(doc["drift"]["steps"]),
+        "of_peak": {r["step"]: pct_pair(r["lr_fraction_of_peak"], g["lr_floor"])[0] for r in rows if r["lr_fraction_of_peak"] is not None},
     }
 
 

@@ -211,6 +211,25 @@ def test_a_rule_prints_enough_decimals_to_show_why_it_failed():
     assert _pair(0.006934, 0.0069) == ("0.006934", "0.006900")
     assert _pair(0.0123, 0.01) == ("0.0123", "0.0100")
     assert _pair(0.01, 0.01) == ("0.0100", "0.0100")
+    assert _pair(0.829335, 0.8293351) == ("0.82933500", "0.82933510")  # 6 decimals still printed them equal
+
+
+def test_a_percent_of_peak_below_the_floor_never_prints_as_the_floor():
+    """The guard said "below 60% of peak (…; lowest … = 60%)" for 59.93%."""
+    from mailwoman_eval.sweep import pct_pair
+
+    assert pct_pair(0.5993, 0.6) == ("59.9%", "60.0%")
+    assert pct_pair(0.41, 0.6) == ("41%", "60%")
+    assert pct_pair(0.49999999, 0.5) == ("49.999999%", "50.000000%")
+
+
+def test_a_window_of_one_step_is_named_as_the_window_not_the_run(tmp_path, shared):
+    run = make_run(tmp_path / "run", [150, 300])
+    out = tmp_path / "out"
+    r = run_cli(*sweep_args(run, out, "--verdict", "--lr-floor", "0", "--max-drift", "0.5", "--window", "1"))
+    assert r.exit_code == 1, r.output
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc["rules"]["max_drift"]["text"].endswith("needs at least 2 evaluated steps; the window has 1 (--window 1)")
 
 
 def test_train_log_errors_name_the_file_line(tmp_path, shared):
