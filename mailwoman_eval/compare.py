@@ -264,11 +264,41 @@ def run_summary(run: Run) -> dict:
 
 
 def md_cell(text: str) -> str:
-    """Text from a checkpoint (a tag name) as one markdown table cell: `|` escaped, control
-    characters and line breaks shown as escapes (one would end the row; `|` would add a column),
-    and `&`, `<`, `>` as entities (GitHub would take `<dex>` for an HTML tag and drop it)."""
+    """Text from a checkpoint or a golden set (a tag name, a warning, a path) as markdown text that
+    stays text, in a table cell or not: `|` and backticks escaped, control characters and line
+    breaks shown as escapes (one would end the row or the quote; ESC sequences would reach the
+    terminal that prints compare.md), and `&`, `<`, `>` as entities (GitHub would take `<dex>` for
+    an HTML tag and drop it, and render an `<img>`)."""
     text = "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
-    return html.escape(text, quote=False).replace("|", "\\|")
+    return html.escape(text, quote=False).replace("|", "\\|").replace("`", "\\`")
+
+
+def md_code(text: str) -> str:
+    """A name as inline code when it can be one (no backtick to break out of the span, nothing
+    unprintable), else as escaped text."""
+    if "`" in text or not all(ch.isprintable() for ch in text):
+        return md_cell(text)
+    return f"`{text}`"
+
+
+def tag_empty(view: dict, tag: str) -> bool:
+    """Nothing to show for the tag in the view: no entries, or no gold value and no prediction in
+    either run (F1 0/0; "—", not 0.0)."""
+    r = view["per_tag"].get(tag)
+    return not view.get("entries") or r is None or (r["support"] == 0 and sum(r["tp"]) + sum(r["fp"]) == 0)
+
+
+def new_fps_without_gold(c: dict) -> list[dict]:
+    """Tags with no gold value in a view whose false positives grew: their F1 is 0 in both runs
+    (precision 0, no recall), so the Δ of 0 hides them (subregion 0 -> 3137 FPs on the random
+    v0.4.0-size checkpoint against tiny)."""
+    out = []
+    for v, view in c["views"].items():
+        for t in c["tags"]:
+            r = view["per_tag"].get(t)
+            if view.get("entries") and r is not None and r["support"] == 0 and r["fp"][1] > r["fp"][0]:
+                out.append({"tag": t, "view": v, "base": r["fp"][0], "cand": r["fp"][1]})
+    return out
 
 
 def warning_lines(summaries: dict[str, dict]) -> list[str]:
@@ -277,8 +307,9 @@ def warning_lines(summaries: dict[str, dict]) -> list[str]:
     for who, s in summaries.items():
         for w in loudest_first(s["warnings"]):
             loud = w.startswith(OOD_PREFIX)
-            lines.append(f"> {'**' if loud else ''}{who} `{s['label']}`: {w}{'**' if loud else ''}")
-    return ["", *lines] if lines else []
+            lines.append(f"> {'**' if loud else ''}{who} {md_code(s['label'])}: {md_cell(w)}{'**' if loud else ''}")
+            lines.append(">")  # a paragraph each: GitHub ran consecutive quote lines into one
+    return ["", *lines[:-1]] if lines else []
 
 
 def compare(
@@ -345,16 +376,22 @@ def what_changed(c: dict, tag: str, top: int = 2) -> str:
 
 def markdown(c: dict, view_order=VIEWS) -> str:
     """A compact markdown summary (CI job summaries render it)."""
-    lines = [f"## mweval compare: `{c['cand']['label']}` vs `{c['base']['label']}`", ""]
-    lines.append(f"Golden `{c['cand']['golden']['name']}` · profile `{c['cand']['profile']}` · {c['method']['resamples']} paired bootstrap resamples (seed {c['method']['seed']})")
+    lines = [f"## mweval compare: {md_code(c['cand']['label'])} vs {md_code(c['base']['label'])}", ""]
+    lines.append(f"Golden {md_code(c['cand']['golden']['name'])} · profile {md_code(c['cand']['profile'])} · "
+                 f"{c['method']['resamples']} paired bootstrap resamples (seed {c['method']['seed']})")
     if c["mismatch"]:
-        lines += ["", "> **MISMATCH (--allow-mismatch):** " + "; ".join(c["mismatch"])]
+        lines += ["", "> **MISMATCH (--allow-mismatch):** " + md_cell("; ".join(c["mismatch"]))]
     lines += warning_lines({"base": c["base"], "cand": c["cand"]})
     regressed = regressed_tags(c)
     if regressed:  # the what and the why first; the tables below hold every number
         lines += ["", "### Regressed for real (95% CI below zero)", ""]
         for t in regressed:
-            lines.append(f"- **{md_cell(t)}**: {what_changed(c, t)}")
+            lines.append(f"- **{md_cell(t)}**: {md_cell(what_changed(c, t))}")
+    grown = new_fps_without_gold(c)
+    if grown:
+        lines += ["", "### New false positives on tags with no gold value (F1 is 0 in both runs and cannot show them)", ""]
+        for g in grown:
+            lines.append(f"- **{md_cell(g['tag'])}** ({g['view'].replace('_', ' ')}): FP {g['base']} → {g['cand']}")
     for view in view_order:
         v = c["views"][view]
         lines += ["", f"### {view.replace('_', ' ')} ({v['entries']} entries)", ""]
@@ -363,6 +400,9 @@ def markdown(c: dict, view_order=VIEWS) -> str:
         for t in c["tags"]:
             r = v["per_tag"][t]
             f = r["f1"]
+            if tag_empty(v, t):  # F1 0/0 in both runs: nothing measured, as the HTML shows it
+                lines.append(f"| {md_cell(t)} | {r['support']} | — | — | — | — | — |")
+                continue
             flag = " ⚠" if significance(f) == "sneg" else ""
             lines.append(
                 f"| {md_cell(t)}{flag} | {r['support']} | {f['base'] * 100:.2f} | {f['cand'] * 100:.2f} | {f['delta_pp']:+.2f} | "

@@ -17,7 +17,7 @@ from xml.etree import ElementTree as ET
 
 import numpy as np
 
-from mailwoman_eval.compare import entry_counts, md_cell, pair_runs, run_summary, warning_lines
+from mailwoman_eval.compare import entry_counts, md_cell, md_code, pair_runs, run_summary, warning_lines
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.metrics import VIEWS, view_masks
 from mailwoman_eval.run import OOD_PREFIX, Run, loudest_first
@@ -298,10 +298,11 @@ def markdown(v: dict, limit_bytes: int = 1 << 20) -> str:
     lines = [
         f"## {icon[v['verdict']]} mweval gate: {v['verdict']}",
         "",
-        f"Candidate `{v['candidate']['label']}` vs baseline `{v['baseline']['label']}` · golden `{v['golden']['name']}` · profile `{v['profile']}`",
+        f"Candidate {md_code(v['candidate']['label'])} vs baseline {md_code(v['baseline']['label'])} · golden {md_code(v['golden']['name'])} · "
+        f"profile {md_code(v['profile'])}",
     ]
     if v["mismatch"]:
-        lines += ["", "> **MISMATCH (--allow-mismatch):** " + "; ".join(v["mismatch"])]
+        lines += ["", "> **MISMATCH (--allow-mismatch):** " + md_cell("; ".join(v["mismatch"]))]
     lines += warning_lines({"baseline": v["baseline"], "candidate": v["candidate"]})
     for view, why in v["untested_views"].items():
         lines += ["", f"> ⚠️ **nothing gated in view {view}**: {why}"]
@@ -318,7 +319,7 @@ def markdown(v: dict, limit_bytes: int = 1 << 20) -> str:
             else:
                 cells = (f"{r['base_f1']:.2f} | {r['cand_f1']:.2f} | {r['delta_pp']:+.2f} | [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] | "
                          f"{r['p_holm']:.4f}")
-            lines.append(f"| {icon[r['verdict']]} {r['verdict']} | {md_cell(t)} | {r['support']} | {cells} | {r['reason']} |")
+            lines.append(f"| {icon[r['verdict']]} {r['verdict']} | {md_cell(t)} | {r['support']} | {cells} | {md_cell(r['reason'])} |")
     lines += ["", f"Test: {v['method']['test']}; {v['method']['multiple_testing']}."]
     text = "\n".join(lines) + "\n"
     if len(text.encode()) > limit_bytes:  # GitHub job summaries are capped at 1 MiB

@@ -190,3 +190,35 @@ def test_compare_filters_hide_rows(browser, report, tmp_path):  # noqa: F811
     src = report.read_text(encoding="utf-8")
     after = probe(dump_dom_with_filter(tmp_path, src, "adv", "1")).example_rows
     assert len(after) == 25 and all(hidden for _, hidden in after)  # every lost postcode is non-adversarial
+
+
+def test_markdown_keeps_golden_text_as_text_and_shows_what_f1_cannot(tmp_path):
+    """compare.md (printed to the console too) pasted golden-derived text in raw: a tag name from
+    the golden set in a warning rendered an <img> on GitHub, a newline split the quote, a backtick
+    broke every code span after it, and an ESC sequence reached the terminal. A tag with no data
+    read 0.00 → 0.00, and a tag with no gold that gained 30 false positives read Δ +0.00."""
+    evil = "<img src=x onerror=alert(1)>|x\n`\x1b]0;pwned\x07"
+    rows_b, rows_c = [], []
+    for i in range(100):
+        gold = {"postcode": f"{10000 + i}"}
+        rows_b.append((f"Town {10000 + i}", gold, dict(gold)))
+        rows_c.append((f"Town {10000 + i}", gold, {**gold, **({"cedex": "Town"} if i < 30 else {})}))
+    base = make_run(rows_b, ["postcode", "cedex", "subregion"], "runtime", "base")
+    cand = make_run(rows_c, ["postcode", "cedex", "subregion"], "runtime", "cand")
+    for run in (base, cand):
+        run.meta["warnings"] = [f"gold tags outside the checkpoint's label set are not scored: {evil} (1)"]
+        run.meta["golden"]["name"] = "ev`il|<img src=x onerror=alert(3)>"
+    b, c = save_run(base, tmp_path / "b"), save_run(cand, tmp_path / "c")
+    r = CliRunner().invoke(main, ["compare", str(b), str(c), "--out", str(tmp_path / "cmp")])
+    assert r.exit_code == 0, r.output
+    md = (tmp_path / "cmp" / "compare.md").read_text(encoding="utf-8")
+    for text in (md, r.stdout):
+        assert "<img" not in text and "\x1b" not in text and "\x07" not in text
+        assert "&lt;img src=x onerror=alert(1)&gt;\\|x\\n\\`\\x1b]0;pwned\\x07" in text
+        assert "Golden ev\\`il\\|&lt;img src=x onerror=alert(3)&gt; · profile `runtime`" in text
+    quotes = [line for line in md.splitlines() if line.startswith(">")]
+    assert quotes == [quotes[0], ">", quotes[2]] and all("gold tags outside" in q for q in (quotes[0], quotes[2]))
+    assert "| subregion | 0 | — | — | — | — | — |" in md
+    assert "- **cedex** (all): FP 0 → 30" in md and "- **cedex** (excluding adversarial): FP 0 → 30" in md
+    page = (tmp_path / "cmp" / "compare.html").read_text(encoding="utf-8")
+    assert "New false positives on tags with no gold value" in page and "FP 0 → 30 (all entries)" in page

@@ -29,7 +29,7 @@ from markupsafe import Markup
 
 from mailwoman_eval import __version__
 from mailwoman_eval.buckets import RULES, ErrorRecord
-from mailwoman_eval.compare import regressed_tags, significance, what_changed
+from mailwoman_eval.compare import new_fps_without_gold, regressed_tags, significance, tag_empty, what_changed
 from mailwoman_eval.fsutil import atomic_write_text
 from mailwoman_eval.metrics import VIEWS, tag_measured
 from mailwoman_eval.run import OOD_PREFIX
@@ -578,11 +578,6 @@ def fmt_p(p) -> str:
     return f"{p:.3f}" if p >= 0.01 else f"{p:.4f}"
 
 
-def _empty_tag(view: dict, tag: str) -> bool:
-    r = view["per_tag"].get(tag)
-    return not view.get("entries") or r is None or (r["support"] == 0 and sum(r["tp"]) + sum(r["fp"]) == 0)
-
-
 def delta_cell(block: dict, digits: int = 1, what: str = "F1", extra: str = "") -> dict:
     text = fmt_pp(block["delta_pp"], digits)
     ci = fmt_ci(block["ci95_pp"], digits)
@@ -597,7 +592,7 @@ def compare_tag_rows(c: dict) -> list[dict]:
         for v in VIEWS:
             view = c["views"][v]
             r = view["per_tag"].get(tag)
-            if _empty_tag(view, tag):
+            if tag_empty(view, tag):
                 groups.append({"empty": True, "support": r["support"] if r else 0})
                 continue
             pr, rc = r["precision"], r["recall"]
@@ -633,7 +628,7 @@ def compare_headline(c: dict) -> dict:
     for v in VIEWS:
         view = c["views"][v]
         for tag in c["tags"]:
-            if _empty_tag(view, tag):
+            if tag_empty(view, tag):
                 continue
             r = view["per_tag"][tag]
             f = r["f1"]
@@ -669,7 +664,8 @@ def compare_headline(c: dict) -> dict:
         "n_imp": sum(len(x["parts"]) for x in imps),
         "noise": [{"tag": x["tag"], "anchor": anchor("tag", x["tag"]), "text": f"{x['tag']} {fmt_pp(x['delta'])} pp ({x['words']})",
                    "title": x["title"] + " · 95% CI " + x["text"].split(" pp ", 1)[1]} for x in noise],
-        "tests": sum(0 if _empty_tag(c["views"][v], t) else 1 for v in VIEWS for t in c["tags"]),
+        "tests": sum(0 if tag_empty(c["views"][v], t) else 1 for v in VIEWS for t in c["tags"]),
+        "new_fps": [{**g, "anchor": anchor("tag", g["tag"]), "words": VIEW_WORDS[g["view"]]} for g in new_fps_without_gold(c)],
     }
 
 
@@ -685,14 +681,14 @@ def nice_step(span: float, target: int = 5) -> float:
 def forest(c: dict) -> dict:
     """Per view a panel: per tag the Δ F1 point and its 95% CI bar against a zero line (inline SVG)."""
     g = FOREST
-    tags = [t for t in c["tags"] if not all(_empty_tag(c["views"][v], t) for v in VIEWS)]
+    tags = [t for t in c["tags"] if not all(tag_empty(c["views"][v], t) for v in VIEWS)]
     height = g["top"] + g["row_h"] * max(len(tags), 1) + g["bottom"]
     panels = []
     for k, v in enumerate(VIEWS):
         view = c["views"][v]
         x0 = g["label_w"] + k * (g["panel_w"] + g["gap"])
         x1 = x0 + g["panel_w"]
-        blocks = {t: view["per_tag"][t]["f1"] for t in tags if not _empty_tag(view, t)}
+        blocks = {t: view["per_tag"][t]["f1"] for t in tags if not tag_empty(view, t)}
         lo = min([0.0] + [b["ci95_pp"][0] for b in blocks.values()] + [b["delta_pp"] for b in blocks.values()])
         hi = max([0.0] + [b["ci95_pp"][1] for b in blocks.values()] + [b["delta_pp"] for b in blocks.values()])
         if hi - lo < 2.0:  # at least 2 pp of room
@@ -800,9 +796,9 @@ def compare_blocks(c: dict, base, cand) -> list[dict]:
     real = regressed_tags(c)
 
     def key(t):  # real regressions first (as the headline lists them), tags without data last; then the worst Δ F1
-        unused = all(_empty_tag(c["views"][v], t) for v in VIEWS)
+        unused = all(tag_empty(c["views"][v], t) for v in VIEWS)
         rank = real.index(t) if t in real else len(real)
-        return (rank, unused, gated["per_tag"][t]["f1"]["delta_pp"] if not _empty_tag(gated, t) else 0.0, c["tags"].index(t))
+        return (rank, unused, gated["per_tag"][t]["f1"]["delta_pp"] if not tag_empty(gated, t) else 0.0, c["tags"].index(t))
 
     order = sorted(c["tags"], key=key)
     blocks = []
@@ -831,7 +827,7 @@ def compare_blocks(c: dict, base, cand) -> list[dict]:
         f1s = []
         for v in VIEWS:
             view = c["views"][v]
-            if _empty_tag(view, tag):
+            if tag_empty(view, tag):
                 continue
             f = view["per_tag"][tag]["f1"]
             f1s.append({"view": VIEW_TITLES[v], "base": f["base"], "cand": f["cand"], "d": delta_cell(f)})
