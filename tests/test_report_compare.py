@@ -167,6 +167,11 @@ def test_render_is_deterministic_and_formats_signs(tmp_path):
     assert fmt_pp(-12.34) == "−12.3" and fmt_pp(0.04) == "0.0" and fmt_pp(1.0) == "+1.0"
     assert fmt_ci([0.04, 3.3]) == "[+0.04, +3.3]" and fmt_ci([-2.0, -0.001]) == "[−2.0, −0.001]"  # a non-zero endpoint never prints as 0.0
     assert fmt_ci([-14.1, -10.5]) == "[−14.1, −10.5]"
+    from mailwoman_eval.report.render import compare_summary_rows, delta_cell
+
+    assert delta_cell({"delta_pp": -0.014, "ci95_pp": [-0.1, 0.05], "p": 0.5})["text"] == "−0.01"  # it printed "0.0"
+    conf = next(r for r in compare_summary_rows(res) if r["label"] == "mean token conf.")
+    assert all(g["d"]["cls"] == "ns" for g in conf["groups"] if not g["empty"])  # not green for a surer model
 
 
 @pytest.mark.browser

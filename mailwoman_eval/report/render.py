@@ -579,7 +579,7 @@ def fmt_p(p) -> str:
 
 
 def delta_cell(block: dict, digits: int = 1, what: str = "F1", extra: str = "") -> dict:
-    text = fmt_pp(block["delta_pp"], digits)
+    text = _endpoint(block["delta_pp"], digits)  # a Δ that is not zero never prints as 0.0, as the CI ends
     ci = fmt_ci(block["ci95_pp"], digits)
     title = f"Δ {what} {text} pp, 95% CI {ci}, p {fmt_p(block['p'])}" + (f"\n{extra}" if extra else "")
     return {"text": text, "ci": ci, "cls": significance(block), "title": title, "p": fmt_p(block["p"])}
@@ -597,7 +597,7 @@ def compare_tag_rows(c: dict) -> list[dict]:
                 continue
             pr, rc = r["precision"], r["recall"]
             extra = (
-                f"Δ precision {fmt_pp(pr['delta_pp'])} pp {fmt_ci(pr['ci95_pp'])} · Δ recall {fmt_pp(rc['delta_pp'])} pp {fmt_ci(rc['ci95_pp'])}\n"
+                f"Δ precision {_endpoint(pr['delta_pp'], 1)} pp {fmt_ci(pr['ci95_pp'])} · Δ recall {_endpoint(rc['delta_pp'], 1)} pp {fmt_ci(rc['ci95_pp'])}\n"
                 f"base tp {r['tp'][0]} fp {r['fp'][0]} fn {r['fn'][0]} → cand tp {r['tp'][1]} fp {r['fp'][1]} fn {r['fn'][1]}"
             )
             groups.append({"empty": False, "base": r["f1"]["base"], "cand": r["f1"]["cand"], "support": r["support"],
@@ -616,7 +616,10 @@ def compare_summary_rows(c: dict) -> list[dict]:
                 groups.append({"empty": True})
                 continue
             note = f"over {len(c['views'][v].get('macro_f1_tags') or [])} tags" if key == "macro_f1" else ""
-            groups.append({"empty": False, "base": s["base"], "cand": s["cand"], "d": delta_cell(s, 2, label), "note": note})
+            d = delta_cell(s, 2, label)
+            if key == "mean_token_confidence":
+                d["cls"] = "ns"  # a surer model is not a better one (the regressed demo step is surer): no green or red
+            groups.append({"empty": False, "base": s["base"], "cand": s["cand"], "d": d, "note": note})
         rows.append({"label": label, "groups": groups})
     return rows
 
