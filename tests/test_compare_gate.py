@@ -182,6 +182,13 @@ def test_a_row_removed_from_the_golden_set_leaves_out_that_row_only(tmp_path):
     assert [base.predictions[b]["raw"] for b in pr.bi] == [cand.predictions[c]["raw"] for c in pr.ci]
     assert pr.mismatches[1:] == ["1 baseline and 0 candidate entries have no same row (file, raw and gold) in the other run and are left out",
                                  "80 rows are paired across line numbers (the same file, raw and gold at another line)"]
+    verdicts = [(v["results"], v["mismatch"][1:]) for v in gate_as_run_and_as_scores(base, cand, tmp_path)]
+    assert verdicts[0] == verdicts[1] and verdicts[0][0]["excluding_adversarial"]["postcode"]["support"] == 99
+
+
+def gate_as_run_and_as_scores(base, cand, tmp_path) -> list[dict]:
+    """verdict.json of `gate --allow-mismatch` with the baseline as a run directory, then as its
+    export-scores JSON (each exits 1: the candidates here regress)."""
     b, c = save_run(base, tmp_path / "b"), save_run(cand, tmp_path / "c")
     assert CliRunner().invoke(main, ["export-scores", "--run", str(b), "--out", str(tmp_path / "b.json")]).exit_code == 0
     verdicts = []
@@ -189,9 +196,8 @@ def test_a_row_removed_from_the_golden_set_leaves_out_that_row_only(tmp_path):
         out = tmp_path / f"g-{baseline.name}"
         r = CliRunner().invoke(main, ["gate", "--baseline", str(baseline), "--candidate", str(c), "--allow-mismatch", "--out", str(out)])
         assert r.exit_code == 1, r.output
-        v = json.loads((out / "verdict.json").read_text())
-        verdicts.append((v["results"], v["mismatch"][1:]))
-    assert verdicts[0] == verdicts[1] and verdicts[0][0]["excluding_adversarial"]["postcode"]["support"] == 99
+        verdicts.append(json.loads((out / "verdict.json").read_text()))
+    return verdicts
 
 
 def test_different_label_sets_are_refused_without_claiming_a_comparison():
@@ -229,18 +235,13 @@ def test_a_scores_baseline_leaves_out_the_same_changed_rows_as_its_run(tmp_path)
     rows = [(p["raw"], p["gold"], p["gold"] if i >= 40 else {}) for i, p in enumerate(base.predictions)]
     rows[150], rows[151] = rows[151], rows[150]  # another golden version: two rows swap lines (ids)
     cand = make_run(rows, ["postcode"], "runtime", "cand", golden_sha="h" * 64)
-    b, c = save_run(base, tmp_path / "b"), save_run(cand, tmp_path / "c")
-    assert CliRunner().invoke(main, ["export-scores", "--run", str(b), "--out", str(tmp_path / "b.json")]).exit_code == 0
     verdicts = []
-    for baseline in (b, tmp_path / "b.json"):
-        out = tmp_path / f"g-{baseline.name}"
-        r = CliRunner().invoke(main, ["gate", "--baseline", str(baseline), "--candidate", str(c), "--allow-mismatch", "--out", str(out)])
-        assert r.exit_code == 1, r.output
-        v = json.loads((out / "verdict.json").read_text())
+    for v in gate_as_run_and_as_scores(base, cand, tmp_path):
         assert "2 rows are paired across line numbers (the same file, raw and gold at another line)" in v["mismatch"]
         verdicts.append(v["results"])
     assert verdicts[0] == verdicts[1]
     assert verdicts[0]["excluding_adversarial"]["postcode"]["support"] == 200
+    b, c = tmp_path / "b", tmp_path / "c"  # the run directories the helper saved
     # a scores file exported before row digests cannot tell rows apart: refused, not guessed
     old = json.loads((tmp_path / "b.json").read_text())
     for e in old["entries"]:
