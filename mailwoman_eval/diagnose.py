@@ -7,6 +7,7 @@ import io
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ class Diagnosis:
     def categories(self) -> tuple[str, ...]:
         return DEFAULT_CATEGORIES if self.scheme == "default" else UPSTREAM_CATEGORIES
 
-    @property
+    @cached_property  # read by the console, the JSON and the HTML of one diagnose
     def warnings(self) -> list[str]:
         """The run's warnings, and whether the upstream scheme counts errors other than the metrics do."""
         out = list(self.run.meta.get("warnings") or [])

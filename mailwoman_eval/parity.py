@@ -25,7 +25,7 @@ import numpy as np
 
 from mailwoman_eval import __version__
 from mailwoman_eval.checkpoints.resolve import CheckpointRef, find_tokenizer
-from mailwoman_eval.compare import view_statistics
+from mailwoman_eval.compare import md_cell, view_statistics
 from mailwoman_eval.decode import (
     Transitions,
     build_transitions,
@@ -344,7 +344,7 @@ def markdown(doc: dict) -> str:
            f"profile `{doc['profile']}` · every model decoded with the checkpoint's `{doc['decode']['transitions']}` transitions, "
            f"so only the logits differ.", "",
            f"**Verdict: {doc['verdict']}**" + (f" ({', '.join(doc['failed'])})" if doc["failed"] else ""), "",
-           *[f"> warning: {w}\n" for w in doc.get("warnings") or []],
+           *[f"> warning: {md_cell(w)}\n" for w in doc.get("warnings") or []],
            "| artifact | kind | batch | padding | max \\|Δlogit\\| | pieces agree | entries agree | max \\|ΔF1\\| gated | verdict |",
            "|---|---|---|---|---:|---:|---:|---:|---|"]
     for a in doc["artifacts"]:
