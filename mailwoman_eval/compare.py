@@ -185,12 +185,14 @@ def _correct(o: int) -> bool:
     return o in (NONE, TP)
 
 
-def entry_changes(pr: Paired, bo: np.ndarray, co: np.ndarray, limit: int = 200) -> dict:
-    """Per tag: entries newly broken (base right, cand wrong) and newly fixed, with the values."""
+def entry_changes(pr: Paired, bo: np.ndarray, co: np.ndarray, adv: np.ndarray, limit: int = 200) -> dict:
+    """Per tag: entries newly broken (base right, cand wrong) and newly fixed, with the values, and
+    their counts per view (`adv`: the compare's adversarial mask over the pairs)."""
     out = {}
     for k, t in enumerate(pr.tags):
         broken, fixed = [], []
         nb = nf = 0
+        adv_b = adv_f = 0
         for j in range(pr.n):
             b, c = int(bo[j, k]), int(co[j, k])
             if _correct(b) == _correct(c):
@@ -198,21 +200,26 @@ def entry_changes(pr: Paired, bo: np.ndarray, co: np.ndarray, limit: int = 200) 
             bp, cp = pr.base.predictions[pr.bi[j]], pr.cand.predictions[pr.ci[j]]
             item = {
                 "id": cp["id"],
+                "base_id": bp["id"],  # another line across golden versions (rows are paired by what they hold)
                 "raw": cp["raw"],
                 "gold": cp["gold"].get(t, ""),
                 "base": bp["pred"].get(t, {}).get("value", ""),
                 "cand": cp["pred"].get(t, {}).get("value", ""),
-                "adversarial": bool(cp["adversarial"]),
+                "adversarial": bool(adv[j]),  # as the views count it (--adversarial)
             }
             if _correct(b):
                 nb += 1
+                adv_b += bool(adv[j])
                 if len(broken) < limit:
                     broken.append(item)
             else:
                 nf += 1
+                adv_f += bool(adv[j])
                 if len(fixed) < limit:
                     fixed.append(item)
-        out[t] = {"newly_broken": nb, "newly_fixed": nf, "broken": broken, "fixed": fixed}
+        by_view = {"all": (nb, nf), "excluding_adversarial": (nb - adv_b, nf - adv_f), "adversarial_only": (adv_b, adv_f)}
+        out[t] = {"newly_broken": nb, "newly_fixed": nf, "broken": broken, "fixed": fixed,
+                  "by_view": {v: {"newly_broken": x, "newly_fixed": y} for v, (x, y) in by_view.items()}}
     return out
 
 
@@ -344,7 +351,7 @@ def compare(
         "tags": pr.tags,
         "views": views,
         "category_shifts": category_shifts(pr, scheme),
-        "changes": entry_changes(pr, bo, co),
+        "changes": entry_changes(pr, bo, co, masks["adversarial_only"]),
     }
 
 

@@ -129,7 +129,7 @@ def test_hostile_raw_in_newly_broken_row_is_escaped_text(report):
     assert 'data-tag="postcode"' in rows[0]
     assert "&lt;script&gt;document.title=&#39;PWNED&#39;&lt;/script&gt;" in rows[0]
     assert "<bdi" in rows[0] and RLO in html  # kept, inside <bdi> (direction-isolated)
-    assert re.search(r"newly broken</span> <b>60</b>", html)
+    assert re.search(r"newly broken</span> <b data-view=\"\">60</b>", html)
     assert "35 more not shown" in html
     # newly fixed: none
     assert 'data-change="fixed"' not in html
@@ -227,3 +227,45 @@ def test_markdown_keeps_golden_text_as_text_and_shows_what_f1_cannot(tmp_path):
     assert "- **cedex** (all): FP 0 → 30" in md and "- **cedex** (excluding adversarial): FP 0 → 30" in md
     page = (tmp_path / "cmp" / "compare.html").read_text(encoding="utf-8")
     assert "New false positives on tags with no gold value" in page and "FP 0 → 30 (all entries)" in page
+
+
+def test_a_fixed_row_that_moved_shows_the_baselines_own_prediction(tmp_path):
+    """Across golden versions rows are paired by what they hold, so a pair can sit at two line
+    numbers: the wrong side of a newly fixed row was looked up by the candidate's id, which in the
+    baseline is another address (its prediction was drawn over this row's raw)."""
+    from mailwoman_eval.report.render import compare_blocks
+
+    rows_b = [(f"Town {10000 + i}", {"postcode": f"{10000 + i}"}, {"postcode": f"{10000 + i}"} if i != 10 else {"postcode": "Town"})
+              for i in range(40)]
+    rows_c = [(raw, gold, dict(gold)) for raw, gold, _ in rows_b]
+    del rows_c[3]  # one row removed before it: the fixed row is us.jsonl:11 in the baseline, us.jsonl:10 in the candidate
+    base = make_run(rows_b, ["postcode"], "runtime", "base")
+    cand = make_run(rows_c, ["postcode"], "runtime", "cand", golden_sha="h" * 64)
+    b, c = load_run(save_run(base, tmp_path / "b")), load_run(save_run(cand, tmp_path / "c"))
+    res = compare(b, c, resamples=1000, allow_mismatch=True)
+    (item,) = res["changes"]["postcode"]["fixed"]
+    assert (item["id"], item["base_id"], item["base"], item["cand"]) == ("us.jsonl:10", "us.jsonl:11", "Town", "10010")
+    block = next(x for x in compare_blocks(res, b, c) if x["tag"] == "postcode")
+    (row,) = next(x for x in block["lists"] if x["change"] == "fixed")["rows"]
+    assert row["side"] == "base" and row["side_line"]["value"] == "Town"  # the baseline's own span of its own row
+
+
+def test_broken_and_fixed_counts_follow_the_view_filter(tmp_path):
+    """The By-tag counts were over all entries whatever view the filter showed (55 broken on the
+    demo's adversarial-only view, which holds 3)."""
+    rows_b, rows_c = [], []
+    for i in range(100):
+        gold = {"postcode": f"{10000 + i}"}
+        f = "adversarial.jsonl" if i < 20 else "us.jsonl"
+        rows_b.append((f"Town {10000 + i}", gold, dict(gold), f))
+        rows_c.append((f"Town {10000 + i}", gold, {} if i < 5 or 50 <= i < 60 else dict(gold), f))
+    b = load_run(save_run(make_run(rows_b, ["postcode"], "runtime", "base"), tmp_path / "b"))
+    c = load_run(save_run(make_run(rows_c, ["postcode"], "runtime", "cand"), tmp_path / "c"))
+    res = compare(b, c, resamples=1000)
+    assert {v: x["newly_broken"] for v, x in res["changes"]["postcode"]["by_view"].items()} == {
+        "all": 15, "excluding_adversarial": 10, "adversarial_only": 5}
+    html = render_compare_html(res, b, c)
+    for view, n in (("", 15), ("0", 10), ("1", 5)):
+        hidden = " hidden" if view else ""
+        assert f'<span class="counts" data-view="{view}"{hidden}>newly broken <b class="broken">{n}</b>' in html
+        assert f'<b data-view="{view}"{hidden}>{n}</b>' in html

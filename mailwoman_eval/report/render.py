@@ -776,7 +776,7 @@ def change_rows(items: list[dict], tag: str, change: str, by_base: dict, by_cand
     side = "cand" if change == "broken" else "base"  # the run that is wrong on this entry
     rows = []
     for it in spread(items, CHANGE_CAP):
-        p = (by_cand if side == "cand" else by_base).get(it["id"])
+        p = by_cand.get(it["id"]) if side == "cand" else by_base.get(it.get("base_id", it["id"]))
         rows.append({
             "id": it["id"], "tag": tag, "change": change, "adv": bool(it.get("adversarial")),
             "gold": it["gold"], "base": it["base"], "cand": it["cand"], "side": side,
@@ -825,7 +825,12 @@ def compare_blocks(c: dict, base, cand) -> list[dict]:
         lists = []
         for change, key, count in (("broken", "broken", ch["newly_broken"]), ("fixed", "fixed", ch["newly_fixed"])):
             rows = change_rows(ch[key], tag, change, by_base, by_cand)
-            lists.append({"change": change, "count": count, "rows": rows, "more": count - len(rows),
+            counts = []  # per view, for the view filter (compare.json of older mweval: all entries only)
+            for v in VIEWS if "by_view" in ch else ("all",):
+                n = ch["by_view"][v][f"newly_{change}"] if "by_view" in ch else count
+                shown = sum(1 for r in rows if v == "all" or r["adv"] == (v == "adversarial_only"))
+                counts.append({"view": VIEW_KEYS[v], "count": n, "more": n - shown})
+            lists.append({"change": change, "count": count, "counts": counts, "rows": rows,
                           "listed": len(ch[key]), "anchor": anchor("chg", tag, change), "open": change == "broken" and count > 0})
         f1s = []
         for v in VIEWS:
