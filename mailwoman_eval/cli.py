@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import signal
 import sys
 import threading
@@ -232,7 +233,7 @@ optional_ckpt_options = options(
 @click.option("--examples-per-bucket", "examples", default=3, show_default=True, type=click.IntRange(0))
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
-@click.option("--out", default=None, type=click.Path(), help="HTML report path (default reports/<run>.html).")
+@click.option("--out", default=None, type=click.Path(), help="HTML report path (default reports/<run>.html; with --tags, reports/<run>__<tag>+<tag>.html).")
 @click.option("--no-html", is_flag=True, help="Skip the HTML report and the error table.")
 @guarded
 def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet,
@@ -256,7 +257,9 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         from mailwoman_eval.fsutil import write_files
         from mailwoman_eval.report.render import render_diagnose_html
 
-        html_path = Path(out) if out else Path("reports") / f"{run.path.name}.html"
+        # a report of some tags is named for them: under the run's name it replaced the full report
+        focus = "__" + "+".join(re.sub(r"[^\w-]", "_", t) for t in d.tags) if tags else ""
+        html_path = Path(out) if out else Path("reports") / f"{run.path.name}{focus}.html"
         refuse_directory(str(html_path))  # the default name may be taken by a directory
         csv_path = html_path.with_name(html_path.stem + ".errors.csv")
         # the report and its error tables land together or not at all (a full disk on the HTML left

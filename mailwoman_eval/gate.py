@@ -319,7 +319,7 @@ def markdown(v: dict, limit_bytes: int = 1 << 20) -> str:
             else:
                 cells = (f"{r['base_f1']:.2f} | {r['cand_f1']:.2f} | {r['delta_pp']:+.2f} | [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] | "
                          f"{r['p_holm']:.4f}")
-            lines.append(f"| {icon[r['verdict']]} {r['verdict']} | {md_cell(t)} | {r['support']} | {cells} | {md_cell(r['reason'])} |")
+            lines.append(f"| {icon[r['verdict']]} {r['verdict']} | {md_cell(t)} | {r['support']} | {cells} | {r['reason']} |")  # mweval's own words and numbers: escaped, "> 0.5 pp" read "&gt; 0.5 pp" in the console
     lines += ["", f"Test: {v['method']['test']}; {v['method']['multiple_testing']}."]
     text = "\n".join(lines) + "\n"
     if len(text.encode()) > limit_bytes:  # GitHub job summaries are capped at 1 MiB

@@ -346,7 +346,11 @@ def resolve_golden(spec: str) -> tuple[Path, str]:
                 return cand, spec
     names = sorted({n for n, _, _ in available_golden()})
     listing = ", ".join(names) if names else "none found"
-    raise MwevalError(f"unknown golden set {spec!r}; available: {listing}")
+    from mailwoman_eval.golden_pull import PINNED  # what to do next: where sets are looked for, or fetch one
+
+    fetch = f"; `mweval golden pull {spec.split('/')[0]}` fetches it" if spec.split("/")[0] in PINNED else ""
+    raise MwevalError(f"unknown golden set {spec!r}; available: {listing} (searched MWEVAL_GOLDEN_PATH, "
+                      f"./data/eval/golden, {user_data_dir()}, bundled golden/; or pass a directory{fetch})")
 
 
 def substring_problems(gset: GoldenSet) -> list[dict]:

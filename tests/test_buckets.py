@@ -317,3 +317,22 @@ def test_error_table_parquet_holds_the_csv_rows(tmp_path):
     assert len(from_parquet) == len(from_csv) >= 3
     as_text = lambda v: "" if v is None else str(v)  # noqa: E731  (csv writes None as "", bools as True/False)
     assert [{k: as_text(v) for k, v in r.items()} for r in from_parquet] == from_csv
+
+
+def test_a_report_of_some_tags_does_not_replace_the_full_report(tmp_path, monkeypatch):
+    """`diagnose --run R --tags postcode` wrote reports/<run>.html, the name of the full report."""
+    from click.testing import CliRunner
+    from runfactory import save_run
+
+    from mailwoman_eval.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    rows = [("Paris 75008", {"postcode": "75008", "locality": "Paris"}, {"locality": "Paris"})]
+    run = save_run(make_run(rows, ["locality", "postcode"]), tmp_path / "run")
+    assert CliRunner().invoke(main, ["diagnose", "--run", str(run), "-q"]).exit_code == 0
+    full = (tmp_path / "reports" / "run.html").read_bytes()
+    r = CliRunner().invoke(main, ["diagnose", "--run", str(run), "--tags", "postcode,locality", "-q"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "reports" / "run.html").read_bytes() == full
+    assert (tmp_path / "reports" / "run__postcode+locality.html").is_file()
+    assert (tmp_path / "reports" / "run__postcode+locality.errors.csv").is_file()

@@ -159,6 +159,11 @@ def test_unknown_golden_name_lists_the_available_ones(tmp_path):
     r = CliRunner().invoke(main, ["eval", "--ckpt", str(TINY_STEP), "--golden", "v9.9.9"], env={"MWEVAL_GOLDEN_PATH": str(GOLDEN_ROOT)})
     assert r.exit_code == 2
     assert "unknown golden set 'v9.9.9'" in r.output and "v0.1.2/test" in r.output
+    assert "golden pull v9.9.9" not in r.output
+    # a pinned upstream version not installed here: where it was looked for, and how to fetch it
+    r = CliRunner().invoke(main, ["eval", "--ckpt", str(TINY_STEP), "--golden", "v0.1.2/dev"])
+    assert r.exit_code == 2 and "searched MWEVAL_GOLDEN_PATH, ./data/eval/golden" in r.output
+    assert "`mweval golden pull v0.1.2` fetches it" in r.output
 
 
 @pytest.mark.parametrize("split,status", [("v0.1.2/dev", "mismatch"), ("v0.1.2/test", "ok"), ("v0.1.2", "ok")])

@@ -393,6 +393,7 @@ def test_the_view_filter_shows_each_views_own_counts(browser, tmp_path):
         more = sum(int(v["text"].split()[0]) for v in shown if "more" in v["cls"].split())
         in_view = sum(b["total"] for t in d.tags for b in d.buckets[view][t].values())
         assert more + sum(not x["hidden"] for x in p.rows) == in_view, view  # each error: an example row or "N more"
+        assert str(in_view) in [v["text"].strip() for v in shown if v["text"].strip().isdigit()], view  # "N errors" of the view
         if want:
             visible = {(x["tag"], x["kind"], x["cats"][0]) for x in p.rows if not x["hidden"]}
             assert all(x["adv"] == {"0": "0", "1": "1"}[want] for x in p.rows if not x["hidden"])

@@ -508,7 +508,7 @@ def diagnose_context(d, csv_name: str, cap: int = EXAMPLE_CAP) -> dict:
         "per_tag": per_tag_rows(d.metrics, d.tags),
         "blocks": blocks,
         "filters": filters,
-        "n_errors": len(d.errors),
+        "n_errors": [{"view": VIEW_KEYS[v], "count": sum(b[k]["total"] for b in d.buckets[v].values() for k in b)} for v in VIEWS],
         "cap": cap,
         "csv_name": csv_name,
         "csv_href": quote(csv_name),
