@@ -374,6 +374,11 @@ def example(d, e: ErrorRecord) -> dict:
 VIEW_KEYS = {"all": "", "excluding_adversarial": "0", "adversarial_only": "1"}
 
 
+def shown_in_view(rows: list[dict], view: str) -> int:
+    """How many of the example rows (each with its `adv` flag) the view filter shows for `view`."""
+    return sum(1 for r in rows if view == "all" or r["adv"] == (view == "adversarial_only"))
+
+
 def sample_rows(errs: list[ErrorRecord], cap: int, masks: dict) -> list[ErrorRecord]:
     """Up to `cap` examples spread over the errors; then each view that has fewer than
     min(cap // 4, its errors) of them is topped up from its own errors, so the view filter shows
@@ -421,8 +426,8 @@ def tag_blocks(d, cap: int) -> tuple[list[dict], dict]:
                 counts = []
                 for v, bv in per_view.items():
                     n = bv["primary"].get(cat, 0)
-                    shown = sum(1 for r in rows if v == "all" or r["adv"] == (v == "adversarial_only"))
-                    counts.append({"view": VIEW_KEYS[v], "count": n, "share": n / bv["total"] if bv["total"] else 0, "more": n - shown})
+                    counts.append({"view": VIEW_KEYS[v], "count": n, "share": n / bv["total"] if bv["total"] else 0,
+                                   "more": n - shown_in_view(rows, v)})
                 sections.append({
                     "cat": cat,
                     "counts": counts,
@@ -828,8 +833,7 @@ def compare_blocks(c: dict, base, cand) -> list[dict]:
             counts = []  # per view, for the view filter (compare.json of older mweval: all entries only)
             for v in VIEWS if "by_view" in ch else ("all",):
                 n = ch["by_view"][v][f"newly_{change}"] if "by_view" in ch else count
-                shown = sum(1 for r in rows if v == "all" or r["adv"] == (v == "adversarial_only"))
-                counts.append({"view": VIEW_KEYS[v], "count": n, "more": n - shown})
+                counts.append({"view": VIEW_KEYS[v], "count": n, "more": n - shown_in_view(rows, v)})
             lists.append({"change": change, "count": count, "counts": counts, "rows": rows,
                           "listed": len(ch[key]), "anchor": anchor("chg", tag, change), "open": change == "broken" and count > 0})
         f1s = []
@@ -840,7 +844,8 @@ def compare_blocks(c: dict, base, cand) -> list[dict]:
             f = view["per_tag"][tag]["f1"]
             f1s.append({"view": VIEW_TITLES[v], "base": f["base"], "cand": f["cand"], "d": delta_cell(f)})
         errors = any(k["base_total"] or k["cand_total"] for k in kinds)
-        blocks.append({"tag": tag, "anchor": anchor("tag", tag), "kinds": kinds, "lists": lists, "f1s": f1s,
+        head = [{"view": b["view"], "broken": b["count"], "fixed": f["count"]} for b, f in zip(lists[0]["counts"], lists[1]["counts"], strict=True)]
+        blocks.append({"tag": tag, "anchor": anchor("tag", tag), "kinds": kinds, "lists": lists, "f1s": f1s, "head": head,
                        "has_errors": errors, "changed": ch["newly_broken"] + ch["newly_fixed"]})
     return blocks
 
