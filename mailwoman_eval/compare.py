@@ -19,6 +19,7 @@ P_VALUE_METHOD = (
     "p = (1 + #{|Δ* − Δ| ≥ |Δ|}) / (B + 1)"
 )
 CI_METHOD = "paired bootstrap percentile interval, 95%"
+VIEW_WORDS = {"all": "all entries", "excluding_adversarial": "excluding adversarial", "adversarial_only": "adversarial only"}
 
 
 @dataclass
@@ -223,36 +224,53 @@ def entry_changes(pr: Paired, bo: np.ndarray, co: np.ndarray, adv: np.ndarray, l
     return out
 
 
-def category_shifts(pr: Paired, scheme: str) -> dict:
-    """Per tag and kind: category counts in each run, and how errors moved between categories."""
+def _shift(bk: dict, ck: dict) -> dict:
+    """Category counts of one tag and kind in both runs, and the moves between categories.
+    `bk`, `ck`: {pair index: primary category} of that tag and kind's errors in each run."""
+    bc, cc = Counter(bk.values()), Counter(ck.values())
+    moves = Counter((bk.get(j, "(none)"), ck.get(j, "(none)")) for j in set(bk) | set(ck))
+    cats = sorted(set(bc) | set(cc), key=lambda c: (-(bc[c] + cc[c]), c))
+    return {
+        "base_total": sum(bc.values()),
+        "cand_total": sum(cc.values()),
+        "categories": {c: {"base": bc[c], "cand": cc[c], "delta": cc[c] - bc[c]} for c in cats},
+        "moves": [
+            {"from": a, "to": b, "count": n}
+            for (a, b), n in sorted(moves.items(), key=lambda kv: (-kv[1], kv[0]))
+            if a != b
+        ],
+    }
+
+
+def category_shifts_by_view(pr: Paired, scheme: str, masks: dict[str, np.ndarray]) -> dict:
+    """{view: {tag: {kind: shift}}}: the errors of both runs are bucketed once, then each view
+    counts those of its entries (`masks`: the views' masks over the pairs, as the statistics use)."""
     def keyed(run: Run, idx: np.ndarray) -> dict:
-        # e.entry indexes the aligned list, so keys of both runs refer to the same entries
+        # e.entry indexes the aligned list, so keys of both runs refer to the same pairs
         errs = bucket_errors([run.predictions[i] for i in idx], run.tags, run.profile, scheme)
-        return {(e.entry, e.tag, e.kind): e.primary for e in errs if e.tag in pr.tags}
+        out: dict = {(t, kind): {} for t in pr.tags for kind in ("FP", "FN")}
+        for e in errs:
+            if e.tag in pr.tags:
+                out[(e.tag, e.kind)][e.entry] = e.primary
+        return out
 
     be, ce = keyed(pr.base, pr.bi), keyed(pr.cand, pr.ci)
     out: dict = {}
-    for t in pr.tags:
-        out[t] = {}
-        for kind in ("FP", "FN"):
-            bk = {k: v for k, v in be.items() if k[1] == t and k[2] == kind}
-            ck = {k: v for k, v in ce.items() if k[1] == t and k[2] == kind}
-            bc, cc = Counter(bk.values()), Counter(ck.values())
-            moves = Counter()
-            for key in set(bk) | set(ck):
-                moves[(bk.get(key, "(none)"), ck.get(key, "(none)"))] += 1
-            cats = sorted(set(bc) | set(cc), key=lambda c: (-(bc[c] + cc[c]), c))
-            out[t][kind] = {
-                "base_total": sum(bc.values()),
-                "cand_total": sum(cc.values()),
-                "categories": {c: {"base": bc[c], "cand": cc[c], "delta": cc[c] - bc[c]} for c in cats},
-                "moves": [
-                    {"from": a, "to": b, "count": n}
-                    for (a, b), n in sorted(moves.items(), key=lambda kv: (-kv[1], kv[0]))
-                    if a != b
-                ],
-            }
+    for view, mask in masks.items():
+        out[view] = {}
+        for t in pr.tags:
+            out[view][t] = {}
+            for kind in ("FP", "FN"):
+                bk = {j: c for j, c in be[(t, kind)].items() if mask[j]}
+                ck = {j: c for j, c in ce[(t, kind)].items() if mask[j]}
+                out[view][t][kind] = _shift(bk, ck)
     return out
+
+
+def category_shifts(pr: Paired, scheme: str) -> dict:
+    """Per tag and kind over all paired entries: category counts in each run, and how errors moved
+    between categories."""
+    return category_shifts_by_view(pr, scheme, {"all": np.ones(pr.n, dtype=bool)})["all"]
 
 
 def run_summary(run: Run) -> dict:
@@ -342,6 +360,7 @@ def compare(
         views[view] = view_statistics(
             bo[idx], co[idx], (bconf[0][idx], bconf[1][idx]), (cconf[0][idx], cconf[1][idx]), pr.tags, resamples, seed
         )
+    shifts = category_shifts_by_view(pr, scheme, masks)
     return {
         "schema": "mweval.compare/1",
         "base": run_summary(base),
@@ -350,7 +369,8 @@ def compare(
         "method": {"resamples": resamples, "seed": seed, "ci": CI_METHOD, "p_value": P_VALUE_METHOD, "adversarial": adversarial, "buckets": scheme},
         "tags": pr.tags,
         "views": views,
-        "category_shifts": category_shifts(pr, scheme),
+        "category_shifts": shifts["all"],  # all entries, as before the views had their own
+        "category_shifts_by_view": shifts,
         "changes": entry_changes(pr, bo, co, masks["adversarial_only"]),
     }
 
@@ -371,12 +391,27 @@ def regressed_tags(c: dict) -> list[str]:
     return sorted(worst, key=lambda t: (worst[t], c["tags"].index(t)))
 
 
+def regressed_view(c: dict, tag: str) -> str | None:
+    """The first view, in the report's order, in which the tag regressed for real (as `regressed_tags`
+    finds it): the view `what_changed` takes its numbers from."""
+    for v in VIEWS:
+        r = c["views"].get(v, {}).get("per_tag", {}).get(tag)
+        if r and r["support"] and significance(r["f1"]) == "sneg":
+            return v
+    return None
+
+
 def what_changed(c: dict, tag: str, top: int = 2) -> str:
-    """Why a tag regressed, in one line: entries newly broken/fixed and the largest category shifts."""
+    """Why a tag regressed, in one line: entries newly broken/fixed and the largest category shifts,
+    in the view it regressed in, named (a compare.json of older mweval has them for all entries only)."""
     ch = c["changes"][tag]
-    parts = [f"{ch['newly_broken']} entries newly broken, {ch['newly_fixed']} newly fixed"]
-    shifts = [(kind, cat, x) for kind, s in c["category_shifts"][tag].items() for cat, x in s["categories"].items() if x["delta"]]
-    for kind, cat, x in sorted(shifts, key=lambda k: (-abs(k[2]["delta"]), k[0], k[1]))[:top]:
+    by_view = c.get("category_shifts_by_view")
+    view = (regressed_view(c, tag) or "all") if by_view and "by_view" in ch else "all"
+    counts = ch["by_view"][view] if view != "all" else ch
+    shifts = by_view[view][tag] if by_view else c["category_shifts"][tag]
+    parts = [f"{VIEW_WORDS[view]}: {counts['newly_broken']} newly broken, {counts['newly_fixed']} newly fixed"]
+    moved = [(kind, cat, x) for kind, s in shifts.items() for cat, x in s["categories"].items() if x["delta"]]
+    for kind, cat, x in sorted(moved, key=lambda k: (-abs(k[2]["delta"]), k[0], k[1]))[:top]:
         parts.append(f"{kind} {cat} {x['base']} → {x['cand']}")
     return "; ".join(parts)
 

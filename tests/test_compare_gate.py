@@ -474,3 +474,44 @@ def test_the_strictest_unreachable_alpha_sets_the_resamples_asked_for():
         refuse_unreachable_alpha([test("postcode", 0.001), test("street", 0.0005), test("locality", 0.05)], None)
     assert "alpha 0.0005 cannot be reached for street (all) and 1 other test" in str(e.value)
     assert "set resamples to at least 6000" in str(e.value)
+
+
+def test_category_shifts_are_counted_per_view_with_the_compares_adversarial_choice():
+    """compare.json had the category shifts over all entries only, whatever view the reader chose.
+    Hand-counted: rows 0-9 are adversarial.jsonl, rows 20-21 have a Cyrillic raw (adversarial
+    only with --adversarial non-latin)."""
+    from mailwoman_eval.compare import category_shifts, pair_runs
+
+    rows_b, rows_c = [], []
+    for i in range(40):
+        pc = f"{10000 + i}"
+        raw = f"Москва {pc}" if i in (20, 21) else f"Town {pc}"
+        f = "adversarial.jsonl" if i < 10 else "us.jsonl"
+        gold = {"postcode": pc}
+        base = {} if i in (12, 13) else dict(gold)  # the base misses two non-adversarial postcodes
+        cand = {} if i < 3 or 20 <= i < 25 else ({"postcode": "Town"} if i == 12 else dict(gold))
+        rows_b.append((raw, gold, base, f))
+        rows_c.append((raw, gold, cand, f))
+    b = make_run(rows_b, ["postcode"], "runtime", "base")
+    c = make_run(rows_c, ["postcode"], "runtime", "cand")
+
+    res = compare(b, c, resamples=1000)
+    sv = res["category_shifts_by_view"]
+    assert sv["all"] == res["category_shifts"] == category_shifts(pair_runs(b, c), "default")  # older readers: unchanged
+    adv, rest = sv["adversarial_only"]["postcode"], sv["excluding_adversarial"]["postcode"]
+    assert adv["FN"] == {"base_total": 0, "cand_total": 3, "categories": {"empty_pred": {"base": 0, "cand": 3, "delta": 3}},
+                         "moves": [{"from": "(none)", "to": "empty_pred", "count": 3}]}
+    assert adv["FP"] == {"base_total": 0, "cand_total": 0, "categories": {}, "moves": []}
+    assert rest["FN"] == {
+        "base_total": 2, "cand_total": 6,
+        "categories": {"empty_pred": {"base": 2, "cand": 5, "delta": 3}, "other": {"base": 0, "cand": 1, "delta": 1}},
+        "moves": [{"from": "(none)", "to": "empty_pred", "count": 5}, {"from": "empty_pred", "to": "(none)", "count": 1},
+                  {"from": "empty_pred", "to": "other", "count": 1}],
+    }  # fmt: skip
+    assert rest["FP"]["categories"] == {"other": {"base": 0, "cand": 1, "delta": 1}}
+
+    # the views are those of the compare's --adversarial: the two Cyrillic rows move to adversarial only
+    nl = compare(b, c, resamples=1000, adversarial="non-latin")["category_shifts_by_view"]
+    assert nl["all"] == sv["all"]
+    assert nl["adversarial_only"]["postcode"]["FN"]["categories"] == {"empty_pred": {"base": 0, "cand": 5, "delta": 5}}
+    assert nl["excluding_adversarial"]["postcode"]["FN"]["categories"]["empty_pred"] == {"base": 2, "cand": 3, "delta": 1}

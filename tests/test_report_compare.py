@@ -1,6 +1,7 @@
 """The `mweval compare` HTML regression report: offline, escaped, the right headline, readable in Chromium.
 
-Runs are hand-built (tests/runfactory.py), so nothing here needs a model or the shared data.
+Runs are hand-built (tests/runfactory.py), so nothing here needs a model or the shared data, but
+one check on the bundled demo pair (skipped when the demo runs are not built).
 Browser tests skip without headless Chromium (fail with MWEVAL_REQUIRE_BROWSER=1), like the
 diagnose report's.
 """
@@ -8,6 +9,7 @@ diagnose report's.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from click.testing import CliRunner
 from runfactory import make_run, save_run
 from test_report_html import assert_offline, browser, dump_dom, dump_dom_with_filter, probe, screenshot  # noqa: F401 (fixture)
 
+from mailwoman_eval.checkpoints.resolve import BUNDLED_RUNS
 from mailwoman_eval.cli import main
 from mailwoman_eval.compare import compare
 from mailwoman_eval.report.render import fmt_ci, fmt_pp, render_compare_html
@@ -269,3 +272,120 @@ def test_broken_and_fixed_counts_follow_the_view_filter(tmp_path):
         hidden = " hidden" if view else ""
         assert f'<span class="counts" data-view="{view}"{hidden}>newly broken <b class="broken">{n}</b>' in html
         assert f'<b data-view="{view}"{hidden}>{n}</b>' in html
+
+
+def shifts_by_view_pair(tmp_path: Path):
+    """200 entries, half adversarial: the candidate loses 20 postcodes of the non-adversarial half
+    and finds the 20 the base missed in the adversarial half. Over all entries nothing moved (20
+    empty_pred FNs in each run): only the views show what changed."""
+    rows_b, rows_c = [], []
+    for i in range(200):
+        gold = {"postcode": f"{10000 + i}"}
+        f = "adversarial.jsonl" if i < 100 else "us.jsonl"
+        rows_b.append((f"Town {10000 + i}", gold, {} if i < 20 else dict(gold), f))
+        rows_c.append((f"Town {10000 + i}", gold, {} if 100 <= i < 120 else dict(gold), f))
+    b = load_run(save_run(make_run(rows_b, ["postcode"], "runtime", "base"), tmp_path / "b"))
+    c = load_run(save_run(make_run(rows_c, ["postcode"], "runtime", "cand"), tmp_path / "c"))
+    return b, c
+
+
+def shift_divs(html: str) -> dict[str, str]:
+    """The postcode block's category-shift element per data-view, as rendered."""
+    block = re.split(r'<section class="tagblock" id="[^"]*" data-tag="postcode">', html)[1].split("</section>", 1)[0]
+    found = re.findall(r'<div class="shifts" data-view="([01]?)"( hidden(?:="")?)?>(.*?)\n    </div>', block, re.S)
+    return {view: body for view, _, body in found} | {"hidden": [v for v, h, _ in found if h]}
+
+
+def test_category_shifts_follow_the_view_filter(tmp_path):
+    """The By-tag category bars, counts, totals and moves were over all entries whatever view the
+    filter showed; the page said so. Now one set per view, switched like the broken/fixed counts."""
+    from mailwoman_eval.compare import markdown
+
+    b, c = shifts_by_view_pair(tmp_path)
+    res = compare(b, c, resamples=1000)
+    html = render_compare_html(res, b, c)
+    divs = shift_divs(html)
+    assert sorted(k for k in divs if k != "hidden") == ["", "0", "1"] and divs["hidden"] == ["0", "1"]
+    assert "<b>20 → 20</b>" in divs[""] and "empty_pred 20 → 20" in divs[""]  # all entries: nothing to see
+    assert "<b>0 → 20</b>" in divs["0"] and "empty_pred 0 → 20" in divs["0"] and "(none) → empty_pred <b>20</b>" in divs["0"]
+    assert "<b>20 → 0</b>" in divs["1"] and "empty_pred 20 → 0" in divs["1"] and "empty_pred → (none) <b>20</b>" in divs["1"]
+    assert "the category shifts are over all entries" not in html
+    assert "the category shifts and the broken and fixed counts follow the view filter" in sections(html)["changes"]
+    # the why of the regression gives the numbers of the view it regressed in, and says which
+    why = "excluding adversarial: 20 newly broken, 0 newly fixed; FN empty_pred 0 → 20"
+    assert f'<div class="why">{why}</div>' in html
+    assert f"- **postcode**: {why}\n" in markdown(res)
+
+
+@pytest.mark.browser
+def test_category_shifts_switch_with_the_view_in_browser(browser, tmp_path):  # noqa: F811
+    """The shared filter script shows the chosen view's category shifts and hides the others."""
+    b, c = shifts_by_view_pair(tmp_path)
+    src = render_compare_html(compare(b, c, resamples=1000), b, c)
+    for view in ("0", "1"):
+        divs = shift_divs(dump_dom_with_filter(tmp_path, src, "adv", view))
+        assert sorted(divs["hidden"]) == sorted({"", "0", "1"} - {view}), view
+    assert "<b>20 → 0</b>" in divs["1"]
+
+
+def test_a_compare_json_without_per_view_shifts_still_renders(tmp_path):
+    """compare.json of an older mweval has category_shifts (all entries) only, and perhaps no
+    changes.by_view either: the report shows all entries and says the views have none."""
+    from mailwoman_eval.compare import markdown
+
+    b, c = shifts_by_view_pair(tmp_path)
+    res = compare(b, c, resamples=1000)
+    del res["category_shifts_by_view"]
+    html = render_compare_html(res, b, c)
+    divs = shift_divs(html)
+    assert list(divs) == ["", "hidden"] and divs["hidden"] == [] and "<b>20 → 20</b>" in divs[""]
+    assert html.count("category shifts of this view: not in this compare.json") == 2
+    assert "the category shifts are over all entries (an older compare.json has no others)" in html
+    why = "all entries: 20 newly broken, 20 newly fixed"  # named: not the view the tag regressed in
+    assert f'<div class="why">{why}</div>' in html and f"- **postcode**: {why}\n" in markdown(res)
+    for ch in res["changes"].values():
+        del ch["by_view"]
+    assert f'<div class="why">{why}</div>' in render_compare_html(res, b, c)
+
+
+@pytest.mark.skipif(not (BUNDLED_RUNS / "regressed" / "step-002200").is_dir(), reason="demo runs not built")
+def test_per_view_category_shifts_add_up_on_the_demo_pair(tmp_path):
+    """The shipped demo pair (bundled checkpoints on the bundled demo-v1, 89 adversarial rows):
+    each view's category counts are the errors of its own entries, bucketed on their own, and the
+    two partial views add up to all entries."""
+    from mailwoman_eval.buckets import bucket_errors
+
+    runs = []
+    for name in ("step-001800", "step-002200"):
+        r = CliRunner().invoke(main, ["eval", "--ckpt", name, "--golden", "demo-v1", "--out", str(tmp_path / name), "-q", "--no-cache"])
+        assert r.exit_code == 0, r.output
+        runs.append(load_run(tmp_path / name))
+    b, c = runs
+    for mode in ("default", "non-latin"):
+        res = compare(b, c, resamples=1000, adversarial=mode)
+        sv = res["category_shifts_by_view"]
+        assert sv["all"] == res["category_shifts"]
+        adv = c.adversarial_mask(mode)
+        assert 0 < adv.sum() < len(adv) and b.ids == c.ids
+        for view, keep in (("excluding_adversarial", ~adv), ("adversarial_only", adv)):
+            for who, run in (("base", b), ("cand", c)):
+                errs = bucket_errors([p for p, k in zip(run.predictions, keep, strict=True) if k], run.tags, run.profile)
+                for t in res["tags"]:
+                    for kind in ("FP", "FN"):
+                        own = Counter(e.primary for e in errs if e.tag == t and e.kind == kind)
+                        got = {cat: x[who] for cat, x in sv[view][t][kind]["categories"].items() if x[who]}
+                        assert got == dict(own), (mode, view, who, t, kind)
+        moved = 0
+        for t in res["tags"]:
+            for kind in ("FP", "FN"):
+                a, x, y = (sv[v][t][kind] for v in ("all", "excluding_adversarial", "adversarial_only"))
+                for side in ("base_total", "cand_total"):
+                    assert a[side] == x[side] + y[side]
+                for cat, n in a["categories"].items():
+                    for side in ("base", "cand"):
+                        assert n[side] == x["categories"].get(cat, {}).get(side, 0) + y["categories"].get(cat, {}).get(side, 0)
+                m = Counter({(mv["from"], mv["to"]): mv["count"] for mv in a["moves"]})
+                assert m == Counter({(mv["from"], mv["to"]): mv["count"] for mv in x["moves"]}) + Counter(
+                    {(mv["from"], mv["to"]): mv["count"] for mv in y["moves"]})
+                moved += y["cand_total"] + y["base_total"]
+        assert moved > 0  # the adversarial rows have errors of their own: the views differ from all entries

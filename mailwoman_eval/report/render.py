@@ -29,7 +29,14 @@ from markupsafe import Markup
 
 from mailwoman_eval import __version__
 from mailwoman_eval.buckets import RULES, ErrorRecord
-from mailwoman_eval.compare import new_fps_without_gold, regressed_tags, significance, tag_empty, what_changed
+from mailwoman_eval.compare import (
+    VIEW_WORDS,
+    new_fps_without_gold,
+    regressed_tags,
+    significance,
+    tag_empty,
+    what_changed,
+)
 from mailwoman_eval.fsutil import atomic_write_text
 from mailwoman_eval.metrics import VIEWS, tag_measured
 from mailwoman_eval.run import OOD_PREFIX
@@ -545,7 +552,6 @@ def render_diagnose(d, path, csv_name: str) -> None:
 
 CHANGE_CAP = 25  # newly broken / newly fixed rows shown per tag and list; the rest are counted
 MOVES_CAP = 6  # category moves shown per tag and kind
-VIEW_WORDS = {"all": "all entries", "excluding_adversarial": "excluding adversarial", "adversarial_only": "adversarial only"}
 SUMMARY_LABELS = {
     "macro_f1": "macro F1",
     "micro_f1": "micro F1",
@@ -796,6 +802,22 @@ def order_view(c: dict) -> str:
     return "excluding_adversarial" if c["views"]["excluding_adversarial"].get("entries") else "all"
 
 
+def shift_kind(s: dict | None, kind: str) -> dict:
+    """One tag and kind's category shift (compare.json `category_shifts…`) as bars, chips and moves."""
+    s = s or {"base_total": 0, "cand_total": 0, "categories": {}, "moves": []}
+    scale = max(s["base_total"], s["cand_total"])
+    cats = s["categories"]
+    return {
+        "kind": kind, "base_total": s["base_total"], "cand_total": s["cand_total"],
+        "delta": s["cand_total"] - s["base_total"],
+        "bars": [("base", _bar_scaled(cats, "base", s["base_total"], scale, 300)),
+                 ("cand", _bar_scaled(cats, "cand", s["cand_total"], scale, 300))],
+        "cats": [{"cat": k, "color": CATEGORY_COLORS.get(k, FALLBACK_COLOR), **v} for k, v in cats.items()],
+        "moves": s["moves"][:MOVES_CAP], "more_moves": max(0, len(s["moves"]) - MOVES_CAP),
+        "moved": sum(m["count"] for m in s["moves"]),
+    }  # fmt: skip
+
+
 def compare_blocks(c: dict, base, cand) -> list[dict]:
     by_base = {p["id"]: p for p in base.predictions}
     by_cand = {p["id"]: p for p in cand.predictions}
@@ -809,23 +831,14 @@ def compare_blocks(c: dict, base, cand) -> list[dict]:
         return (rank, unused, gated["per_tag"][t]["f1"]["delta_pp"] if not tag_empty(gated, t) else 0.0, c["tags"].index(t))
 
     order = sorted(c["tags"], key=key)
+    by_view = c.get("category_shifts_by_view")
     blocks = []
     for tag in order:
-        shifts = c["category_shifts"].get(tag, {})
-        kinds = []
-        for kind in ("FN", "FP"):
-            s = shifts.get(kind) or {"base_total": 0, "cand_total": 0, "categories": {}, "moves": []}
-            scale = max(s["base_total"], s["cand_total"])
-            cats = s["categories"]
-            kinds.append({
-                "kind": kind, "base_total": s["base_total"], "cand_total": s["cand_total"],
-                "delta": s["cand_total"] - s["base_total"],
-                "bars": [("base", _bar_scaled(cats, "base", s["base_total"], scale, 300)),
-                         ("cand", _bar_scaled(cats, "cand", s["cand_total"], scale, 300))],
-                "cats": [{"cat": k, "color": CATEGORY_COLORS.get(k, FALLBACK_COLOR), **v} for k, v in cats.items()],
-                "moves": s["moves"][:MOVES_CAP], "more_moves": max(0, len(s["moves"]) - MOVES_CAP),
-                "moved": sum(m["count"] for m in s["moves"]),
-            })  # fmt: skip
+        shifts = []  # per view, for the view filter (compare.json of older mweval: all entries only)
+        for v in VIEWS if by_view else ("all",):
+            per_kind = (by_view[v] if by_view else c["category_shifts"]).get(tag, {})
+            kinds = [shift_kind(per_kind.get(kind), kind) for kind in ("FN", "FP")]
+            shifts.append({"view": VIEW_KEYS[v], "kinds": kinds, "has_errors": any(k["base_total"] or k["cand_total"] for k in kinds)})
         ch = c["changes"].get(tag) or {"newly_broken": 0, "newly_fixed": 0, "broken": [], "fixed": []}
         lists = []
         for change, key, count in (("broken", "broken", ch["newly_broken"]), ("fixed", "fixed", ch["newly_fixed"])):
@@ -843,10 +856,9 @@ def compare_blocks(c: dict, base, cand) -> list[dict]:
                 continue
             f = view["per_tag"][tag]["f1"]
             f1s.append({"view": VIEW_TITLES[v], "base": f["base"], "cand": f["cand"], "d": delta_cell(f)})
-        errors = any(k["base_total"] or k["cand_total"] for k in kinds)
         head = [{"view": b["view"], "broken": b["count"], "fixed": f["count"]} for b, f in zip(lists[0]["counts"], lists[1]["counts"], strict=True)]
-        blocks.append({"tag": tag, "anchor": anchor("tag", tag), "kinds": kinds, "lists": lists, "f1s": f1s, "head": head,
-                       "has_errors": errors, "changed": ch["newly_broken"] + ch["newly_fixed"]})
+        blocks.append({"tag": tag, "anchor": anchor("tag", tag), "shifts": shifts, "lists": lists, "f1s": f1s, "head": head,
+                       "changed": ch["newly_broken"] + ch["newly_fixed"]})
     return blocks
 
 
@@ -878,6 +890,7 @@ def compare_context(c: dict, base, cand) -> dict:
         "filters": {"tag": [b["tag"] for b in blocks if b["changed"]],
                     "shown": sum(len(x["rows"]) for b in blocks for x in b["lists"])},
         "cap": CHANGE_CAP,
+        "shifts_by_view": "category_shifts_by_view" in c,
         "order_view": VIEW_WORDS[order_view(c)],
         "colors": CATEGORY_COLORS,
         "version": __version__,
