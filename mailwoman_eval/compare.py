@@ -12,7 +12,7 @@ from mailwoman_eval.buckets import bucket_errors
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.metrics import FN, FP, NONE, TP, VIEWS, WRONG, exact_match_vector, view_masks
 from mailwoman_eval.run import OOD_PREFIX, Run, loudest_first, row_identity
-from mailwoman_eval.stats import f1_from_counts, percentile_ci, resample_weights, two_sided_p
+from mailwoman_eval.stats import f1_from_counts, percentile_ci, prf_from_counts, resample_weights, two_sided_p
 
 P_VALUE_METHOD = (
     "paired bootstrap over entries (same resampled indices for both runs), two-sided, centered: "
@@ -146,10 +146,7 @@ def view_statistics(bo: np.ndarray, co: np.ndarray, bconf, cconf, tags: list[str
     ctp, cfp, cfn = entry_counts(co)
     support = btp.sum(0) + bfn.sum(0)
 
-    def prf(tp, fp, fn):
-        p = _ratio(tp, tp + fp)
-        r = _ratio(tp, tp + fn)
-        return p, r, f1_from_counts(tp, fp, fn)
+    prf = prf_from_counts  # the formula run.json's numbers come from
 
     bobs = prf(btp.sum(0), bfp.sum(0), bfn.sum(0))
     cobs = prf(ctp.sum(0), cfp.sum(0), cfn.sum(0))

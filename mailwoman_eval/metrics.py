@@ -14,6 +14,7 @@ import numpy as np
 
 from mailwoman_eval.labels import tag_of
 from mailwoman_eval.profiles import Profile
+from mailwoman_eval.stats import prf_from_counts
 
 NONE, TP, FP, FN, WRONG = 0, 1, 2, 3, 4  # WRONG = gold and pred present but different: FP and FN
 VIEWS = ("all", "excluding_adversarial", "adversarial_only")
@@ -64,7 +65,12 @@ def counts(out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def prf(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Precision, recall, F1 with 0 where a denominator is 0 (eval.py adds 1e-9 instead; same to 1e-9)."""
+    """Precision, recall, F1 as upstream's eval.py computes them (`stats.prf_from_counts`, +1e-9)."""
+    return prf_from_counts(tp, fp, fn)
+
+
+def seqeval_prf(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """seqeval's precision, recall, F1: exact division, 0 where a denominator is 0 (no 1e-9)."""
     tp, fp, fn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn))
     with np.errstate(invalid="ignore", divide="ignore"):
         p = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
@@ -238,10 +244,10 @@ def seqeval_scores(gold_set: set[tuple], pred_set: set[tuple], tags: Sequence[st
     n_gold, n_pred, n_tp = Counter(e[1] for e in gold_set), Counter(e[1] for e in pred_set), Counter(e[1] for e in hits)
     per_tag = {}
     for t in tags:
-        pr, rc, f1 = prf(np.array(n_tp[t]), np.array(n_pred[t] - n_tp[t]), np.array(n_gold[t] - n_tp[t]))
+        pr, rc, f1 = seqeval_prf(np.array(n_tp[t]), np.array(n_pred[t] - n_tp[t]), np.array(n_gold[t] - n_tp[t]))
         per_tag[t] = {"precision": round(float(pr), 6), "recall": round(float(rc), 6), "f1": round(float(f1), 6), "support": n_gold[t]}
     tp = len(hits)
-    pr, rc, f1 = prf(np.array(tp), np.array(len(pred_set) - tp), np.array(len(gold_set) - tp))
+    pr, rc, f1 = seqeval_prf(np.array(tp), np.array(len(pred_set) - tp), np.array(len(gold_set) - tp))
     return {
         "mode": "seqeval.scheme IOB2 strict, entities over pieces (gold = upstream alignment)",
         "micro": {"precision": round(float(pr), 6), "recall": round(float(rc), 6), "f1": round(float(f1), 6)},

@@ -1,7 +1,7 @@
 """Paired bootstrap over entries, vectorized with resample weights.
 
 Hand-written because the metrics are ratios of pooled counts (F1 = 2TP / (2TP + FP + FN)) over
-many tags at once: each resample is a vector of multinomial entry weights W (B × n), and every
+many tags at once (`prf_from_counts`: upstream eval.py's formula): each resample is a vector of multinomial entry weights W (B × n), and every
 statistic comes from W @ per-entry counts. scipy.stats.bootstrap resamples one statistic at a time.
 """
 
@@ -18,10 +18,25 @@ def resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
 
 
+# upstream eval.py's smoothing (upstream-formats.md §4): it decides the 6th decimal when a ratio
+# is halfway there (tp=3, fp=125: precision 0.0234375 is reported 0.023437, exact division
+# rounds it to 0.023438), so every precision/recall/F1 mweval reports uses the same formula.
+EVAL_EPS = 1e-9
+
+
+def prf_from_counts(tp, fp, fn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision tp/(tp+fp+1e-9), recall tp/(tp+fn+1e-9), F1 2pr/(p+r+1e-9), as upstream's eval.py
+    computes them (0 where there is nothing to count: no division by zero to guard)."""
+    tp, fp, fn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn))
+    p = tp / (tp + fp + EVAL_EPS)
+    r = tp / (tp + fn + EVAL_EPS)
+    return p, r, 2 * p * r / (p + r + EVAL_EPS)
+
+
 def f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
-    denom = 2 * tp + fp + fn
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
+    """F1 of pooled counts, by `prf_from_counts` (observed and resampled values alike: a Δ of
+    exactly 0 between equal counts stays exactly 0)."""
+    return prf_from_counts(tp, fp, fn)[2]
 
 
 def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

@@ -185,3 +185,26 @@ def test_no_crf_choice_is_the_profiles_no_crf_field():
     assert swapped_up.flavour == "structural" and swapped_up.trans is not None
     assert np.isin(swapped_up.trans, (0.0, -1e9)).all() and (swapped_up.trans == -1e9).any()
     assert build_transitions(replace(RUNTIME, no_crf="argmax"), labels, None).flavour == "argmax"
+
+
+def test_precision_recall_f1_round_as_eval_py_does_at_the_sixth_decimal():
+    """upstream-formats.md §4: precision tp/(tp+fp+1e-9). tp=3, fp=125 is 0.0234375 exactly, which
+    exact division reports as 0.023438 and eval.py as 0.023437; run.json and compare.json agree
+    with eval.py."""
+    from mailwoman_eval.compare import view_statistics
+
+    out = np.zeros((128 + 4, 1), dtype=np.int8)
+    out[:3, 0] = TP
+    out[3:128, 0] = FP
+    out[128:, 0] = NONE
+    n = out.shape[0]
+    v = EntryVectors(["a"], out, np.zeros(n), np.zeros(n), np.ones(n, dtype=np.int64))
+    s = summarize(v)
+    assert s["per_tag"]["a"]["precision"] == round(3 / (3 + 125 + 1e-9), 6) == 0.023437
+    assert s["per_tag"]["a"]["recall"] == round(3 / (3 + 0 + 1e-9), 6) == 1.0
+    assert s["micro"]["precision"] == 0.023437
+    conf = (np.zeros(n), np.ones(n))
+    c = view_statistics(out, out, conf, conf, ["a"], 1000, 0)
+    assert c["per_tag"]["a"]["precision"]["base"] == 0.023437
+    assert c["per_tag"]["a"]["f1"]["base"] == s["per_tag"]["a"]["f1"]
+    assert c["per_tag"]["a"]["f1"]["delta_pp"] == 0.0  # equal counts: exactly no change
