@@ -50,10 +50,9 @@ from mailwoman_eval.run import (
     SCHEMA,
     Run,
     cache_key,
-    cached_run_dir,
+    cached_run,
     git_commit,
     load_run,
-    store_in_cache,
     write_run,
 )
 from mailwoman_eval.tokenizer import MAX_LENGTH, Tokenizer
@@ -350,6 +349,11 @@ def evaluate(
         {
             "checkpoint": backend.info["sha256"],
             "files": backend.info.get("files"),
+            # what run.json records about the checkpoint, so a hit never serves another run's
+            # (labels from --labels vs the v0.4.0 default and its warning, package.json's version)
+            "checkpoint_info": backend.info,
+            "labels_source": backend.labels_source,
+            "backend_warnings": backend.warnings,
             "tokenizer": tokenizer.sha256,
             "golden": [(f.name, f.sha256) for f in gset.files],
             "golden_name": gset.name,
@@ -364,9 +368,9 @@ def evaluate(
         }
     )
     if opts.use_cache:
-        hit = cached_run_dir(key)
-        if hit is not None:
-            cached = load_run(hit)
+        expect = {"checkpoint.sha256": backend.info["sha256"], "tokenizer.sha256": tokenizer.sha256, "golden.sha256": gset.sha256}
+        cached = cached_run(key, expect)
+        if cached is not None:
             meta = dict(cached.meta)
             # The cached run came from the same bytes (the key), perhaps found by other paths:
             # where this run found them is what it records, as a miss would.
@@ -482,8 +486,6 @@ def evaluate(
             "rows_per_s": _r(n / max(1e-9, time.perf_counter() - t0)),
         },
     }
-    written = write_run(out, meta, predictions, force=opts.force)
-    if opts.use_cache:
-        store_in_cache(key, out)
+    written = write_run(out, meta, predictions, force=opts.force, cache_key=key if opts.use_cache else None)
     # the records just written, as load_run would return them (JSON round trip keeps types the same)
     return Run(out, written, predictions)

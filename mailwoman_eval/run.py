@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -100,39 +101,70 @@ def cache_key(parts: dict) -> str:
     return sha256_bytes(json.dumps(doc, sort_keys=True).encode())[:32]
 
 
-def write_run(out: Path, run_json: dict, predictions: list[dict], force: bool = False) -> dict:
+def write_run(out: Path, run_json: dict, predictions: list[dict], force: bool = False, cache_key: str | None = None) -> dict:
     """predictions first, run.json last (its `predictions_sha256` ties the pair together).
+    With `cache_key`, the same bytes are stored in the cache under it (`store_in_cache`).
 
     Returns the run.json content as written."""
     pred_bytes = b"".join(dumps_line(p) + b"\n" for p in predictions)
     run_json = dict(run_json)
     run_json["predictions_sha256"] = sha256_bytes(pred_bytes)
+    run_bytes = dumps_doc(run_json).encode("utf-8")
     with output_dir(out, RUN_FILE, force) as d:
         atomic_write_bytes(d / PRED_FILE, pred_bytes)
-        atomic_write_bytes(d / RUN_FILE, dumps_doc(run_json).encode("utf-8"))
+        atomic_write_bytes(d / RUN_FILE, run_bytes)
+    if cache_key is not None:
+        store_in_cache(cache_key, pred_bytes, run_bytes)
     return run_json
 
 
-def store_in_cache(key: str, run_dir: Path) -> None:
-    dest = cache_root() / "runs" / key
+def store_in_cache(key: str, pred_bytes: bytes, run_bytes: bytes) -> None:
+    """The bytes this process wrote, not `out` read back: another eval writing the same `--out`
+    at the same moment put its own run there, and it was stored under this key (the audit's
+    cache poisoning: a later eval of this checkpoint was served the other model's numbers). The
+    entry is staged beside its place and renamed in whole, so a reader never sees half of it."""
+    runs = cache_root() / "runs"
+    dest = runs / key
+    stage = None
     try:
-        dest.mkdir(parents=True, exist_ok=True)
-        for name in (PRED_FILE, RUN_FILE):
-            atomic_write_bytes(dest / name, (run_dir / name).read_bytes())
-    except (OSError, MwevalError):
-        pass  # a cache that cannot be written is only a slower next run
+        runs.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=runs))
+        (stage / PRED_FILE).write_bytes(pred_bytes)
+        (stage / RUN_FILE).write_bytes(run_bytes)
+        if dest.exists():
+            shutil.rmtree(dest, ignore_errors=True)  # stale or damaged (a sound entry is a hit, not stored again)
+        os.rename(stage, dest)
+        stage = None
+    except OSError:
+        pass  # a cache that cannot be written is only a slower next run (an entry another process just renamed in holds the same key)
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
 
 
-def cached_run_dir(key: str) -> Path | None:
+def cached_run(key: str, expect: dict[str, object]) -> Run | None:
+    """The cached run stored under `key`, if it is sound and is the run of this key: it records
+    the key itself and the checkpoint/tokenizer/golden sha256s in `expect` (dotted run.json
+    paths -> value). Anything else is removed and reported as a miss."""
     d = cache_root() / "runs" / key
-    if (d / RUN_FILE).is_file() and (d / PRED_FILE).is_file():
-        try:
-            load_run(d)
-        except MwevalError:
-            shutil.rmtree(d, ignore_errors=True)
-            return None
-        return d
+    if not ((d / RUN_FILE).is_file() and (d / PRED_FILE).is_file()):
+        return None
+    try:
+        run = load_run(d)
+    except MwevalError:
+        run = None
+    if run is not None:
+        want = {"timings.cache_key": key, **expect}
+        if all(_dotted(run.meta, k) == v for k, v in want.items()) and len(run.predictions) == run.meta.get("counts", {}).get("entries"):
+            return run
+    shutil.rmtree(d, ignore_errors=True)
     return None
+
+
+def _dotted(doc: dict, path: str):
+    for part in path.split("."):
+        doc = doc.get(part) if isinstance(doc, dict) else None
+    return doc
 
 
 @dataclass

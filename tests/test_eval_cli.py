@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -144,6 +145,75 @@ def test_the_same_golden_files_by_another_path_hit_the_cache(tmp_path, shared):
     assert "(cache hit)" in r.output
     assert meta("hit")["audit"]["manifest"]["manifest"] == other + "/MANIFEST.json"
     assert meta("hit") == meta("miss")
+
+
+def _cache_entries():
+    root = Path(os.environ["MWEVAL_CACHE"]) / "runs"
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+
+
+def test_a_cache_entry_holding_another_checkpoints_run_is_not_served(tmp_path):
+    """Two evals of different checkpoints into one --out at once stored one model's run under the
+    other's key (store_in_cache read `out` back): a later eval of the first was served the second's
+    numbers under its own name. An entry whose run.json is not this key's is a miss, and replaced."""
+    args = lambda ckpt, out, *x: ["eval", "--ckpt", ckpt, "--golden", "demo-v1", "-q", "--out", str(tmp_path / out), *x]  # noqa: E731
+    assert run_cli(*args("baseline/step-001800", "base")).exit_code == 0
+    (entry,) = _cache_entries()
+    assert run_cli(*args("regressed/step-002200", "other", "--no-cache")).exit_code == 0
+    for name in ("run.json", "predictions.jsonl"):  # what the race left in the cache: a sound run, of the other model
+        (entry / name).write_bytes((tmp_path / "other" / name).read_bytes())
+    r = run_cli(*args("baseline/step-001800", "again"))
+    assert r.exit_code == 0 and "(cache hit)" not in r.output
+    again = json.loads((tmp_path / "again" / "run.json").read_text())
+    base = json.loads((tmp_path / "base" / "run.json").read_text())
+    assert again["timings"]["cache"] == "miss"
+    assert again["checkpoint"]["sha256"] == base["checkpoint"]["sha256"]
+    assert again["metrics"] == base["metrics"]
+    assert json.loads((entry / "run.json").read_text())["checkpoint"]["sha256"] == base["checkpoint"]["sha256"]  # replaced
+    r = run_cli(*args("baseline/step-001800", "hit"))
+    assert "(cache hit)" in r.output
+
+
+def test_the_cache_stores_the_bytes_this_eval_wrote(tmp_path):
+    """Not `out` read back after writing: another process may have replaced it by then."""
+    from mailwoman_eval.run import write_run
+
+    out = tmp_path / "run"
+    meta = {"schema": "x", "counts": {"entries": 1}}
+    write_run(out, meta, [{"id": "a"}], cache_key="k" * 32)
+    (entry,) = _cache_entries()
+    assert entry.name == "k" * 32
+    assert (entry / "run.json").read_bytes() == (out / "run.json").read_bytes()
+    assert (entry / "predictions.jsonl").read_bytes() == b'{"id":"a"}\n'
+    assert not [p for p in entry.parent.iterdir() if p.name.startswith(".")]  # no staging dir left
+
+
+def test_a_cache_hit_records_where_the_labels_and_the_package_came_from_in_this_run(tmp_path):
+    """What run.json says about the checkpoint was served from the cached run: the labels'
+    source (--labels, then the sidecar's: the same list) and package.json's version."""
+    onnx = REPO / "demo" / "runs" / "baseline" / "onnx"
+    m = tmp_path / "m"
+    m.mkdir()
+    for name in ("model.onnx", "crf-transitions.json"):
+        (m / name).symlink_to(onnx / name)
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps(json.loads((onnx / "crf-transitions.json").read_text())["labels"]))
+    tok = str(REPO / "demo" / "runs" / "baseline" / "tokenizer.model")
+    base = ["eval", "--ckpt", str(m / "model.onnx"), "--golden", "demo-v1", "--tokenizer", tok, "-q"]
+
+    def meta(d, *extra):
+        r = run_cli(*base, *extra, "--out", str(tmp_path / d))
+        assert r.exit_code == 0, r.output
+        return json.loads((tmp_path / d / "run.json").read_text())
+
+    assert meta("a", "--labels", str(labels))["checkpoint"]["labels_source"] == "--labels"
+    b = meta("b")
+    assert b["checkpoint"]["labels_source"] == "crf-transitions.json labels"
+    assert b["metrics"] == meta("a2", "--labels", str(labels))["metrics"]  # the same list, the same numbers
+    (m / "package.json").write_text(json.dumps({"name": "demo", "version": "1.0.0"}))
+    assert meta("c")["checkpoint"]["package"]["version"] == "1.0.0"
+    (m / "package.json").write_text(json.dumps({"name": "demo", "version": "2.0.0"}))
+    assert meta("d")["checkpoint"]["package"]["version"] == "2.0.0"
 
 
 def test_missing_tokenizer_names_what_was_tried(tmp_path, shared):
