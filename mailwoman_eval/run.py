@@ -155,7 +155,8 @@ def cached_run(key: str, expect: dict[str, object]) -> Run | None:
         run = None
     if run is not None:
         want = {"timings.cache_key": key, **expect}
-        if all(_dotted(run.meta, k) == v for k, v in want.items()) and len(run.predictions) == run.meta.get("counts", {}).get("entries"):
+        sound = bool(run.meta.get("predictions_sha256")) and len(run.predictions) == run.meta.get("counts", {}).get("entries")  # load_run checked the hash
+        if sound and all(_dotted(run.meta, k) == v for k, v in want.items()):
             return run
     shutil.rmtree(d, ignore_errors=True)
     return None

@@ -174,6 +174,22 @@ def test_a_cache_entry_holding_another_checkpoints_run_is_not_served(tmp_path):
     assert "(cache hit)" in r.output
 
 
+def test_a_cache_entry_without_its_predictions_hash_is_not_served(tmp_path):
+    """load_run checks predictions.jsonl against run.json's hash only when there is one: a cache
+    entry without it, cut to 10 rows, was a hit with micro F1 1.0."""
+    args = ["eval", "--ckpt", "baseline/step-001800", "--golden", "demo-v1", "-q"]
+    assert run_cli(*args, "--out", str(tmp_path / "a")).exit_code == 0
+    (entry,) = _cache_entries()
+    doc = json.loads((entry / "run.json").read_text())
+    doc.pop("predictions_sha256")
+    (entry / "run.json").write_text(json.dumps(doc))
+    lines = (entry / "predictions.jsonl").read_bytes().split(b"\n")
+    (entry / "predictions.jsonl").write_bytes(b"\n".join(lines[:10]) + b"\n")
+    r = run_cli(*args, "--out", str(tmp_path / "b"))
+    assert r.exit_code == 0 and "(cache hit)" not in r.output
+    assert (tmp_path / "b" / "predictions.jsonl").read_bytes() == (tmp_path / "a" / "predictions.jsonl").read_bytes()
+
+
 def test_the_cache_stores_the_bytes_this_eval_wrote(tmp_path):
     """Not `out` read back after writing: another process may have replaced it by then."""
     from mailwoman_eval.run import write_run
