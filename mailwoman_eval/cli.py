@@ -242,7 +242,7 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
     import json as _json
 
     from mailwoman_eval.diagnose import console, diagnose, error_tables, to_json, upstream_console
-    from mailwoman_eval.run import loudest_first
+    from mailwoman_eval.run import OOD_PREFIX, loudest_first
 
     def refuse_directory(path: str) -> None:
         if Path(path).is_dir() or path.endswith(("/", os.sep)):
@@ -273,13 +273,17 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         click.echo(_json.dumps(doc, ensure_ascii=False, indent=2))
         return
     if scheme == "upstream":
-        click.echo(f"loaded {len(run.predictions)} golden entries", err=True)
-        for w in loudest_first(d.warnings):  # stderr: stdout stays upstream's layout
-            click.echo(f"warning: {w}", err=True)
+        # stdout is upstream's layout alone (it diffs against diagnose_regression.py's), so the notes go to
+        # stderr, and -q silences them as it silences stderr for the default scheme; the out-of-distribution
+        # warning is said even then (design: never silently)
+        info(f"loaded {len(run.predictions)} golden entries", quiet)
+        for w in loudest_first(d.warnings):
+            if not quiet or w.startswith(OOD_PREFIX):
+                click.echo(f"warning: {w}", err=True)
         click.echo(upstream_console(d, examples, seed), nl=False)
     else:
         click.echo(console(d, examples, seed), nl=False)
-    if written:  # with --buckets upstream, stdout is upstream's layout alone (it diffs against diagnose_regression.py's)
+    if written and not (quiet and scheme == "upstream"):
         # absolute: the default reports/ is relative to where mweval ran, which is not always where the user is
         click.echo(f"report: {written[0].resolve()}", err=scheme == "upstream")
         click.echo("error table: " + ", ".join(str(p.resolve()) for p in written[1:]), err=scheme == "upstream")

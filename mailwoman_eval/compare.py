@@ -60,9 +60,12 @@ def pair_runs(base: Run, cand: Run, allow_mismatch: bool = False) -> Paired:
         raise MwevalError("; ".join(problems) + " (use --allow-mismatch to compare anyway)")
     tags = [t for t in cand.tags if t in base.tags]
     if set(tags) != set(cand.tags) or set(tags) != set(base.tags):  # the same tags in another order compare
-        problems.append(f"label sets differ ({len(tags)} tags in common)")
+        only_b, only_c = [t for t in base.tags if t not in tags], [t for t in cand.tags if t not in tags]
+        differ = (f"label sets differ ({len(tags)} tags in common; baseline only: {', '.join(only_b) or 'none'}; "
+                  f"candidate only: {', '.join(only_c) or 'none'})")
         if not allow_mismatch:
-            raise MwevalError("; ".join(problems) + " (use --allow-mismatch to compare the common tags)")
+            raise MwevalError("; ".join([*problems, differ]) + " (use --allow-mismatch to compare the common tags)")
+        problems.append(f"{differ}: only the {len(tags)} tags both runs score are compared")
     if base.golden_sha256 != cand.golden_sha256:
         # Ids are file:line, so in another version of a golden file the same id can hold another row,
         # and one row added or removed moves every later one: rows are paired by what they are (file,
@@ -185,7 +188,9 @@ def _correct(o: int) -> bool:
 
 def entry_changes(pr: Paired, bo: np.ndarray, co: np.ndarray, adv: np.ndarray, limit: int = 200) -> dict:
     """Per tag: entries newly broken (base right, cand wrong) and newly fixed, with the values, and
-    their counts per view (`adv`: the compare's adversarial mask over the pairs)."""
+    their counts per view (`adv`: the compare's adversarial mask over the pairs). The first `limit`
+    of each list in each of the two partial views are listed (in entry order), so a view's
+    filter has rows to show even when its entries come after `limit` others."""
     out = {}
     for k, t in enumerate(pr.tags):
         broken, fixed = [], []
@@ -208,12 +213,12 @@ def entry_changes(pr: Paired, bo: np.ndarray, co: np.ndarray, adv: np.ndarray, l
             if _correct(b):
                 nb += 1
                 adv_b += bool(adv[j])
-                if len(broken) < limit:
+                if (adv_b if adv[j] else nb - adv_b) <= limit:
                     broken.append(item)
             else:
                 nf += 1
                 adv_f += bool(adv[j])
-                if len(fixed) < limit:
+                if (adv_f if adv[j] else nf - adv_f) <= limit:
                     fixed.append(item)
         by_view = {"all": (nb, nf), "excluding_adversarial": (nb - adv_b, nf - adv_f), "adversarial_only": (adv_b, adv_f)}
         out[t] = {"newly_broken": nb, "newly_fixed": nf, "broken": broken, "fixed": fixed,
@@ -310,6 +315,14 @@ def tag_empty(view: dict, tag: str) -> bool:
     return not view.get("entries") or r is None or (r["support"] == 0 and sum(r["tp"]) + sum(r["fp"]) == 0)
 
 
+def fp_only(view: dict, tag: str) -> bool:
+    """No gold value for the tag in the view, but predictions of it in either run: every one a false
+    positive. F1 is 0 in both runs (recall 0/0), a number that measures nothing: shown as "FP only"
+    with the counts, not as 0.0 with a Δ of 0 and a CI of [0, 0]."""
+    r = view["per_tag"].get(tag)
+    return bool(view.get("entries")) and r is not None and r["support"] == 0 and sum(r["fp"]) > 0
+
+
 def new_fps_without_gold(c: dict) -> list[dict]:
     """Tags with no gold value in a view whose false positives grew: their F1 is 0 in both runs
     (precision 0, no recall), so the Δ of 0 hides them (subregion 0 -> 3137 FPs on the random
@@ -332,6 +345,26 @@ def warning_lines(summaries: dict[str, dict]) -> list[str]:
             lines.append(f"> {'**' if loud else ''}{who} {md_code(s['label'])}: {md_cell(w)}{'**' if loud else ''}")
             lines.append(">")  # a paragraph each: GitHub ran consecutive quote lines into one
     return ["", *lines[:-1]] if lines else []
+
+
+def label_sets(base: Run, cand: Run, tags: list[str]) -> dict:
+    """Which tags the comparison scores (`common`: both runs score them) and which each run scores alone."""
+    return {
+        "same": set(base.tags) == set(cand.tags),
+        "common": len(tags),
+        "base_only": [t for t in base.tags if t not in tags],
+        "cand_only": [t for t in cand.tags if t not in tags],
+    }
+
+
+def summary_scope(c: dict) -> str | None:
+    """What the summary numbers are over when the label sets differ (None when they are the same;
+    a compare.json of older mweval has no `label_sets`, and refused different sets)."""
+    ls = c.get("label_sets")
+    if not ls or ls["same"]:
+        return None
+    return (f"over the {ls['common']} tags both runs score ({len(ls['base_only'])} more in the baseline's label set, "
+            f"{len(ls['cand_only'])} in the candidate's), so they differ from each run's own report")
 
 
 def compare(
@@ -365,6 +398,9 @@ def compare(
         "mismatch": pr.mismatches or None,
         "method": {"resamples": resamples, "seed": seed, "ci": CI_METHOD, "p_value": P_VALUE_METHOD, "adversarial": adversarial, "buckets": scheme},
         "tags": pr.tags,
+        # the summary numbers (macro/micro F1, exact match) are over `tags`: with --allow-mismatch across
+        # label sets, fewer than either run scores, so they differ from each run's own run.json
+        "label_sets": label_sets(base, cand, pr.tags),
         "views": views,
         "category_shifts": shifts["all"],  # all entries, as before the views had their own
         "category_shifts_by_view": shifts,
@@ -373,13 +409,15 @@ def compare(
 
 
 def significance(block: dict) -> str:
-    """`sneg` when the whole 95% CI is below zero (a real drop), `spos` when above, else `ns`."""
+    """`sneg` when the whole 95% CI is below zero, `spos` when above, else `ns` (unadjusted)."""
     lo, hi = block["ci95_pp"]
     return "sneg" if hi < 0 else ("spos" if lo > 0 else "ns")
 
 
 def regressed_tags(c: dict) -> list[str]:
-    """Tags whose F1 95% CI lies wholly below zero in some view, largest drop first."""
+    """Tags whose F1 95% CI lies wholly below zero in some view, largest drop first. Each tag × view
+    interval is read on its own (unadjusted): with a few dozen of them, one may exclude zero by
+    chance; `mweval gate` is the test with the Holm correction."""
     worst: dict[str, float] = {}
     for v in c["views"].values():
         for t, r in v["per_tag"].items():
@@ -389,8 +427,8 @@ def regressed_tags(c: dict) -> list[str]:
 
 
 def regressed_view(c: dict, tag: str) -> str | None:
-    """The first view, in the report's order, in which the tag regressed for real (as `regressed_tags`
-    finds it): the view `what_changed` takes its numbers from."""
+    """The first view, in the report's order, in which the tag's F1 CI lies below zero (as
+    `regressed_tags` finds it): the view `what_changed` takes its numbers from."""
     for v in VIEWS:
         r = c["views"].get(v, {}).get("per_tag", {}).get(tag)
         if r and r["support"] and significance(r["f1"]) == "sneg":
@@ -398,8 +436,44 @@ def regressed_view(c: dict, tag: str) -> str | None:
     return None
 
 
+def views_where(c: dict, tag: str, cls: str) -> list[str]:
+    """The views, in the report's order, in which the tag's F1 CI lies below (`sneg`) or above (`spos`) zero."""
+    out = []
+    for v in VIEWS:
+        view = c["views"].get(v, {})
+        r = view.get("per_tag", {}).get(tag)
+        if r and not tag_empty(view, tag) and r["support"] and significance(r["f1"]) == cls:
+            out.append(v)
+    return out
+
+
+def interval_count(c: dict) -> int:
+    """How many tag × view F1 intervals the lists of CIs below / above zero were read from."""
+    return sum(1 for v in VIEWS for t in c["tags"] if not tag_empty(c["views"][v], t) and not fp_only(c["views"][v], t))
+
+
+def unadjusted_note(c: dict) -> str:
+    """What "CI below zero" means here and where the corrected test is (compare.md and the HTML say the same)."""
+    return (f"each of the {interval_count(c)} tag × view intervals is read on its own, without correction for multiple "
+            "comparisons, so a few may exclude zero by chance; `mweval gate` tests the drops one-sided with Holm-adjusted "
+            "p-values over the gated tags and may call the same drop a WARN")
+
+
+def opposite_note(c: dict, tag: str, cls: str, minus: str = "−") -> str | None:
+    """For a tag listed with its F1 CI below zero (`cls` "sneg") in some views that lies above zero
+    in others, or the reverse: the other views by name, so the two lists do not read as a
+    contradiction (the views hold different entries)."""
+    other = "spos" if cls == "sneg" else "sneg"
+    there = views_where(c, tag, other)
+    if not there:
+        return None
+    word = {"sneg": "below", "spos": "above"}
+    parts = [f"{VIEW_WORDS[v]} (" + f"{c['views'][v]['per_tag'][tag]['f1']['delta_pp']:+.1f}".replace("-", minus) + " pp)" for v in there]
+    return f"also {word[other]} zero: {', '.join(parts)}; the views hold different entries, so both can be true"
+
+
 def what_changed(c: dict, tag: str, top: int = 2) -> str:
-    """Why a tag regressed, in one line: entries newly broken/fixed and the largest category shifts,
+    """Why a tag's F1 dropped, in one line: entries newly broken/fixed and the largest category shifts,
     in the view it regressed in, named (a compare.json of older mweval has them for all entries only)."""
     ch = c["changes"][tag]
     by_view = c.get("category_shifts_by_view")
@@ -421,11 +495,25 @@ def markdown(c: dict, view_order=VIEWS) -> str:
     if c["mismatch"]:
         lines += ["", "> **MISMATCH (--allow-mismatch):** " + md_cell("; ".join(c["mismatch"]))]
     lines += warning_lines({"base": c["base"], "cand": c["cand"]})
+    scope = summary_scope(c)
+    if scope:
+        lines += ["", f"> **Summary rows** (macro_f1, micro_f1, exact_match): {md_cell(scope)}."]
     regressed = regressed_tags(c)
-    if regressed:  # the what and the why first; the tables below hold every number
-        lines += ["", "### Regressed for real (95% CI below zero)", ""]
+    improved = [t for t in c["tags"] if views_where(c, t, "spos")]
+    if regressed or improved:  # the what and the why first; the tables below hold every number
+        lines += ["", f"Lists of CIs below / above zero: {unadjusted_note(c)}."]  # mweval's own words: no golden text
+    if regressed:
+        lines += ["", "### 95% CI of Δ F1 below zero (unadjusted, per view)", ""]
         for t in regressed:
-            lines.append(f"- **{md_cell(t)}**: {md_cell(what_changed(c, t))}")
+            note = opposite_note(c, t, "sneg", "-")
+            lines.append(f"- **{md_cell(t)}**: {md_cell(what_changed(c, t))}" + (f"; {md_cell(note)}" if note else ""))
+    if improved:
+        lines += ["", "### 95% CI of Δ F1 above zero (unadjusted, per view)", ""]
+        for t in improved:
+            f1s = [(v, c["views"][v]["per_tag"][t]["f1"]) for v in views_where(c, t, "spos")]
+            text = ", ".join(f"{VIEW_WORDS[v]} {f['delta_pp']:+.2f} pp [{f['ci95_pp'][0]:+.2f}, {f['ci95_pp'][1]:+.2f}]" for v, f in f1s)
+            note = opposite_note(c, t, "spos", "-")
+            lines.append(f"- **{md_cell(t)}**: {text}" + (f"; {md_cell(note)}" if note else ""))
     grown = new_fps_without_gold(c)
     if grown:
         lines += ["", "### New false positives on tags with no gold value (F1 is 0 in both runs and cannot show them)", ""]
@@ -442,6 +530,9 @@ def markdown(c: dict, view_order=VIEWS) -> str:
             if tag_empty(v, t):  # F1 0/0 in both runs: nothing measured, as the HTML shows it
                 lines.append(f"| {md_cell(t)} | {r['support']} | — | — | — | — | — |")
                 continue
+            if fp_only(v, t):  # no gold: F1 is 0 in both runs and measures nothing; the FP counts do
+                lines.append(f"| {md_cell(t)} | 0 | FP only ({r['fp'][0]}) | FP only ({r['fp'][1]}) | — | — | — |")
+                continue
             flag = " ⚠" if significance(f) == "sneg" else ""
             lines.append(
                 f"| {md_cell(t)}{flag} | {r['support']} | {f['base'] * 100:.2f} | {f['cand'] * 100:.2f} | {f['delta_pp']:+.2f} | "
@@ -452,5 +543,6 @@ def markdown(c: dict, view_order=VIEWS) -> str:
                 f"| *{name}* | | {s['base'] * 100:.2f} | {s['cand'] * 100:.2f} | {s['delta_pp']:+.2f} | "
                 f"[{s['ci95_pp'][0]:+.2f}, {s['ci95_pp'][1]:+.2f}] | {s['p']:.4f} |"
             )
-    lines += ["", "⚠ = the whole 95% CI is below zero.", "", f"p-values: {P_VALUE_METHOD}."]
+    lines += ["", "⚠ = the whole 95% CI is below zero (unadjusted). FP only = no gold value in the view: F1 is 0 in both runs "
+              "and measures nothing; the counts are the false positives of each run.", "", f"p-values: {P_VALUE_METHOD}."]
     return "\n".join(lines) + "\n"

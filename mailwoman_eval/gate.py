@@ -268,8 +268,19 @@ def seed_note(p: float, p_holm: float, alpha: float, resamples: int) -> str | No
         return None
     need = math.ceil(4 * p_holm**2 * (1 - p) / (p * gap**2)) if gap > 0 else None
     more = f"about {need} resamples would settle it" if need and need < 10**7 else "far more resamples would be needed to settle it"
-    return (f"Holm p {p_holm:.4g} is within Monte-Carlo error of alpha {alpha} at {resamples} resamples "
+    return (f"Holm p {fmt_p(p_holm, alpha)} is within Monte-Carlo error of alpha {alpha} at {resamples} resamples "
             f"(±{2 * p_holm * rel:.2g}): another --seed can give another verdict; {more}")
+
+
+def fmt_p(p: float, alpha: float | None = None, digits: int = 4) -> str:
+    """A p-value with 4 decimals, as the table prints it (1 is "1.0000", not "1"); more when 4 would
+    round it onto alpha or across it ("0.0005 < alpha 0.0005" for 0.00049975)."""
+    d = digits
+    text = f"{p:.{d}f}"
+    while alpha is not None and d < 10 and p != alpha and (float(text) == alpha or (float(text) < alpha) != (p < alpha)):
+        d += 1
+        text = f"{p:.{d}f}"
+    return text
 
 
 def judge(row: dict, th: dict, n_tests: int = 1, exact: dict | None = None) -> tuple[str, str]:
@@ -279,7 +290,7 @@ def judge(row: dict, th: dict, n_tests: int = 1, exact: dict | None = None) -> t
     drop = -row["delta_pp"]
     m = th["max_drop_pp"]
     if x["p_holm"] < th["alpha"]:
-        return "FAIL", f"F1 dropped {drop:.2f} pp (> {m} pp allowed), significant: Holm p {x['p_holm']:.4g} < alpha {th['alpha']}"
+        return "FAIL", f"F1 dropped {drop:.2f} pp (> {m} pp allowed), significant: Holm p {fmt_p(x['p_holm'], th['alpha'])} < alpha {th['alpha']}"
     if "min_f1" in th and x["cand_f1"] < th["min_f1"] and row["support"] >= th["min_support"]:
         return "FAIL", f"candidate F1 {row['cand_f1']:.2f} < min_f1 {th['min_f1']}"
     if row["support"] < th["min_support"]:
@@ -287,10 +298,16 @@ def judge(row: dict, th: dict, n_tests: int = 1, exact: dict | None = None) -> t
     if x["delta_pp"] < -m:
         # not "within noise": the unadjusted CI can lie wholly beyond the allowance (compare then
         # calls it a real regression) while Holm over all gated tests does not reject
-        held = "" if row["ci95"][1] >= -m else f"; its 95% CI {row['ci95'][0]:+.2f}..{row['ci95'][1]:+.2f} is beyond −{m} pp before the adjustment"
+        held = "" if row["ci95"][1] >= -m else f"; its 95% CI {row['ci95'][0]:+.2f}..{row['ci95'][1]:+.2f} is beyond -{m} pp before the adjustment"
         return "WARN", (f"F1 dropped {drop:.2f} pp (> {m} pp) but not significantly after Holm over {n_tests} tests: "
-                        f"p {x['p']:.4g}, Holm p {x['p_holm']:.4g} ≥ alpha {th['alpha']}{held}")
+                        f"p {fmt_p(x['p'], th['alpha'])}, Holm p {fmt_p(x['p_holm'], th['alpha'])} ≥ alpha {th['alpha']}{held}")
     return "PASS", f"Δ {row['delta_pp']:+.2f} pp (95% CI {row['ci95'][0]:+.2f}..{row['ci95'][1]:+.2f})"
+
+
+def alpha_of(v: dict, tag: str) -> float | None:
+    """The alpha a tag was judged at, from verdict.json's thresholds (per-tag override, else the default)."""
+    th = v.get("thresholds") or {}
+    return {**(th.get("defaults") or {}), **((th.get("tags") or {}).get(tag) or {})}.get("alpha")
 
 
 def markdown(v: dict, limit_bytes: int = 1 << 20) -> str:
@@ -318,7 +335,7 @@ def markdown(v: dict, limit_bytes: int = 1 << 20) -> str:
                 cells = "— | — | — | — | —"
             else:
                 cells = (f"{r['base_f1']:.2f} | {r['cand_f1']:.2f} | {r['delta_pp']:+.2f} | [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] | "
-                         f"{r['p_holm']:.4f}")
+                         f"{fmt_p(r['p_holm'], alpha_of(v, t))}")
             lines.append(f"| {icon[r['verdict']]} {r['verdict']} | {md_cell(t)} | {r['support']} | {cells} | {r['reason']} |")  # mweval's own words and numbers: escaped, "> 0.5 pp" read "&gt; 0.5 pp" in the console
     lines += ["", f"Test: {v['method']['test']}; {v['method']['multiple_testing']}."]
     text = "\n".join(lines) + "\n"

@@ -351,7 +351,8 @@ def markdown(doc: dict) -> str:
         ag = a["agreement"]
         out.append(f"| `{a['name']}` | {a['kind']} | {'yes' if a['batchable'] else 'no'} | {a['padding']} | "
                    f"{a['logits']['max_abs_diff']:.3g} | {ag['pieces_pct']:.3f}% ({ag['pieces_differ']} of {ag['pieces_total']} differ) | "
-                   f"{ag['entries_pct']:.2f}% | {a['max_abs_delta_pp_gated']:.2f} pp | **{a['verdict']}** |")
+                   f"{ag['entries_pct']:.2f}% ({ag['entries_differ']} of {ag['entries_total']} differ) | "
+                   f"{a['max_abs_delta_pp_gated']:.2f} pp | **{a['verdict']}** |")
     out += ["", f"Rules: int8 — every gated tag (support ≥ {th['min_support']}) within ±{th['max_delta_pp']} pp F1, and piece "
             f"agreement ≥ {th['min_agreement_int8_pct']}%; fp32 — piece agreement ≥ {th['min_agreement_pct']}%.", "",
             "### Per-tag F1 (view all; Δ = artifact − reference, pp; 95% paired-bootstrap CI)", ""]

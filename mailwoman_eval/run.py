@@ -63,13 +63,22 @@ def dumps_doc(obj: dict) -> str:
 
 
 def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
+    """HEAD of mweval's own checkout, with "-dirty" appended when a tracked file has uncommitted
+    changes (as `git describe --dirty`; untracked files do not count): a run made by edited code
+    does not claim the commit's. The same tree gives the same string."""
+    def git(*args: str) -> subprocess.CompletedProcess | None:
+        try:  # --no-optional-locks: a status that refreshes the index must not take index.lock from a commit
+            return subprocess.run(["git", "--no-optional-locks", "-C", str(REPO_ROOT), *args], capture_output=True, text=True,
+                                  timeout=5, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    head = git("rev-parse", "HEAD")
+    if head is None or head.returncode != 0 or not head.stdout.strip():
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    dirty = status is not None and status.returncode == 0 and bool(status.stdout.strip())
+    return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
 def cache_root() -> Path:

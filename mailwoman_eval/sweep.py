@@ -17,6 +17,7 @@ misses the warmup's last step and sits below the peak), else the log's largest r
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -36,6 +37,7 @@ from mailwoman_eval.fsutil import (
     output_dir,
     sha256_file,
 )
+from mailwoman_eval.labels import STAGE2_TAGS
 from mailwoman_eval.metrics import VIEWS
 
 SCHEMA = "mweval.sweep/1"
@@ -429,7 +431,7 @@ def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str]) -> 
         low_pct, floor_pct = pct_pair(low["lr"] / lr.peak, opts.lr_floor)
         msg = (
             f"COSINE-TAIL GUARD: {len(below)} of {k} steps in the drift window (steps {win[0]['step']}–{win[-1]['step']}) "
-            f"ran at LR below {floor_pct} of peak ({lr.peak:.3g}; lowest {low['lr']:.3g} = "
+            f"ran at LR below {floor_pct} of peak ({fmt_lr(lr.peak)}; lowest {fmt_lr(low['lr'])} = "
             f"{low_pct} at step {low['step']}). The verdict measured stability under a decayed LR, "
             f"not the recipe: use a constant LR for the verdict window, or a max_steps that keeps the window "
             f"above {floor_pct} of peak."
@@ -443,7 +445,7 @@ def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str]) -> 
         )
     else:
         status = "clear"
-        msg = f"LR stayed at or above {opts.lr_floor:.0%} of peak ({lr.peak:.3g}) throughout the drift window"
+        msg = f"LR stayed at or above {opts.lr_floor:.0%} of peak ({fmt_lr(lr.peak)}) throughout the drift window"
     guard = {"status": status, "fired": status == "fired", "lr_floor": opts.lr_floor, "peak_lr": lr.peak,
              "threshold_lr": floor_lr, "steps_below_floor": below, "steps_lr_unknown": unknown, "message": msg}
 
@@ -636,6 +638,16 @@ def _sweep_into(out: Path, run_dir: Path, run_name: str, steps: list[StepDir], g
     return doc
 
 
+def fmt_lr(x: float, decimals: int = 2) -> str:
+    """A learning rate for people, in one notation wherever it is printed: 3 significant digits in
+    scientific form ("8.57e-4", "3.04e-5"); %.3g switched to it below 1e-4 only ("0.000857" beside
+    "3.04e-05"). The CSV and sweep.json keep the full value."""
+    if x == 0:
+        return "0"
+    mant, exp = f"{x:.{decimals}e}".split("e")
+    return f"{mant}e{int(exp)}"
+
+
 def to_csv(doc: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -653,7 +665,7 @@ def console_summary(doc: dict) -> str:
     rows = []
     for r in doc["steps"]:
         frac = r["lr_fraction_of_peak"]
-        rows.append([r["step"], "?" if r["lr"] is None else f"{r['lr']:.3g}", "?" if frac is None else pct_pair(frac, doc["guard"]["lr_floor"])[0],
+        rows.append([r["step"], "?" if r["lr"] is None else fmt_lr(r["lr"]), "?" if frac is None else pct_pair(frac, doc["guard"]["lr_floor"])[0],
                      f"{r['macro_f1']:.4f}", "*" if r["step"] in doc["drift"]["steps"] else "", r["lr_source"]])
     lines = [f"{doc['run']['name']} on {doc['golden']['name']} — profile {doc['profile']}, macro F1 view {doc['view']}"]
     lines += [f"warning: {w}" for w in doc["warnings"]]
@@ -673,8 +685,37 @@ def console_summary(doc: dict) -> str:
 # ---------------------------------------------------------------------------------------------
 # the HTML page (view model here; markup in report/templates/sweep.html.j2)
 
+# One colour per tag, the same in every sweep page: the tags of the upstream label lists (the v0.4.0
+# stage-2 tags, then the en-us model's others) each own an entry, in this order; any other tag takes
+# the free entry its name hashes to. Colours were assigned by position among the tags with data, so
+# cedex was pink in one page and brown in another. Every entry is far lighter than the macro line's
+# #111 (CIE L* >= 40; the old #393b79 was 27) and at least 25 CIE76 ΔE from every other (the old
+# #3182bd was 4.6 from #1f77b4); tests/test_sweep.py checks both.
+MACRO_COLOR = "#111"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-           "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd")
+           "#7f7f7f", "#a6761d", "#009e73", "#ff9896", "#637939", "#aec7e8", "#e7298a")
+TAG_COLOR_ORDER = STAGE2_TAGS + ("street_prefix", "street_suffix", "unit", "po_box", "intersection_a", "intersection_b")
+
+
+def tag_colors(tags: list[str]) -> dict[str, str]:
+    """{tag: colour} for a page's tags: known tags by their place in TAG_COLOR_ORDER, others by a hash of
+    the name (sha256, not Python's salted hash), moved to the next free entry when taken (colours repeat
+    only past len(PALETTE) tags)."""
+    out: dict[str, str] = {}
+    used: set[int] = set()
+    for t in tags:
+        if t in TAG_COLOR_ORDER:
+            k = TAG_COLOR_ORDER.index(t) % len(PALETTE)
+            out[t] = PALETTE[k]
+            used.add(k)
+    for t in sorted(t for t in tags if t not in out):
+        k = int(hashlib.sha256(t.encode("utf-8")).hexdigest(), 16) % len(PALETTE)
+        if len(used) < len(PALETTE):
+            while k in used:
+                k = (k + 1) % len(PALETTE)
+        used.add(k)
+        out[t] = PALETTE[k]
+    return out
 CHART_W, MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 900, 58, 24, 12, 34
 
 
@@ -746,11 +787,12 @@ def f1_chart(doc: dict, height: int = 320) -> dict:
     y = _Scale(lo, hi, height - MARGIN_B, MARGIN_T)
     xs = [x(r["step"]) for r in rows]
     series = []
-    for k, t in enumerate(tags):
+    colors = tag_colors(doc["tags"])
+    for t in tags:
         ys = [y(r["f1"][t]) if r["f1"][t] is not None else None for r in rows]
         pk = doc["peaks"]["per_tag"].get(t)
         series.append({
-            "name": t, "color": PALETTE[k % len(PALETTE)], "width": 1.6, "cls": "tag",
+            "name": t, "color": colors[t], "width": 1.6, "cls": "tag",
             "lines": _segments(xs, ys),
             "dots": [{"x": xx, "y": yy, "peak": pk is not None and r["step"] == pk["step"],
                       "title": f"{t} · step {r['step']} · F1 {r['f1'][t] * 100:.2f}"}
@@ -759,7 +801,7 @@ def f1_chart(doc: dict, height: int = 320) -> dict:
     mk = doc["peaks"]["macro_f1"]
     ys = [y(r["macro_f1"]) for r in rows]
     series.append({
-        "name": "macro F1", "color": "#111", "width": 3.2, "cls": "macro", "lines": _segments(xs, ys),
+        "name": "macro F1", "color": MACRO_COLOR, "width": 3.2, "cls": "macro", "lines": _segments(xs, ys),
         "dots": [{"x": xx, "y": yy, "peak": r["step"] == mk["step"], "title": f"macro F1 · step {r['step']} · {r['macro_f1'] * 100:.2f}"}
                  for xx, yy, r in zip(xs, ys, rows, strict=True)],
     })
@@ -796,14 +838,14 @@ def lr_chart(doc: dict, lr: LRInfo, height: int = 200) -> dict | None:
             continue
         low = floor is not None and r["lr"] < floor
         dots.append({"x": x(r["step"]), "y": y(r["lr"]), "low": low,
-                     "title": f"step {r['step']} · LR {r['lr']:.3g}" + (f" ({r['lr'] / peak:.0%} of peak)" if peak else "")
+                     "title": f"step {r['step']} · LR {fmt_lr(r['lr'])}" + (f" ({r['lr'] / peak:.0%} of peak)" if peak else "")
                      + f" · {r['lr_source']}"})
-    yticks = [{"y": y(t), "label": f"{t:.2g}"} for t in nice_ticks(0.0, peak * 1.08, 4)]
+    yticks = [{"y": y(t), "label": fmt_lr(t, 1)} for t in nice_ticks(0.0, peak * 1.08, 4)]  # the notation of the table
     return {"width": CHART_W, "height": height, "x0": MARGIN_L, "x1": CHART_W - MARGIN_R, "y0": height - MARGIN_B,
             "y1": MARGIN_T, "xticks": xticks, "yticks": yticks, "curve": curve, "curve_source": curve_source,
             "dots": dots, "band": _window_band(doc, x),
             "floor": {"y": y(floor), "label": f"{doc['guard']['lr_floor']:.0%} of peak"} if floor is not None and doc["guard"]["lr_floor"] > 0 else None,
-            "peak": {"y": y(peak), "label": f"peak {peak:.3g}"}}
+            "peak": {"y": y(peak), "label": f"peak {fmt_lr(peak)}"}}
 
 
 def page_context(doc: dict, lr: LRInfo) -> dict:
@@ -811,7 +853,8 @@ def page_context(doc: dict, lr: LRInfo) -> dict:
     tags = doc["tags"]
     last = rows[-1]
     tag_rows = []
-    colors = {t: PALETTE[k % len(PALETTE)] for k, t in enumerate([t for t in tags if any(r["f1"][t] is not None for r in rows)])}
+    has_data = {t for t in tags if any(r["f1"][t] is not None for r in rows)}
+    colors = {t: c for t, c in tag_colors(tags).items() if t in has_data}  # no line, no swatch
     for t in tags:
         pk = doc["peaks"]["per_tag"].get(t)
         tag_rows.append({"tag": t, "color": colors.get(t), "support": last["support"][t], "peak": pk,
@@ -827,7 +870,7 @@ def page_context(doc: dict, lr: LRInfo) -> dict:
         {"key": "tokenizer sha256", "value": doc["tokenizer"]["sha256"][:12], "title": doc["tokenizer"]["path"], "mono": True},
         {"key": "transitions", "value": doc["transitions"]},
         {"key": "LR from", "value": "; ".join(doc["lr"]["sources"])},
-        {"key": "peak LR", "value": "unknown" if lr.peak is None else f"{lr.peak:.3g} ({lr.peak_source})"},
+        {"key": "peak LR", "value": "unknown" if lr.peak is None else f"{fmt_lr(lr.peak)} ({lr.peak_source})"},
         {"key": "checkpoints", "value": f"{len(rows)} steps ({rows[0]['step']}–{rows[-1]['step']})"},
     ]
     v = doc["verdict"]
@@ -847,6 +890,7 @@ def page_context(doc: dict, lr: LRInfo) -> dict:
         "rows": rows,
         "tags": tags,
         "window_steps": set(doc["drift"]["steps"]),
+        "lr_text": {r["step"]: fmt_lr(r["lr"]) for r in rows if r["lr"] is not None},
         "of_peak": {r["step"]: pct_pair(r["lr_fraction_of_peak"], g["lr_floor"])[0] for r in rows if r["lr_fraction_of_peak"] is not None},
     }
 

@@ -111,8 +111,8 @@ def test_a_warn_says_when_the_ci_is_beyond_the_allowance_before_holm():
     row = {"delta_pp": -3.1, "ci95": [-4.9, -1.4], "p": 0.004, "p_holm": 0.0585, "support": 505, "cand_f1": 88.0}
     verdict, reason = judge(row, dict(DEFAULTS), 24)
     assert verdict == "WARN"
-    assert reason == ("F1 dropped 3.10 pp (> 1.0 pp) but not significantly after Holm over 24 tests: p 0.004, "
-                      "Holm p 0.0585 ≥ alpha 0.05; its 95% CI -4.90..-1.40 is beyond −1.0 pp before the adjustment")
+    assert reason == ("F1 dropped 3.10 pp (> 1.0 pp) but not significantly after Holm over 24 tests: p 0.0040, "
+                      "Holm p 0.0585 ≥ alpha 0.05; its 95% CI -4.90..-1.40 is beyond -1.0 pp before the adjustment")
 
 
 def test_gate_warns_below_min_support_and_fails_below_min_f1():
@@ -208,7 +208,8 @@ def test_different_label_sets_are_refused_without_claiming_a_comparison():
     base, cand = make_run(rows, ["postcode", "locality"], "runtime"), make_run(rows, ["postcode"], "runtime")
     with pytest.raises(MwevalError) as e:
         pair_runs(base, cand)
-    assert str(e.value) == "label sets differ (1 tags in common) (use --allow-mismatch to compare the common tags)"
+    assert str(e.value) == ("label sets differ (1 tags in common; baseline only: locality; candidate only: none) "
+                            "(use --allow-mismatch to compare the common tags)")
     assert pair_runs(base, cand, allow_mismatch=True).tags == ["postcode"]
 
 

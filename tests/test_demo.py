@@ -142,7 +142,7 @@ def test_compare_shows_the_postcode_regression_in_every_output(demo_runs, tmp_pa
     assert c["changes"]["postcode"]["newly_broken"] > c["changes"]["postcode"]["newly_fixed"]
     md = (tmp_path / "c" / "compare.md").read_text()
     # the what and the why before the tables: postcode first (largest drop), its FNs gone empty
-    why = md.split("### Regressed for real (95% CI below zero)\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    why = md.split("### 95% CI of Δ F1 below zero (unadjusted, per view)\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert why[0].startswith("- **postcode**: ") and "newly broken" in why[0] and "FN empty_pred 15 → 62" in why[0]
     html = (tmp_path / "c" / "compare.html").read_text()
     assert 'class="why"' in html

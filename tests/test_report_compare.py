@@ -314,7 +314,8 @@ def test_category_shifts_follow_the_view_filter(tmp_path):
     # the why of the regression gives the numbers of the view it regressed in, and says which
     why = "excluding adversarial: 20 newly broken, 0 newly fixed; FN empty_pred 0 → 20"
     assert f'<div class="why">{why}</div>' in html
-    assert f"- **postcode**: {why}\n" in markdown(res)
+    # then, as postcode rose in adversarial only: that view, named (the two lists do not contradict)
+    assert f"- **postcode**: {why}; also above zero: adversarial only (+11.1 pp); the views hold different entries" in markdown(res)
 
 
 @pytest.mark.browser
@@ -342,7 +343,7 @@ def test_a_compare_json_without_per_view_shifts_still_renders(tmp_path):
     assert html.count("category shifts of this view: not in this compare.json") == 2
     assert "the category shifts are over all entries (an older compare.json has no others)" in html
     why = "all entries: 20 newly broken, 20 newly fixed"  # named: not the view the tag regressed in
-    assert f'<div class="why">{why}</div>' in html and f"- **postcode**: {why}\n" in markdown(res)
+    assert f'<div class="why">{why}</div>' in html and f"- **postcode**: {why}; also above zero: " in markdown(res)
     for ch in res["changes"].values():
         del ch["by_view"]
     assert f'<div class="why">{why}</div>' in render_compare_html(res, b, c)
@@ -389,3 +390,32 @@ def test_per_view_category_shifts_add_up_on_the_demo_pair(tmp_path):
                     {(mv["from"], mv["to"]): mv["count"] for mv in y["moves"]})
                 moved += y["cand_total"] + y["base_total"]
         assert moved > 0  # the adversarial rows have errors of their own: the views differ from all entries
+
+
+def test_every_view_lists_and_shows_its_newly_broken_entries(tmp_path):
+    """compare.json listed the first 200 newly broken entries of all views together: a view whose
+    entries came after them (here the adversarial file, sorted last) had none listed, so its
+    filter showed a count and no row, and hid the tag's block. Each partial view now lists its
+    first 200, and the page tops each view up to 5 of its own rows."""
+    rows_b, rows_c = [], []
+    for i in range(260):
+        f = "zz-adversarial.jsonl" if i >= 250 else "us.jsonl"
+        gold = {"postcode": f"{10000 + i}"}
+        raw = f"Town {10000 + i}"
+        rows_b.append((raw, gold, dict(gold), f))
+        rows_c.append((raw, gold, {}, f))
+    base, cand = (make_run(rows, ["postcode"], "runtime", name) for rows, name in ((rows_b, "b"), (rows_c, "c")))
+    for run in (base, cand):
+        for p in run.predictions:
+            p["adversarial"] = p["file"] == "zz-adversarial.jsonl"
+    res = compare(base, cand, resamples=1000)
+    ch = res["changes"]["postcode"]
+    assert ch["newly_broken"] == 260 and ch["by_view"]["adversarial_only"]["newly_broken"] == 10
+    listed = [it["adversarial"] for it in ch["broken"]]
+    assert listed.count(False) == 200 and listed.count(True) == 10
+    b_dir, c_dir = save_run(base, tmp_path / "b"), save_run(cand, tmp_path / "c")
+    r = run_compare(b_dir, c_dir, tmp_path / "cmp")
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "cmp" / "compare.html").read_text()
+    shown = re.findall(r'<tr class="ex[^"]*"[^>]*data-adv="(\d)"', html)
+    assert shown.count("1") >= 5 and shown.count("0") >= 20

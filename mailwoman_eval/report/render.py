@@ -31,9 +31,13 @@ from mailwoman_eval import __version__
 from mailwoman_eval.buckets import RULES, ErrorRecord
 from mailwoman_eval.compare import (
     VIEW_WORDS,
+    fp_only,
+    interval_count,
     new_fps_without_gold,
+    opposite_note,
     regressed_tags,
     significance,
+    summary_scope,
     tag_empty,
     what_changed,
 )
@@ -269,10 +273,19 @@ def provenance(meta: dict, scheme: str | None = None, adversarial_mode: str | No
         items.append({"key": "bucket scheme", "value": scheme})
     if adversarial_mode:
         items.append({"key": "adversarial", "value": adversarial_mode, "title": ADVERSARIAL_DEFINITIONS.get(adversarial_mode, "")})
-    commit = meta.get("mweval_git_commit")
-    items.append({"key": "mweval", "value": f"{meta.get('mweval_version', '?')} (run) · {__version__} (report)" + (f" · {commit[:10]}" if commit else "")})
+    items.append({"key": "mweval", "value": f"{meta.get('mweval_version', '?')} (run) · {__version__} (report)" + commit_text(meta.get("mweval_git_commit")),
+                  "title": meta.get("mweval_git_commit") or ""})
     # No timestamp here: a report of the same inputs is byte-identical (timings stay in run.json).
     return items
+
+
+def commit_text(commit: str | None) -> str:
+    """" · <10 hex>" of the commit the run was made with, keeping run.py's "-dirty" mark (the
+    working tree had uncommitted changes to tracked files)."""
+    if not commit:
+        return ""
+    sha, dirty = (commit[: -len("-dirty")], True) if commit.endswith("-dirty") else (commit, False)
+    return f" · {sha[:10]}" + ("-dirty" if dirty else "")
 
 
 def warning_items(warnings: list[str]) -> list[dict]:
@@ -280,7 +293,9 @@ def warning_items(warnings: list[str]) -> list[dict]:
 
 
 def headline_numbers(metrics: dict) -> dict:
-    """Rows: macro F1, micro F1, exact match, mean token confidence, entries; cols: views + Δ."""
+    """Rows: macro F1, micro F1, exact match, mean token confidence, entries; cols: views + Δ.
+    The Δ is between two views of one run (excluding adversarial − all): a difference, not better
+    or worse, so the templates show it uncoloured."""
     views = [metrics[v] for v in VIEWS]
     has = [bool(m.get("entries")) for m in views]
 
@@ -318,11 +333,14 @@ def per_tag_rows(metrics: dict, tags: list[str]) -> list[dict]:
             t = metrics[v]["per_tag"].get(tag)
             if not tag_measured(t):
                 groups.append({"empty": True, "support": t["support"] if t else 0, "fp": t["fp"] if t else 0})
+            elif not t["support"]:  # no gold value: every prediction a false positive; R 0/0, F1 0 measure nothing
+                groups.append({"empty": False, "fp_only": True, **t})
             else:
                 groups.append({"empty": False, **t})
         fa = metrics["all"]["per_tag"][tag]
         fe = metrics["excluding_adversarial"]["per_tag"][tag]
-        d = fe["f1"] - fa["f1"] if not groups[0]["empty"] and not groups[1]["empty"] else None
+        scored = [not g["empty"] and not g.get("fp_only") for g in groups]
+        d = fe["f1"] - fa["f1"] if scored[0] and scored[1] else None
         rows.append({"tag": tag, "anchor": anchor("tag", tag), "groups": groups, "delta": d})
     return rows
 
@@ -386,25 +404,30 @@ def shown_in_view(rows: list[dict], view: str) -> int:
     return sum(1 for r in rows if view == "all" or r["adv"] == (view == "adversarial_only"))
 
 
+def top_up(chosen: set[int], groups: list[list[int]], want: int) -> list[int]:
+    """`chosen` indices plus, for each group (the indices one view shows) holding fewer than
+    min(want, its size) of them, more of its own, spread over it; sorted."""
+    chosen = set(chosen)
+    for group in groups:
+        need = min(want, len(group))
+        have = sum(1 for i in group if i in chosen)
+        for i in spread(group, need):
+            if have >= need:
+                break
+            if i not in chosen:
+                chosen.add(i)
+                have += 1
+    return sorted(chosen)
+
+
 def sample_rows(errs: list[ErrorRecord], cap: int, masks: dict) -> list[ErrorRecord]:
     """Up to `cap` examples spread over the errors; then each view that has fewer than
     min(cap // 4, its errors) of them is topped up from its own errors, so the view filter shows
     examples wherever its counts are not zero (adversarial rows are a small share of a spread).
     A quarter, not `cap`: topped up to 20, the v0.4.0-size report had 1302 example rows, not 948;
     to 5, 1034."""
-    chosen = set(spread(range(len(errs)), cap))
-    for view in ("excluding_adversarial", "adversarial_only"):
-        mask = masks[view]
-        in_view = [i for i, e in enumerate(errs) if mask[e.entry]]
-        want = min(max(1, cap // 4), len(in_view))
-        have = sum(1 for i in chosen if mask[errs[i].entry])
-        for i in spread(in_view, want):
-            if have >= want:
-                break
-            if i not in chosen:
-                chosen.add(i)
-                have += 1
-    return [errs[i] for i in sorted(chosen)]
+    groups = [[i for i, e in enumerate(errs) if masks[view][e.entry]] for view in ("excluding_adversarial", "adversarial_only")]
+    return [errs[i] for i in top_up(set(spread(range(len(errs)), cap)), groups, max(1, cap // 4))]
 
 
 def tag_blocks(d, cap: int) -> tuple[list[dict], dict]:
@@ -464,7 +487,7 @@ def tag_blocks(d, cap: int) -> tuple[list[dict], dict]:
         metrics = []
         for v in VIEWS:
             t = d.metrics[v]["per_tag"].get(tag) or {"support": 0}
-            metrics.append({"view": VIEW_KEYS[v], "measured": tag_measured(t), **t})
+            metrics.append({"view": VIEW_KEYS[v], "measured": tag_measured(t), "fp_only": tag_measured(t) and not t["support"], **t})
         blocks.append({"tag": tag, "anchor": anchor("tag", tag), "kinds": kinds, "metrics": metrics,
                        "errors": sum(k["total"] for k in kinds)})
     filters = {
@@ -482,7 +505,8 @@ def audit(meta: dict) -> dict:
     return {
         "outside": a.get("gold_tags_outside_labels") or {},
         "not_in_raw": a.get("values_not_in_raw", 0),
-        "case_only": a.get("values_case_only_in_raw", 0),
+        "case_only": a.get("values_case_only_in_raw", 0),  # in raw, in another letter case only
+        "absent": a.get("values_not_in_raw", 0) - a.get("values_case_only_in_raw", 0),  # not in raw in any case
         "not_in_raw_examples": a.get("values_not_in_raw_examples") or [],
         "unreachable": a.get("unreachable_under_profile", 0),
         "unreachable_examples": a.get("unreachable_examples") or [],
@@ -499,16 +523,22 @@ def diagnose_context(d, csv_name: str, cap: int = EXAMPLE_CAP) -> dict:
     rules = RULES[d.scheme]
     cats_for_rules = categories + [c for c in rules if c not in categories]
     n_adv = int(d.view_mask["adversarial_only"].sum())
+    focus = f"filtered to {len(d.tags)} of {len(d.run.tags)} tags: {', '.join(d.tags)}" if d.filtered else ""
     return {
-        "title": f"{d.run.label} on {meta.get('golden', {}).get('name', '?')} — mweval diagnose",
+        "title": f"{d.run.label} on {meta.get('golden', {}).get('name', '?')}" + (f" ({', '.join(d.tags)})" if d.filtered else "")
+                 + " — mweval diagnose",
         "heading": d.run.label,
-        "subheading": f"on {meta.get('golden', {}).get('name', '?')} · profile {d.run.profile.name} · buckets {d.scheme}",
+        "subheading": f"on {meta.get('golden', {}).get('name', '?')} · profile {d.run.profile.name} · buckets {d.scheme}"
+                      + (f" · {focus}" if focus else ""),
+        "focus": focus,
+        "n_tags": len(d.run.tags),
         "provenance": provenance(meta, d.scheme, d.adversarial_mode),
         "profile_name": d.run.profile.name,
         "profile_description": (meta.get("profile") or {}).get("description", ""),
         "warnings": warning_items(d.warnings),
         "headline": [
             {**h, "anchor": anchor("tag", h["tag"]), "f1": d.metrics["all"]["per_tag"][h["tag"]]["f1"],
+             "fp_only": not d.metrics["all"]["per_tag"][h["tag"]]["support"],
              "fn_color": CATEGORY_COLORS.get((h.get("fn_top") or {}).get("category"), FALLBACK_COLOR),
              "fp_color": CATEGORY_COLORS.get((h.get("fp_top") or {}).get("category"), FALLBACK_COLOR),
              "fn_href": "#" + anchor("ex", h["tag"], "FN", h["fn_top"]["category"]) if h.get("fn_top") else None,
@@ -522,6 +552,9 @@ def diagnose_context(d, csv_name: str, cap: int = EXAMPLE_CAP) -> dict:
         "filters": filters,
         "n_errors": [{"view": VIEW_KEYS[v], "count": sum(b[k]["total"] for b in d.buckets[v].values() for k in b)} for v in VIEWS],
         "cap": cap,
+        # sample_rows tops a view the spread leaves short up to this many; the spread's `cap` rows cannot leave
+        # both views short, so a section shows at most cap + topup rows
+        "topup": max(1, cap // 4),
         "csv_name": csv_name,
         "csv_href": quote(csv_name),
         "audit": audit(meta),
@@ -559,7 +592,7 @@ SUMMARY_LABELS = {
     "mean_token_confidence": "mean token conf.",
 }
 MUST_MATCH = {"golden", "golden sha256", "profile"}  # provenance keys that make a comparison unfair
-FOREST = {"label_w": 150, "panel_w": 350, "gap": 40, "row_h": 20, "top": 34, "bottom": 26}
+FOREST = {"label_w": 150, "panel_w": 320, "gap": 40, "row_h": 20, "top": 34, "bottom": 26}  # 1198 px: shown at native size, fits a 1366 px window
 
 
 def fmt_pp(x, digits: int = 1) -> str:
@@ -606,6 +639,11 @@ def compare_tag_rows(c: dict) -> list[dict]:
             if tag_empty(view, tag):
                 groups.append({"empty": True, "support": r["support"] if r else 0})
                 continue
+            if fp_only(view, tag):  # no gold: F1 0 in both runs measures nothing; the FP counts do
+                groups.append({"empty": False, "fp_only": True, "fp": r["fp"], "support": 0,
+                               "title": f"no gold value in this view: recall is 0/0 and F1 0 in both runs; "
+                                        f"false positives base {r['fp'][0]} → cand {r['fp'][1]}"})
+                continue
             pr, rc = r["precision"], r["recall"]
             extra = (
                 f"Δ precision {_endpoint(pr['delta_pp'], 1)} pp {fmt_ci(pr['ci95_pp'])} · Δ recall {_endpoint(rc['delta_pp'], 1)} pp {fmt_ci(rc['ci95_pp'])}\n"
@@ -619,6 +657,7 @@ def compare_tag_rows(c: dict) -> list[dict]:
 
 def compare_summary_rows(c: dict) -> list[dict]:
     rows = []
+    scope = summary_scope(c)
     for key, label in SUMMARY_LABELS.items():
         groups = []
         for v in VIEWS:
@@ -627,6 +666,9 @@ def compare_summary_rows(c: dict) -> list[dict]:
                 groups.append({"empty": True})
                 continue
             note = f"over {len(c['views'][v].get('macro_f1_tags') or [])} tags" if key == "macro_f1" else ""
+            if scope and key != "mean_token_confidence":  # across label sets: the common tags only, for both runs
+                common = c["label_sets"]["common"]
+                note = f"over {len(c['views'][v].get('macro_f1_tags') or [])} of the {common} common tags" if note else f"over the {common} common tags"
             d = delta_cell(s, 2, label)
             if key == "mean_token_confidence":
                 d["cls"] = "ns"  # a surer model is not a better one (the regressed demo step is surer): no green or red
@@ -642,7 +684,7 @@ def compare_headline(c: dict) -> dict:
     for v in VIEWS:
         view = c["views"][v]
         for tag in c["tags"]:
-            if tag_empty(view, tag):
+            if tag_empty(view, tag) or fp_only(view, tag):  # F1 0 in both runs: no interval to read
                 continue
             r = view["per_tag"][tag]
             f = r["f1"]
@@ -662,9 +704,10 @@ def compare_headline(c: dict) -> dict:
     def items(kind: str, sign: int) -> list[dict]:
         out = []
         for tag, parts in found[kind].items():
+            # a tag on both lists (below zero in one view, above in another) says so on each
             out.append({"tag": tag, "anchor": anchor("tag", tag), "parts": parts,
                         "text": f"{tag} F1 " + " · ".join(p["text"] for p in parts),
-                        "key": min(sign * p["delta"] for p in parts)})
+                        "key": min(sign * p["delta"] for p in parts), "note": opposite_note(c, tag, kind)})
         return sorted(out, key=lambda x: (x["key"], c["tags"].index(x["tag"])))
 
     regs, imps = items("sneg", 1), items("spos", -1)
@@ -678,7 +721,7 @@ def compare_headline(c: dict) -> dict:
         "n_imp": sum(len(x["parts"]) for x in imps),
         "noise": [{"tag": x["tag"], "anchor": anchor("tag", x["tag"]), "text": f"{x['tag']} {fmt_pp(x['delta'])} pp ({x['words']})",
                    "title": x["title"] + " · 95% CI " + x["text"].split(" pp ", 1)[1]} for x in noise],
-        "tests": sum(0 if tag_empty(c["views"][v], t) else 1 for v in VIEWS for t in c["tags"]),
+        "tests": interval_count(c),
         "new_fps": [{**g, "anchor": anchor("tag", g["tag"]), "words": VIEW_WORDS[g["view"]]} for g in new_fps_without_gold(c)],
     }
 
@@ -702,7 +745,7 @@ def forest(c: dict) -> dict:
         view = c["views"][v]
         x0 = g["label_w"] + k * (g["panel_w"] + g["gap"])
         x1 = x0 + g["panel_w"]
-        blocks = {t: view["per_tag"][t]["f1"] for t in tags if not tag_empty(view, t)}
+        blocks = {t: view["per_tag"][t]["f1"] for t in tags if not tag_empty(view, t) and not fp_only(view, t)}
         lo = min([0.0] + [b["ci95_pp"][0] for b in blocks.values()] + [b["delta_pp"] for b in blocks.values()])
         hi = max([0.0] + [b["ci95_pp"][1] for b in blocks.values()] + [b["delta_pp"] for b in blocks.values()])
         if hi - lo < 2.0:  # at least 2 pp of room
@@ -725,7 +768,13 @@ def forest(c: dict) -> dict:
             y = g["top"] + i * g["row_h"] + g["row_h"] / 2
             b = blocks.get(t)
             if b is None:
-                rows.append({"y": y, "empty": True, "tag": t})
+                r = view["per_tag"].get(t)
+                if fp_only(view, t):
+                    rows.append({"y": y, "empty": True, "tag": t, "text": f"FP only {r['fp'][0]} → {r['fp'][1]}",
+                                 "title": f"{t}, {VIEW_WORDS[v]}: no gold value, F1 0 in both runs; false positives "
+                                          f"base {r['fp'][0]} → cand {r['fp'][1]}"})
+                else:
+                    rows.append({"y": y, "empty": True, "tag": t, "text": "—", "title": f"{t}, {VIEW_WORDS[v]}: nothing to score"})
                 continue
             r = view["per_tag"][t]
             rows.append({
@@ -786,7 +835,10 @@ def side_line(p: dict | None, tag: str, raw: str) -> dict:
 def change_rows(items: list[dict], tag: str, change: str, by_base: dict, by_cand: dict) -> list[dict]:
     side = "cand" if change == "broken" else "base"  # the run that is wrong on this entry
     rows = []
-    for it in spread(items, CHANGE_CAP):
+    # spread over the listed entries, then each partial view topped up from its own (as diagnose's
+    # `sample_rows`): adversarial entries are a small share of a spread
+    groups = [[i for i, it in enumerate(items) if bool(it.get("adversarial")) == flag] for flag in (False, True)]
+    for it in (items[i] for i in top_up(set(spread(range(len(items)), CHANGE_CAP)), groups, max(1, CHANGE_CAP // 5))):
         p = by_cand.get(it["id"]) if side == "cand" else by_base.get(it.get("base_id", it["id"]))
         rows.append({
             "id": it["id"], "tag": tag, "change": change, "adv": bool(it.get("adversarial")),
@@ -828,7 +880,8 @@ def compare_blocks(c: dict, base, cand) -> list[dict]:
     def key(t):  # real regressions first (as the headline lists them), tags without data last; then the worst Δ F1
         unused = all(tag_empty(c["views"][v], t) for v in VIEWS)
         rank = real.index(t) if t in real else len(real)
-        return (rank, unused, gated["per_tag"][t]["f1"]["delta_pp"] if not tag_empty(gated, t) else 0.0, c["tags"].index(t))
+        return (rank, unused, gated["per_tag"][t]["f1"]["delta_pp"] if not tag_empty(gated, t) and not fp_only(gated, t) else 0.0,
+                c["tags"].index(t))
 
     order = sorted(c["tags"], key=key)
     by_view = c.get("category_shifts_by_view")
@@ -853,6 +906,11 @@ def compare_blocks(c: dict, base, cand) -> list[dict]:
         for v in VIEWS:
             view = c["views"][v]
             if tag_empty(view, tag):
+                continue
+            if fp_only(view, tag):
+                fp = view["per_tag"][tag]["fp"]
+                f1s.append({"view": VIEW_TITLES[v], "fp_only": fp, "d": {"title": "no gold value in this view: F1 0 in both runs; "
+                                                                              f"false positives base {fp[0]} → cand {fp[1]}"}})
                 continue
             f = view["per_tag"][tag]["f1"]
             f1s.append({"view": VIEW_TITLES[v], "base": f["base"], "cand": f["cand"], "d": delta_cell(f)})
@@ -885,6 +943,7 @@ def compare_context(c: dict, base, cand) -> dict:
         "view_titles": [VIEW_TITLES[v] for v in VIEWS],
         "per_tag": compare_tag_rows(c),
         "summary": compare_summary_rows(c),
+        "scope": summary_scope(c),
         "forest": forest(c),
         "blocks": blocks,
         "filters": {"tag": [b["tag"] for b in blocks if b["changed"]],
