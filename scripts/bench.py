@@ -142,7 +142,7 @@ def child_eval(workload: dict, variant: str, out: Path) -> dict:
     from mailwoman_eval.profiles import RUNTIME
 
     t = time.perf_counter()
-    pad_to, engine = "auto", "numpy"
+    pad_to, engine = "auto", "onnx"
     if workload["kind"] == "onnx":
         pad_to = variant
     else:

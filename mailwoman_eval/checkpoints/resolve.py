@@ -155,10 +155,17 @@ def load_backend(
     threads: int | None = None,
     workers: int | None = None,
 ):
+    # an option that does not apply to this kind of checkpoint would be ignored without a word
     if ref.kind == "pytorch":
         from mailwoman_eval.checkpoints.pytorch_dir import PytorchBackend
 
+        if labels:
+            raise MwevalError("--labels applies to ONNX models; a PyTorch checkpoint's labels are its config.json's", where=str(ref.path))
+        if pad_to != "auto":
+            raise MwevalError(f"--pad-to {pad_to} applies to ONNX models; a PyTorch checkpoint runs in length-sorted batches padded within the batch", where=str(ref.path))
         return PytorchBackend(ref.path, engine=engine, threads=threads)
+    if engine != "onnx":
+        raise MwevalError(f"--engine {engine} applies to PyTorch checkpoints; an ONNX model runs in onnxruntime", where=str(ref.path))
     from mailwoman_eval.checkpoints.onnx_backend import OnnxBackend
 
     return OnnxBackend(ref.onnx_file, labels_arg=labels, pad_to=pad_to, threads=threads, workers=workers)
