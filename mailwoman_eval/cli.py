@@ -139,15 +139,18 @@ NO_FORCE_HINT = "move it away, or run `mweval eval --out DIR` and pass that run"
 
 
 def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out=None, force=False, said=None,
-             force_hint="use --force"):
+             force_hint="use --force", knobs_checked=False):
     """Resolve names, evaluate (or reuse the cache) and return (Run, out dir). The notes evaluate
-    printed on stderr while it ran (e.g. a backend's warning) are added to the set `said`."""
-    from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
+    printed on stderr while it ran (e.g. a backend's warning) are added to the set `said`.
+    `knobs_checked`: the caller refused options that apply to none of its checkpoints."""
+    from mailwoman_eval.checkpoints.resolve import refuse_inapplicable_knobs, resolve_checkpoint
     from mailwoman_eval.evaluate import EvalOptions, evaluate
     from mailwoman_eval.golden import load_golden, resolve_golden
     from mailwoman_eval.profiles import get_profile
 
     ref = resolve_checkpoint(ckpt, tuple(ckpt_roots))
+    if not knobs_checked:
+        refuse_inapplicable_knobs([ref], labels, pad_to, engine)
     gpath, gname = resolve_golden(golden)
 
     def golden_set():  # evaluate() calls it while the model and tokenizer load in threads
@@ -292,22 +295,58 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
 # ---------------------------------------------------------------------------------------------
 # compare and gate
 
-def run_or_ckpt(spec, golden, eval_args, quiet, partner=None):
-    """A run dir / run.json / scores JSON; else a checkpoint (a path, as --ckpt takes it, or a name)
-    evaluated on --golden."""
-    from mailwoman_eval.run import RUN_FILE, load_run_or_scores
+def checkpoint_side(spec, golden, ckpt_roots):
+    """What compare/gate take for one side: None for a saved run (a run dir, run.json or scores
+    JSON), else the checkpoint (a path, as --ckpt takes it, or a name) to evaluate on --golden."""
+    from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
+    from mailwoman_eval.run import RUN_FILE
 
     p = Path(spec)
     if p.exists():
         saved = (p / RUN_FILE).is_file() if p.is_dir() else p.name == RUN_FILE or p.suffix.lower() == ".json"
         if saved:
-            return load_run_or_scores(spec, partner)
+            return None
         if not golden:
             raise MwevalError("not a run directory or a scores JSON; to evaluate it as a checkpoint, pass --golden", where=spec)
     elif not golden:
         raise MwevalError(f"{spec!r} is not a run directory; to evaluate it as a checkpoint, pass --golden")
-    run, _ = run_eval(spec, golden, *eval_args, quiet=quiet, force_hint=NO_FORCE_HINT)
-    return run
+    return resolve_checkpoint(spec, tuple(ckpt_roots))
+
+
+def base_and_candidate(base, cand, golden, eval_args, quiet):
+    """Both sides of compare/gate as runs, each loaded or evaluated. An evaluation option is
+    refused when it applies to neither checkpoint (or nothing is evaluated), before any work;
+    a PyTorch step against its ONNX export takes --pad-to for the export and --engine for the step."""
+    from mailwoman_eval.checkpoints.resolve import refuse_inapplicable_knobs
+    from mailwoman_eval.run import load_run_or_scores
+
+    _profile, _tokenizer, labels, pad_to, engine, ckpt_roots, _no_cache = eval_args
+    refs = {spec: checkpoint_side(spec, golden, ckpt_roots) for spec in (cand, base)}
+    evaluated = [r for r in refs.values() if r is not None]
+    refuse_inapplicable_knobs(evaluated, labels, pad_to, engine)
+
+    def side(spec, partner=None):
+        if refs[spec] is None:
+            return load_run_or_scores(spec, partner)
+        run, _ = run_eval(spec, golden, *eval_args, quiet=quiet, force_hint=NO_FORCE_HINT, knobs_checked=True)
+        return run
+
+    cand_run = side(cand)
+    base_run = side(base, partner=cand_run)
+    if not evaluated:
+        refuse_eval_knobs([base_run, cand_run])
+        if golden:  # ignored without a word, the runs' own golden set would be compared instead
+            from mailwoman_eval.golden import load_golden, resolve_golden
+
+            gpath, gname = resolve_golden(golden)
+            sha = load_golden(gpath, gname).sha256
+            other = [r for r in (base_run, cand_run) if r.golden_sha256 != sha]
+            if other:
+                raise MwevalError(
+                    f"--golden {golden}, but {other[0].path} was scored on {other[0].meta['golden'].get('name')}; "
+                    "a saved run is not re-scored (--golden applies when a checkpoint is evaluated)"
+                )
+    return base_run, cand_run
 
 
 eval_options_for_compare = options(
@@ -339,10 +378,7 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
     if out:  # refused before checkpoints are evaluated, not after
         check_output_dir(Path(out), "compare.json", force)
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
-    cand_run = run_or_ckpt(cand, golden, eval_args, quiet)
-    base_run = run_or_ckpt(base, golden, eval_args, quiet, partner=cand_run)
-    if Path(cand).exists() and Path(base).exists():
-        refuse_eval_knobs([base_run, cand_run])
+    base_run, cand_run = base_and_candidate(base, cand, golden, eval_args, quiet)
     c = compare(base_run, cand_run, resamples=resamples, seed=seed, adversarial=adversarial, scheme=scheme,
                 allow_mismatch=allow_mismatch)
     safe = lambda s: s.replace("/", "-")  # noqa: E731
@@ -380,10 +416,7 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     th = load_thresholds(thresholds)
     check_output_dir(Path(out), "verdict.json", force)  # refused before checkpoints are evaluated, not after
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
-    cand_run = run_or_ckpt(candidate, golden, eval_args, quiet)
-    base_run = run_or_ckpt(baseline, golden, eval_args, quiet, partner=cand_run)
-    if Path(candidate).exists() and Path(baseline).exists():
-        refuse_eval_knobs([base_run, cand_run])
+    base_run, cand_run = base_and_candidate(baseline, candidate, golden, eval_args, quiet)
     v = gate(base_run, cand_run, th, seed=seed, adversarial=adversarial, allow_mismatch=allow_mismatch)
     out_dir = Path(out)
     md = markdown(v)

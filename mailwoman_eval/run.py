@@ -63,9 +63,10 @@ def dumps_doc(obj: dict) -> str:
 
 
 def git_commit() -> str | None:
-    """HEAD of mweval's own checkout, with "-dirty" appended when a tracked file has uncommitted
-    changes (as `git describe --dirty`; untracked files do not count): a run made by edited code
-    does not claim the commit's. The same tree gives the same string."""
+    """HEAD of mweval's own checkout, with "-dirty" appended when a tracked file of the package (or
+    pyproject.toml) has uncommitted changes (untracked files do not count): a run made by edited
+    code does not claim the commit's. The same tree gives the same string; None outside mweval's
+    checkout or when git cannot tell."""
     def git(*args: str) -> subprocess.CompletedProcess | None:
         try:  # --no-optional-locks: a status that refreshes the index must not take index.lock from a commit
             return subprocess.run(["git", "--no-optional-locks", "-C", str(REPO_ROOT), *args], capture_output=True, text=True,
@@ -73,12 +74,16 @@ def git_commit() -> str | None:
         except (OSError, subprocess.SubprocessError):
             return None
 
-    head = git("rev-parse", "HEAD")
-    if head is None or head.returncode != 0 or not head.stdout.strip():
+    # only mweval's own checkout: a package installed inside another project's checkout is not it
+    top = git("rev-parse", "--show-toplevel", "HEAD")
+    lines = top.stdout.split() if top is not None and top.returncode == 0 else []
+    if len(lines) != 2 or Path(lines[0]).resolve() != REPO_ROOT.resolve():
         return None
-    status = git("status", "--porcelain", "--untracked-files=no")
-    dirty = status is not None and status.returncode == 0 and bool(status.stdout.strip())
-    return head.stdout.strip() + ("-dirty" if dirty else "")
+    # the code that makes the numbers (the package and its dependency pins), not README or tests
+    status = git("status", "--porcelain", "--untracked-files=no", "--", "mailwoman_eval", "pyproject.toml")
+    if status is None or status.returncode != 0:
+        return None  # not known to be clean: no claim rather than a wrong one
+    return lines[1] + ("-dirty" if status.stdout.strip() else "")
 
 
 def cache_root() -> Path:

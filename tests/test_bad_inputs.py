@@ -806,6 +806,8 @@ CASES = [
          ("golden sets differ", "--allow-mismatch")),
     Case("compare-baseline-other-profile", E, lambda c: compare_args(c, {"profile": "runtime"}, {"profile": "upstream-eval"}),
          ("profiles differ: runtime vs upstream-eval", "--allow-mismatch")),
+    Case("compare-golden-on-saved-runs", E, lambda c: compare_args(c) + ["--golden", str(REPO / "golden" / "demo-v1")],
+         ("was scored on hand", "a saved run is not re-scored (--golden applies when a checkpoint is evaluated)")),
     Case("gate-baseline-missing", E, lambda c: replace_arg(gate_args(c), "--baseline", c.tmp / "nope"),
          ("nope", "is not a run directory")),
     Case("diagnose-run-with-another-profile", E,

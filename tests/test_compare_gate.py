@@ -516,3 +516,27 @@ def test_category_shifts_are_counted_per_view_with_the_compares_adversarial_choi
     assert nl["all"] == sv["all"]
     assert nl["adversarial_only"]["postcode"]["FN"]["categories"] == {"empty_pred": {"base": 0, "cand": 5, "delta": 5}}
     assert nl["excluding_adversarial"]["postcode"]["FN"]["categories"]["empty_pred"] == {"base": 2, "cand": 3, "delta": 1}
+
+
+def test_a_pytorch_step_against_its_onnx_export_takes_the_options_of_each_side(tmp_path, shared):
+    """--pad-to applies to the export, --engine to the step: the refusal of options a checkpoint
+    cannot use (they were ignored without a word) refused this compare; it now refuses an option
+    only when no checkpoint of the command can use it, before anything is evaluated. Two
+    checkpoint paths plus --tokenizer were evaluated and then refused as 'saved runs'."""
+    from conftest import GOLDEN_V012, TINY, TINY_STEP, TOKENIZER_V010
+
+    common = ["--golden", str(GOLDEN_V012 / "test"), "--tokenizer", str(TOKENIZER_V010), "--resamples", "1000", "-q"]
+    r = CliRunner().invoke(main, ["compare", str(TINY_STEP), str(TINY / "onnx" / "model.int8.onnx"), *common,
+                                  "--pad-to", "own", "--engine", "numpy", "--out", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    from pathlib import Path
+
+    runs = {json.loads(p.read_text())["checkpoint"]["format"]: json.loads(p.read_text()) for p in Path("runs").glob("*/run.json")}
+    assert runs["onnx"]["decode"]["padding"] == "own-length" and runs["pytorch"]["checkpoint"]["engine"] == "numpy"
+    r = CliRunner().invoke(main, ["gate", "--baseline", str(TINY_STEP), "--candidate", str(TINY / "step-000150"),
+                                  *[a for a in common if a != "--resamples" and a != "1000"], "--pad-to", "own", "--out", str(tmp_path / "g")])
+    assert r.exit_code == 2 and "--pad-to own applies to ONNX models" in r.output
+    assert not (tmp_path / "g").exists()
+    r = CliRunner().invoke(main, ["compare", str(TINY / "onnx" / "model.onnx"), str(TINY / "onnx" / "model.int8.onnx"), *common,
+                                  "--engine", "torch", "--out", str(tmp_path / "e")])
+    assert r.exit_code == 2 and "--engine torch applies to PyTorch checkpoints" in r.output

@@ -147,7 +147,7 @@ def test_compare_shows_the_postcode_regression_in_every_output(demo_runs, tmp_pa
     html = (tmp_path / "c" / "compare.html").read_text()
     assert 'class="why"' in html
     # "By tag" opens with the real regressions, in the headline's order (it opened with cedex's noisy −6.6)
-    blocks = re.findall(r'<section class="tagblock" id="[^"]*" data-tag="([^"]+)">', html)
+    blocks = re.findall(r'<section class="tagblock" id="[^"]*" data-tag="([^"]+)"[^>]*>', html)
     assert blocks[:4] == ["postcode", "house_number", "locality", "street"]
     assert (tmp_path / "c" / "compare.html").stat().st_size > 10_000
 

@@ -291,7 +291,7 @@ def shifts_by_view_pair(tmp_path: Path):
 
 def shift_divs(html: str) -> dict[str, str]:
     """The postcode block's category-shift element per data-view, as rendered."""
-    block = re.split(r'<section class="tagblock" id="[^"]*" data-tag="postcode">', html)[1].split("</section>", 1)[0]
+    block = re.split(r'<section class="tagblock" id="[^"]*" data-tag="postcode"[^>]*>', html)[1].split("</section>", 1)[0]
     found = re.findall(r'<div class="shifts" data-view="([01]?)"( hidden(?:="")?)?>(.*?)\n    </div>', block, re.S)
     return {view: body for view, _, body in found} | {"hidden": [v for v, h, _ in found if h]}
 
@@ -419,3 +419,27 @@ def test_every_view_lists_and_shows_its_newly_broken_entries(tmp_path):
     html = (tmp_path / "cmp" / "compare.html").read_text()
     shown = re.findall(r'<tr class="ex[^"]*"[^>]*data-adv="(\d)"', html)
     assert shown.count("1") >= 5 and shown.count("0") >= 20
+
+
+def test_the_view_filter_keeps_a_block_whose_errors_moved_category_in_the_view(browser, tmp_path):  # noqa: F811
+    """A tag wrong in both runs, in another way (an empty prediction, then a wrong value), has
+    category shifts in the view and no newly broken or fixed entry: the filter hid its block
+    because no example row was left. Hidden still: a block with nothing in the chosen view."""
+    rows_b, rows_c = [], []
+    for i in range(60):
+        f = "adversarial.jsonl" if i < 30 else "us.jsonl"
+        pc = f"{10000 + i}"
+        raw = f"Town {pc} Main"
+        gold = {"locality": "Town", "postcode": pc}
+        # adversarial rows: postcode missed in base, mis-valued in cand (wrong in both); the others right in both
+        rows_b.append((raw, gold, {"locality": "Town"} if i < 30 else dict(gold), f))
+        rows_c.append((raw, gold, {"locality": "Town", "postcode": "Main"} if i < 30 else dict(gold), f))
+    b, c = (make_run(rows, ["locality", "postcode"], "runtime", n) for rows, n in ((rows_b, "b"), (rows_c, "c")))
+    res = compare(b, c, resamples=1000)
+    assert res["changes"]["postcode"]["newly_broken"] == res["changes"]["postcode"]["newly_fixed"] == 0
+    assert res["category_shifts_by_view"]["adversarial_only"]["postcode"]["FN"]["moves"]
+    src = render_compare_html(res, b, c)
+    assert 'data-tag="postcode" data-views="1"' in src and 'data-tag="locality" data-views=""' in src
+    dom = dump_dom_with_filter(tmp_path, src, "adv", "1")
+    blocks = dict(re.findall(r'<section class="tagblock" id="[^"]*" data-tag="(\w+)"[^>]*?( hidden(?:="")?)?>', dom))
+    assert blocks["postcode"] == "" and blocks["locality"].strip().startswith("hidden")

@@ -383,16 +383,24 @@ def test_the_commit_carries_a_dirty_flag_for_uncommitted_changes(tmp_path, monke
         subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
     git("init", "-q")
-    (repo / "a.py").write_text("x = 1\n")
-    git("add", "a.py")
+    (repo / "mailwoman_eval").mkdir()
+    (repo / "mailwoman_eval" / "a.py").write_text("x = 1\n")
+    (repo / "README.md").write_text("r\n")
+    git("add", "mailwoman_eval/a.py", "README.md")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
     monkeypatch.setattr(run_module, "REPO_ROOT", repo)
     head = run_module.git_commit()
     assert re.fullmatch(r"[0-9a-f]{40}", head)
     (repo / "new.txt").write_text("untracked\n")
     assert run_module.git_commit() == head  # untracked files do not count, as git describe --dirty
-    (repo / "a.py").write_text("x = 2\n")
+    (repo / "README.md").write_text("edited\n")
+    assert run_module.git_commit() == head  # nor files that do not make the numbers
+    (repo / "mailwoman_eval" / "a.py").write_text("x = 2\n")
     assert run_module.git_commit() == head + "-dirty" == run_module.git_commit()  # the same tree, the same string
+    # installed inside another project's checkout: that project's HEAD is not mweval's
+    monkeypatch.setattr(run_module, "REPO_ROOT", repo / "mailwoman_eval")
+    assert run_module.git_commit() is None
+    monkeypatch.setattr(run_module, "REPO_ROOT", repo)
     item = next(i for i in provenance({"mweval_git_commit": head + "-dirty"}) if i["key"] == "mweval")
     assert item["value"].endswith(f" · {head[:10]}-dirty")
     clean = next(i for i in provenance({"mweval_git_commit": head}) if i["key"] == "mweval")

@@ -155,17 +155,26 @@ def load_backend(
     threads: int | None = None,
     workers: int | None = None,
 ):
-    # an option that does not apply to this kind of checkpoint would be ignored without a word
-    if ref.kind == "pytorch":
+    if ref.kind == "pytorch":  # --labels and --pad-to are the ONNX side's (refuse_inapplicable_knobs)
         from mailwoman_eval.checkpoints.pytorch_dir import PytorchBackend
 
-        if labels:
-            raise MwevalError("--labels applies to ONNX models; a PyTorch checkpoint's labels are its config.json's", where=str(ref.path))
-        if pad_to != "auto":
-            raise MwevalError(f"--pad-to {pad_to} applies to ONNX models; a PyTorch checkpoint runs in length-sorted batches padded within the batch", where=str(ref.path))
         return PytorchBackend(ref.path, engine=engine, threads=threads)
-    if engine != "onnx":
-        raise MwevalError(f"--engine {engine} applies to PyTorch checkpoints; an ONNX model runs in onnxruntime", where=str(ref.path))
     from mailwoman_eval.checkpoints.onnx_backend import OnnxBackend
 
     return OnnxBackend(ref.onnx_file, labels_arg=labels, pad_to=pad_to, threads=threads, workers=workers)
+
+
+def refuse_inapplicable_knobs(refs: list[CheckpointRef], labels: str | None, pad_to: str, engine: str) -> None:
+    """An option that applies to none of the checkpoints a command evaluates would be ignored
+    without a word: --labels and --pad-to apply to ONNX models, --engine numpy/torch to PyTorch
+    checkpoints. A compare of a PyTorch step against its ONNX export takes both, each for its side."""
+    kinds = {r.kind for r in refs}
+    if not refs:
+        return
+    if "pytorch" not in kinds and engine != "onnx":
+        raise MwevalError(f"--engine {engine} applies to PyTorch checkpoints; an ONNX model runs in onnxruntime", where=str(refs[0].path))
+    if kinds == {"pytorch"} and labels:
+        raise MwevalError("--labels applies to ONNX models; a PyTorch checkpoint's labels are its config.json's", where=str(refs[0].path))
+    if kinds == {"pytorch"} and pad_to != "auto":
+        raise MwevalError(f"--pad-to {pad_to} applies to ONNX models; a PyTorch checkpoint runs in length-sorted batches padded within the batch",
+                          where=str(refs[0].path))

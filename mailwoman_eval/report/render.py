@@ -584,6 +584,7 @@ def render_diagnose(d, path, csv_name: str) -> None:
 # `compare()` result dict plus the two runs (for provenance and the predicted spans).
 
 CHANGE_CAP = 25  # newly broken / newly fixed rows shown per tag and list; the rest are counted
+CHANGE_TOPUP = 5  # ... plus up to this many of a view the spread leaves with fewer
 MOVES_CAP = 6  # category moves shown per tag and kind
 SUMMARY_LABELS = {
     "macro_f1": "macro F1",
@@ -838,7 +839,7 @@ def change_rows(items: list[dict], tag: str, change: str, by_base: dict, by_cand
     # spread over the listed entries, then each partial view topped up from its own (as diagnose's
     # `sample_rows`): adversarial entries are a small share of a spread
     groups = [[i for i, it in enumerate(items) if bool(it.get("adversarial")) == flag] for flag in (False, True)]
-    for it in (items[i] for i in top_up(set(spread(range(len(items)), CHANGE_CAP)), groups, max(1, CHANGE_CAP // 5))):
+    for it in (items[i] for i in top_up(set(spread(range(len(items)), CHANGE_CAP)), groups, CHANGE_TOPUP)):
         p = by_cand.get(it["id"]) if side == "cand" else by_base.get(it.get("base_id", it["id"]))
         rows.append({
             "id": it["id"], "tag": tag, "change": change, "adv": bool(it.get("adversarial")),
@@ -915,8 +916,14 @@ def compare_blocks(c: dict, base, cand) -> list[dict]:
             f = view["per_tag"][tag]["f1"]
             f1s.append({"view": VIEW_TITLES[v], "base": f["base"], "cand": f["cand"], "d": delta_cell(f)})
         head = [{"view": b["view"], "broken": b["count"], "fixed": f["count"]} for b, f in zip(lists[0]["counts"], lists[1]["counts"], strict=True)]
+        # the partial views the block has something in (changed entries or errors), for the view
+        # filter: a tag wrong in both runs in other categories has shifts and no broken/fixed row
+        views = None
+        if by_view and "by_view" in ch:
+            busy = {h["view"] for h in head if h["broken"] or h["fixed"]} | {sh["view"] for sh in shifts if sh["has_errors"]}
+            views = " ".join(k for k in ("0", "1") if k in busy)
         blocks.append({"tag": tag, "anchor": anchor("tag", tag), "shifts": shifts, "lists": lists, "f1s": f1s, "head": head,
-                       "changed": ch["newly_broken"] + ch["newly_fixed"]})
+                       "changed": ch["newly_broken"] + ch["newly_fixed"], "views": views})
     return blocks
 
 
@@ -949,6 +956,7 @@ def compare_context(c: dict, base, cand) -> dict:
         "filters": {"tag": [b["tag"] for b in blocks if b["changed"]],
                     "shown": sum(len(x["rows"]) for b in blocks for x in b["lists"])},
         "cap": CHANGE_CAP,
+        "topup": CHANGE_TOPUP,
         "shifts_by_view": "category_shifts_by_view" in c,
         "order_view": VIEW_WORDS[order_view(c)],
         "colors": CATEGORY_COLORS,

@@ -35,9 +35,19 @@
       var vis = d.querySelector(".vis");
       if (vis) vis.textContent = active ? n + " of " + total + " shown" : total + " shown";
     });
+    // a filter on rows (kind, category, change, file, country) hides a block with no row left; the
+    // view filter alone hides one with nothing in the view (data-views: compare's blocks can have
+    // category shifts in a view and no changed entry there), else, as before, one with no row
+    var rowFilter = Object.keys(want).some(function (k) { return k !== "adv" && k !== "tag"; });
     blocks.forEach(function (b) {
       var tagOff = want.tag !== undefined && b.getAttribute("data-tag") !== want.tag;
-      var none = active && b.querySelectorAll("tr.ex:not([hidden])").length === 0;
+      var noRows = b.querySelectorAll("tr.ex:not([hidden])").length === 0;
+      var none = false;
+      if (rowFilter) {
+        none = noRows;
+      } else if (want.adv !== undefined && want.adv !== "") {
+        none = b.hasAttribute("data-views") ? (" " + b.getAttribute("data-views") + " ").indexOf(" " + want.adv + " ") < 0 : noRows;
+      }
       b.hidden = tagOff || none;
     });
     counter.textContent = active ? shown + " of " + rows.length + " example rows" : rows.length + " example rows";
