@@ -269,12 +269,6 @@ def category_shifts_by_view(pr: Paired, scheme: str, masks: dict[str, np.ndarray
     return out
 
 
-def category_shifts(pr: Paired, scheme: str) -> dict:
-    """Per tag and kind over all paired entries: category counts in each run, and how errors moved
-    between categories."""
-    return category_shifts_by_view(pr, scheme, {"all": np.ones(pr.n, dtype=bool)})["all"]
-
-
 def run_summary(run: Run) -> dict:
     m = run.meta
     return {
@@ -321,6 +315,11 @@ def fp_only(view: dict, tag: str) -> bool:
     with the counts, not as 0.0 with a Δ of 0 and a CI of [0, 0]."""
     r = view["per_tag"].get(tag)
     return bool(view.get("entries")) and r is not None and r["support"] == 0 and sum(r["fp"]) > 0
+
+
+def f1_measured(view: dict, tag: str) -> bool:
+    """The tag has gold values in the view: its F1 (and Δ, CI) measures something."""
+    return not tag_empty(view, tag) and not fp_only(view, tag)
 
 
 def new_fps_without_gold(c: dict) -> list[dict]:
@@ -429,11 +428,7 @@ def regressed_tags(c: dict) -> list[str]:
 def regressed_view(c: dict, tag: str) -> str | None:
     """The first view, in the report's order, in which the tag's F1 CI lies below zero (as
     `regressed_tags` finds it): the view `what_changed` takes its numbers from."""
-    for v in VIEWS:
-        r = c["views"].get(v, {}).get("per_tag", {}).get(tag)
-        if r and r["support"] and significance(r["f1"]) == "sneg":
-            return v
-    return None
+    return next(iter(views_where(c, tag, "sneg")), None)
 
 
 def views_where(c: dict, tag: str, cls: str) -> list[str]:
@@ -449,7 +444,7 @@ def views_where(c: dict, tag: str, cls: str) -> list[str]:
 
 def interval_count(c: dict) -> int:
     """How many tag × view F1 intervals the lists of CIs below / above zero were read from."""
-    return sum(1 for v in VIEWS for t in c["tags"] if not tag_empty(c["views"][v], t) and not fp_only(c["views"][v], t))
+    return sum(1 for v in VIEWS for t in c["tags"] if f1_measured(c["views"][v], t))
 
 
 def unadjusted_note(c: dict) -> str:

@@ -21,7 +21,7 @@ def _current_umask() -> int:
     return mask
 
 
-_UMASK = _current_umask()
+UMASK = _current_umask()
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -60,7 +60,7 @@ def write_files(files: dict[Path, bytes]) -> None:
                     f.write(data)
                     f.flush()
                     os.fsync(f.fileno())
-                os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are shared like any file
+                os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; outputs are shared like any file
             except OSError as e:  # disk full, quota, I/O error: the user's to fix, not a bug
                 raise MwevalError(f"cannot write: {e.strerror or e}", where=str(path)) from None
         for tmp, path in temps:
@@ -129,7 +129,7 @@ def staging_dir(final: Path, what: str = "output directory") -> Path:
         final.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(final)
         path = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-{os.getpid()}-", dir=final.parent))
-        os.chmod(path, 0o777 & ~_UMASK)
+        os.chmod(path, 0o777 & ~UMASK)
     except OSError as e:
         raise MwevalError(f"cannot create {what}: {e.strerror}", where=str(final.parent)) from None
     return path

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,7 +23,7 @@ import orjson
 
 from mailwoman_eval import __version__
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import atomic_write_bytes, output_dir, sha256_bytes
+from mailwoman_eval.fsutil import UMASK, atomic_write_bytes, output_dir, sha256_bytes
 from mailwoman_eval.gcpause import gc_paused
 from mailwoman_eval.golden import REPO_ROOT
 from mailwoman_eval.metrics import EntryVectors, outcome_matrix, outcome_row, tag_index
@@ -142,9 +143,11 @@ def store_in_cache(key: str, pred_bytes: bytes, run_bytes: bytes) -> None:
     stage = None
     try:
         runs.mkdir(parents=True, exist_ok=True)
+        _remove_stale_stages(runs)
         stage = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=runs))
-        (stage / PRED_FILE).write_bytes(pred_bytes)
-        (stage / RUN_FILE).write_bytes(run_bytes)
+        os.chmod(stage, 0o777 & ~UMASK)  # mkdtemp makes 0700: a cache shared between users must stay readable
+        atomic_write_bytes(stage / PRED_FILE, pred_bytes)  # flushed to disk before the entry is renamed in
+        atomic_write_bytes(stage / RUN_FILE, run_bytes)
         if dest.exists():
             shutil.rmtree(dest, ignore_errors=True)  # stale or damaged (a sound entry is a hit, not stored again)
         os.rename(stage, dest)
@@ -154,6 +157,17 @@ def store_in_cache(key: str, pred_bytes: bytes, run_bytes: bytes) -> None:
     finally:
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
+
+
+def _remove_stale_stages(runs: Path, age_s: float = 3600.0) -> None:
+    """Staging dirs (`.KEY.*`) a killed process left behind; an hour old, no store is still writing."""
+    now = time.time()
+    for p in runs.glob(".*.*"):
+        try:
+            if p.is_dir() and now - p.stat().st_mtime > age_s:
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def cached_run(key: str, expect: dict[str, object]) -> Run | None:

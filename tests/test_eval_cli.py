@@ -202,6 +202,14 @@ def test_the_cache_stores_the_bytes_this_eval_wrote(tmp_path):
     assert (entry / "run.json").read_bytes() == (out / "run.json").read_bytes()
     assert (entry / "predictions.jsonl").read_bytes() == b'{"id":"a"}\n'
     assert not [p for p in entry.parent.iterdir() if p.name.startswith(".")]  # no staging dir left
+    from mailwoman_eval.fsutil import UMASK
+
+    assert entry.stat().st_mode & 0o777 == 0o777 & ~UMASK  # not mkdtemp's 0700: a shared cache stays readable
+    stale = entry.parent / (".x" * 16 + ".killed")  # a store killed mid-way, long ago
+    stale.mkdir()
+    os.utime(stale, (0, 0))
+    write_run(tmp_path / "run2", meta, [{"id": "b"}], cache_key="m" * 32)
+    assert not stale.exists()
 
 
 def test_a_cache_hit_records_where_the_labels_and_the_package_came_from_in_this_run(tmp_path):

@@ -31,6 +31,7 @@ from mailwoman_eval import __version__
 from mailwoman_eval.buckets import RULES, ErrorRecord
 from mailwoman_eval.compare import (
     VIEW_WORDS,
+    f1_measured,
     fp_only,
     interval_count,
     new_fps_without_gold,
@@ -685,7 +686,7 @@ def compare_headline(c: dict) -> dict:
     for v in VIEWS:
         view = c["views"][v]
         for tag in c["tags"]:
-            if tag_empty(view, tag) or fp_only(view, tag):  # F1 0 in both runs: no interval to read
+            if not f1_measured(view, tag):  # F1 0 in both runs: no interval to read
                 continue
             r = view["per_tag"][tag]
             f = r["f1"]
@@ -746,7 +747,7 @@ def forest(c: dict) -> dict:
         view = c["views"][v]
         x0 = g["label_w"] + k * (g["panel_w"] + g["gap"])
         x1 = x0 + g["panel_w"]
-        blocks = {t: view["per_tag"][t]["f1"] for t in tags if not tag_empty(view, t) and not fp_only(view, t)}
+        blocks = {t: view["per_tag"][t]["f1"] for t in tags if f1_measured(view, t)}
         lo = min([0.0] + [b["ci95_pp"][0] for b in blocks.values()] + [b["delta_pp"] for b in blocks.values()])
         hi = max([0.0] + [b["ci95_pp"][1] for b in blocks.values()] + [b["delta_pp"] for b in blocks.values()])
         if hi - lo < 2.0:  # at least 2 pp of room
@@ -881,7 +882,7 @@ def compare_blocks(c: dict, base, cand) -> list[dict]:
     def key(t):  # real regressions first (as the headline lists them), tags without data last; then the worst Δ F1
         unused = all(tag_empty(c["views"][v], t) for v in VIEWS)
         rank = real.index(t) if t in real else len(real)
-        return (rank, unused, gated["per_tag"][t]["f1"]["delta_pp"] if not tag_empty(gated, t) and not fp_only(gated, t) else 0.0,
+        return (rank, unused, gated["per_tag"][t]["f1"]["delta_pp"] if f1_measured(gated, t) else 0.0,
                 c["tags"].index(t))
 
     order = sorted(c["tags"], key=key)
