@@ -198,17 +198,26 @@ def console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
     out.append("")
     out.append(f"{'tag':20s} {'F1 all':>8s} {'excl adv':>9s} {'adv only':>9s} {'Δ(excl-all)':>12s} {'support':>8s}")
 
-    def cells(values: list[float | None]) -> str:
-        # "—" where there is nothing to score (as the HTML): 0/0 is stored as 0.0, which reads as a failure
-        fa, fe, fo = ("—" if x is None else f"{x:.4f}" for x in values)
-        delta = "—" if values[0] is None or values[1] is None else f"{values[1] - values[0]:+.4f}"
+    def cells(values: list[float | str | None]) -> str:
+        # "—" where there is nothing to score (as the HTML): 0/0 is stored as 0.0, which reads as a
+        # failure; "FP-only" where the view has no gold value, only false positives (the HTML's "FP only")
+        fa, fe, fo = ("—" if x is None else x if isinstance(x, str) else f"{x:.4f}" for x in values)
+        delta = f"{values[1] - values[0]:+.4f}" if all(isinstance(x, float) for x in values[:2]) else "—"
         return f"{fa:>8s} {fe:>9s} {fo:>9s} {delta:>12s}"
 
+    def f1(t: dict) -> float | str | None:
+        return None if not tag_measured(t) else "FP-only" if not t["support"] else t["f1"]
+
+    fp_only = False
     for tag in d.tags:
         per = [m[v]["per_tag"][tag] for v in VIEWS]
-        out.append(f"{tag:20s} {cells([t['f1'] if tag_measured(t) else None for t in per])} {per[0]['support']:8d}")
+        values = [f1(t) for t in per]
+        fp_only |= "FP-only" in values
+        out.append(f"{tag:20s} {cells(values)} {per[0]['support']:8d}")
     # with --tags the rows above are the chosen tags; the macro F1 stays the run's, over all its tags
     out.append(f"{'macro F1 (all tags)' if d.filtered else 'macro F1':20s} {cells([m[v]['macro_f1'] if m[v]['entries'] else None for v in VIEWS])}")
+    if fp_only:
+        out.append("FP-only: no gold value in that view, only false positives (F1 0 measures nothing; not in its macro F1)")
     def annotate(tag: str, kind: str) -> list[str]:
         b = d.buckets["all"][tag][kind]
         extra = []

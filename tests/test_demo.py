@@ -237,3 +237,13 @@ def test_onnx_files_are_named_by_where_they_are_and_names_are_not_patterns(tmp_p
     assert resolve_checkpoint("step-001800").name == "baseline/step-001800"
     with pytest.raises(MwevalError, match="not found"):
         resolve_checkpoint("step-0018*")
+
+
+def test_the_diagnose_console_says_fp_only_where_a_view_has_no_gold(demo_runs):
+    """dependent_locality has no gold value among the adversarial rows, one false positive: the
+    console printed F1 0.0000 there (the HTML says "FP only"), a score that measures nothing."""
+    r = CliRunner().invoke(main, ["diagnose", "--run", str(demo_runs["step-002200"]), "--no-html"])
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.output.splitlines() if line.startswith("dependent_locality "))
+    assert row.split()[1:5] == ["0.6400", "0.6667", "FP-only", "+0.0267"]
+    assert "FP-only: no gold value in that view, only false positives" in r.output
