@@ -16,7 +16,7 @@ from mailwoman_eval.buckets import DEFAULT_CATEGORIES, RULES, UPSTREAM_CATEGORIE
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import write_files
 from mailwoman_eval.gcpause import gc_paused
-from mailwoman_eval.metrics import VIEWS, summarize_views, tag_measured, view_masks
+from mailwoman_eval.metrics import VIEWS, only_false_positives, summarize_views, tag_measured, view_masks
 from mailwoman_eval.run import Run, loudest_first
 
 KINDS = ("FP", "FN")
@@ -206,7 +206,7 @@ def console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
         return f"{fa:>8s} {fe:>9s} {fo:>9s} {delta:>12s}"
 
     def f1(t: dict) -> float | str | None:
-        return None if not tag_measured(t) else "FP-only" if not t["support"] else t["f1"]
+        return "FP-only" if only_false_positives(t) else t["f1"] if tag_measured(t) else None
 
     fp_only = False
     for tag in d.tags:

@@ -139,6 +139,12 @@ def tag_measured(stats: dict | None) -> bool:
     return bool(stats) and bool(stats["support"] or stats["tp"] + stats["fp"])
 
 
+def only_false_positives(stats: dict | None) -> bool:
+    """Predictions of the tag in the view and no gold value: every one a false positive, recall 0/0,
+    F1 0 measuring nothing; shown as "FP only", not as a score of 0."""
+    return tag_measured(stats) and not stats["support"]
+
+
 def view_masks(adversarial: np.ndarray) -> dict[str, np.ndarray]:
     return {"all": np.ones_like(adversarial, dtype=bool), "excluding_adversarial": ~adversarial, "adversarial_only": adversarial}
 

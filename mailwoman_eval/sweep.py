@@ -716,6 +716,8 @@ def tag_colors(tags: list[str]) -> dict[str, str]:
         used.add(k)
         out[t] = PALETTE[k]
     return out
+
+
 CHART_W, MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 900, 58, 24, 12, 34
 
 

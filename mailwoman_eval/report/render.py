@@ -43,7 +43,7 @@ from mailwoman_eval.compare import (
     what_changed,
 )
 from mailwoman_eval.fsutil import atomic_write_text
-from mailwoman_eval.metrics import VIEWS, tag_measured
+from mailwoman_eval.metrics import VIEWS, only_false_positives, tag_measured
 from mailwoman_eval.run import OOD_PREFIX
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -282,11 +282,10 @@ def provenance(meta: dict, scheme: str | None = None, adversarial_mode: str | No
 
 def commit_text(commit: str | None) -> str:
     """" · <10 hex>" of the commit the run was made with, keeping run.py's "-dirty" mark (the
-    working tree had uncommitted changes to tracked files)."""
+    package had uncommitted changes)."""
     if not commit:
         return ""
-    sha, dirty = (commit[: -len("-dirty")], True) if commit.endswith("-dirty") else (commit, False)
-    return f" · {sha[:10]}" + ("-dirty" if dirty else "")
+    return f" · {commit[:10]}" + ("-dirty" if commit.endswith("-dirty") else "")
 
 
 def warning_items(warnings: list[str]) -> list[dict]:
@@ -334,7 +333,7 @@ def per_tag_rows(metrics: dict, tags: list[str]) -> list[dict]:
             t = metrics[v]["per_tag"].get(tag)
             if not tag_measured(t):
                 groups.append({"empty": True, "support": t["support"] if t else 0, "fp": t["fp"] if t else 0})
-            elif not t["support"]:  # no gold value: every prediction a false positive; R 0/0, F1 0 measure nothing
+            elif only_false_positives(t):
                 groups.append({"empty": False, "fp_only": True, **t})
             else:
                 groups.append({"empty": False, **t})
@@ -488,7 +487,7 @@ def tag_blocks(d, cap: int) -> tuple[list[dict], dict]:
         metrics = []
         for v in VIEWS:
             t = d.metrics[v]["per_tag"].get(tag) or {"support": 0}
-            metrics.append({"view": VIEW_KEYS[v], "measured": tag_measured(t), "fp_only": tag_measured(t) and not t["support"], **t})
+            metrics.append({"view": VIEW_KEYS[v], "measured": tag_measured(t), "fp_only": only_false_positives(t), **t})
         blocks.append({"tag": tag, "anchor": anchor("tag", tag), "kinds": kinds, "metrics": metrics,
                        "errors": sum(k["total"] for k in kinds)})
     filters = {
@@ -539,7 +538,7 @@ def diagnose_context(d, csv_name: str, cap: int = EXAMPLE_CAP) -> dict:
         "warnings": warning_items(d.warnings),
         "headline": [
             {**h, "anchor": anchor("tag", h["tag"]), "f1": d.metrics["all"]["per_tag"][h["tag"]]["f1"],
-             "fp_only": not d.metrics["all"]["per_tag"][h["tag"]]["support"],
+             "fp_only": only_false_positives(d.metrics["all"]["per_tag"][h["tag"]]),
              "fn_color": CATEGORY_COLORS.get((h.get("fn_top") or {}).get("category"), FALLBACK_COLOR),
              "fp_color": CATEGORY_COLORS.get((h.get("fp_top") or {}).get("category"), FALLBACK_COLOR),
              "fn_href": "#" + anchor("ex", h["tag"], "FN", h["fn_top"]["category"]) if h.get("fn_top") else None,
