@@ -59,7 +59,49 @@ class _Bar:
             self.ctx = None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_HELP_ONLY = tuple(getattr(click.exceptions, n) for n in ("NoArgsIsHelpError",) if hasattr(click.exceptions, n))  # click >= 8.2: a bare `mweval` prints help
+
+
+class _OneLineUsage(click.UsageError):
+    """A usage error (unknown option, missing argument, bad choice, unknown command) as the one
+    stderr line every other error is, instead of click's usage block; exit code 2 as before."""
+
+    def __init__(self, original: click.UsageError, where: str):
+        super().__init__(original.format_message(), original.ctx)  # the subclass's message: "Missing option '--ckpt'."
+        self.where = original.ctx.command_path if original.ctx else where  # click leaves ctx unset on some parse errors
+
+    def show(self, file=None) -> None:
+        click.echo(f"mweval: error: {self.where}: {' '.join(self.message.split())} Try '{self.where} --help'.", err=True)
+
+
+def _one_line(e: click.UsageError, where: str) -> click.UsageError:
+    return e if isinstance(e, (_OneLineUsage, *_HELP_ONLY)) else _OneLineUsage(e, where)
+
+
+class _OneLineUsageMixin:
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as e:
+            raise _one_line(e, f"{parent.command_path} {info_name}" if parent else str(info_name)) from None
+
+
+class _Command(_OneLineUsageMixin, click.Command):
+    pass
+
+
+class _Main(_OneLineUsageMixin, click.Group):
+    command_class = _Command
+    group_class = type  # `golden` is a _Main too
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:  # an unknown command; a parameter a command's body rejects
+            raise _one_line(e, ctx.command_path) from None
+
+
+@click.group(name="mweval", cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mweval")
 def main() -> None:
     """Evaluate and diagnose Mailwoman address-parser checkpoints."""

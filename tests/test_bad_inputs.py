@@ -878,6 +878,21 @@ CASES = [
          lambda c: ["parity", "--ckpt", str(TINY_STEP), "--onnx", str(onnx_nan_logits(c)), "--golden", str(c.golden(good_lines())),
                     "--tokenizer", str(TOKENIZER_V010), "--out", str(c.out), "-q"],
          ("nan.onnx", "the model produced NaN or infinite logits for 2 of 2 entries (first: g.jsonl:1)")),
+    # ---- usage errors (click's, as one line) ------------------------------------------------
+    Case("usage-unknown-option", E, lambda c: ["eval", "--foo"],
+         ("mweval: error: mweval eval: No such option '--foo'", "Did you mean", "Try 'mweval eval --help'.")),
+    Case("usage-missing-option", E, lambda c: ["gate", "--candidate", "x"],
+         ("mweval: error: mweval gate: Missing option '--baseline'. Try 'mweval gate --help'.",)),
+    Case("usage-option-without-value", E, lambda c: ["eval", "--ckpt"],
+         ("mweval: error: mweval eval: Option '--ckpt' requires an argument.",)),
+    Case("usage-bad-choice", E, lambda c: ["eval", "--ckpt", "x", "--golden", "y", "--profile", "nope"],
+         ("mweval: error: mweval eval: Invalid value for '--profile': 'nope' is not one of 'runtime', 'upstream-eval'.",)),
+    Case("usage-missing-argument", E, lambda c: ["compare", "a"],
+         ("mweval: error: mweval compare: Missing argument 'CAND'.",)),
+    Case("usage-unknown-command", E, lambda c: ["evl"],
+         ("mweval: error: mweval: No such command 'evl'. Did you mean 'eval'? Try 'mweval --help'.",)),
+    Case("usage-unknown-subcommand", E, lambda c: ["golden", "verfy"],
+         ("mweval: error: mweval golden: No such command 'verfy'.",)),
 ]
 
 

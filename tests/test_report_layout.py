@@ -301,3 +301,26 @@ def test_tag_anchor_lands_below_the_filter_bar(demo, tmp_path, width):
     tag = re.search(r'<section class="tagblock" id="([^"]+)"', page.read_text(encoding="utf-8")).group(1)
     w = run_probe(tmp_path, page, width, WHERE + f"done(where('{tag}'));", url_hash=f"#{tag}")
     check_landing(w)
+
+
+VIS_COUNTS = """
+var s = document.querySelector('#filters select[name=adv]'); s.value = '%s'; s.dispatchEvent(new Event('change'));
+done(Array.prototype.filter.call(document.querySelectorAll('details.cat'), function (d) { return !d.hidden; }).map(function (d) {
+  var rows = d.querySelectorAll('tr.ex');
+  return {vis: d.querySelector('.vis').textContent, all: rows.length, visible: d.querySelectorAll('tr.ex:not([hidden])').length,
+          in_view: Array.prototype.filter.call(rows, function (r) { return r.getAttribute('data-adv') === '%s'; }).length};
+}));
+"""
+
+
+@pytest.mark.parametrize("kind", ["diagnose", "compare"])
+def test_view_filter_counts_shown_rows_out_of_the_views_rows(demo, tmp_path, kind):
+    """With a view chosen, "n of m shown" counts m over the section's rows of that view: the rows of the
+    other views that top each view up are not what the filter narrowed down from (it said "2 of 21")."""
+    for view in ("0", "1"):
+        sections = run_probe(tmp_path, demo[kind], 1366, VIS_COUNTS % (view, view))
+        assert sections, (kind, view)
+        assert any(x["in_view"] < x["all"] for x in sections), (kind, view)  # the case that read wrong
+        for x in sections:
+            assert x["visible"] == x["in_view"] > 0, (kind, view, x)
+            assert x["vis"] == f"{x['in_view']} of {x['in_view']} shown", (kind, view, x)

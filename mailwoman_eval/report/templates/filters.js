@@ -27,9 +27,12 @@
     perView.forEach(function (el) { el.hidden = el.getAttribute("data-view") !== view; });
     var shown = 0;
     rows.forEach(function (r) { var ok = matches(r, want); r.hidden = !ok; if (ok) shown++; });
+    var inView = want.adv === undefined ? {} : {adv: want.adv};
     sections.forEach(function (d) {
       var n = d.querySelectorAll("tr.ex:not([hidden])").length;
-      var total = d.querySelectorAll("tr.ex").length;
+      // "n of total": total counts the section's rows of the chosen view (rows of the other views
+      // are on the page to top each view up, and are not what the filter narrows down from)
+      var total = Array.prototype.filter.call(d.querySelectorAll("tr.ex"), function (r) { return matches(r, inView); }).length;
       d.hidden = active && n === 0;
       if (active && n > 0) d.open = true;
       var vis = d.querySelector(".vis");
