@@ -15,7 +15,7 @@ from pathlib import Path
 import sentencepiece as spm
 
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import sha256_file
+from mailwoman_eval.fsutil import sha256_bytes
 
 MAX_LENGTH = 128  # upstream truncates input ids to 128 pieces
 
@@ -73,14 +73,21 @@ class Tokenizer:
         self.path = Path(path)
         if not self.path.is_file():
             raise MwevalError("tokenizer model not found", where=str(self.path))
+        try:
+            data = self.path.read_bytes()  # read once: what is hashed is what is loaded
+        except OSError as e:
+            raise MwevalError(f"cannot read the tokenizer model: {e.strerror}", where=str(self.path)) from None
         self.sp = spm.SentencePieceProcessor()
         try:
-            ok = self.sp.Load(str(self.path))
+            ok = self.sp.LoadFromSerializedProto(data)
         except (OSError, RuntimeError) as e:
-            raise MwevalError(f"not a SentencePiece model ({' '.join(str(e).split())[:120]})", where=str(self.path)) from None
+            detail = " ".join(str(e).split())
+            if "ParseFromArray" in detail:  # from serialized bytes, sentencepiece names its C++ check
+                detail = "INTERNAL: could not parse ModelProto"
+            raise MwevalError(f"not a SentencePiece model ({detail[:120]})", where=str(self.path)) from None
         if not ok:
             raise MwevalError("not a SentencePiece model", where=str(self.path))
-        self.sha256 = sha256_file(self.path)
+        self.sha256 = sha256_bytes(data)
         self.vocab_size = self.sp.GetPieceSize()
         self.pad_id = max(self.sp.pad_id(), 0)
         check_byte_offsets(self.sp, self.path)

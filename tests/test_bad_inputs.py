@@ -723,7 +723,7 @@ CASES = [
     Case("tokenizer-path-missing", E, lambda c: c.eval(tokenizer=c.tmp / "tok.model"), ("tok.model", "tokenizer file not found")),
     Case("tokenizer-corrupt", E, lambda c: (c.tmp.joinpath("tok.model").write_bytes(b"\x0a\xff not a model" * 50),
                                              c.eval(tokenizer=c.tmp / "tok.model"))[-1],
-         ("tok.model", "not a SentencePiece model"), subprocess=True),
+         ("tok.model", "not a SentencePiece model (INTERNAL: could not parse ModelProto)"), subprocess=True),
     Case("tokenizer-empty", E, lambda c: (c.tmp.joinpath("tok.model").write_bytes(b""), c.eval(tokenizer=c.tmp / "tok.model"))[-1],
          ("tok.model", "not a SentencePiece model"), subprocess=True),
     Case("tokenizer-vocab-larger-than-embedding", E, lambda c: c.eval(tokenizer=EN_US / "tokenizer.model"),

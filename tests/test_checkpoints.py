@@ -185,3 +185,35 @@ def test_state_dict_not_matching_config_lists_the_keys(tmp_path, shared):
         PytorchBackend(d)
     msg = e.value.one_line
     assert "missing keys: blocks.2.ln1.weight" in msg and "shape mismatches" in msg and "pytorch_model.bin" in msg
+
+
+def test_recorded_sha256s_are_of_the_bytes_evaluated_when_the_checkpoint_is_rewritten_mid_load(tmp_path, monkeypatch, test_ids):
+    """A checkpoint rewritten while it loads (a sweep over a live training run) is recorded with the
+    sha256 of the bytes that were parsed, not of what is on disk after: config.json was hashed again
+    after the weights were read, and the weights were parsed from the path."""
+    import hashlib
+
+    from mailwoman_eval.checkpoints import pytorch_dir
+
+    step = tmp_path / "step-000300"
+    shutil.copytree(TINY_STEP, step)
+    other = sorted(p for p in TINY.glob("step-*") if p.name != TINY_STEP.name)[0]
+    before = {f: hashlib.sha256((step / f).read_bytes()).hexdigest() for f in ("config.json", "pytorch_model.bin")}
+    real = pytorch_dir.load_state_dict
+
+    def rewritten_meanwhile(path, *args):
+        shutil.copy(other / "pytorch_model.bin", step / "pytorch_model.bin")
+        cfg = json.loads((step / "config.json").read_text(encoding="utf-8"))
+        (step / "config.json").write_text(json.dumps({**cfg, "note": "rewritten"}), encoding="utf-8")
+        return real(path, *args)
+
+    monkeypatch.setattr(pytorch_dir, "load_state_dict", rewritten_meanwhile)
+    backend = PytorchBackend(step, engine="numpy")
+    assert backend.info["sha256"] == backend.info["files"]["pytorch_model.bin"] == before["pytorch_model.bin"]
+    assert backend.info["files"]["config.json"] == before["config.json"]
+    assert hashlib.sha256((step / "pytorch_model.bin").read_bytes()).hexdigest() != before["pytorch_model.bin"]
+    # and the weights evaluated are the ones hashed
+    ids = test_ids[:20]
+    want = PytorchBackend(TINY_STEP, engine="numpy").infer(ids)
+    assert all(np.array_equal(a, b) for a, b in zip(backend.infer(ids), want, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(PytorchBackend(other, engine="numpy").infer(ids), want, strict=True))

@@ -92,3 +92,29 @@ def test_a_sentencepiece_that_gives_code_point_offsets_is_refused():
 
     with pytest.raises(MwevalError, match="not UTF-8 bytes"):
         check_byte_offsets(CodePoints(), TOKENIZER_V010)
+
+
+def test_the_recorded_sha256_is_of_the_model_loaded_when_the_file_is_rewritten_meanwhile(tmp_path, monkeypatch):
+    """The tokenizer file is read once: a file rewritten after sentencepiece loaded it is not what
+    the run records (it hashed the path again after loading)."""
+    import hashlib
+    import shutil
+
+    import sentencepiece as spm
+
+    need_shared()
+    path = tmp_path / "tokenizer.model"
+    shutil.copy(TOKENIZER_V010, path)
+    want = hashlib.sha256(path.read_bytes()).hexdigest()
+    for name in ("Load", "LoadFromSerializedProto"):
+        real = getattr(spm.SentencePieceProcessor, name)
+
+        def loaded_then_rewritten(self, *args, _real=real, **kwargs):
+            ok = _real(self, *args, **kwargs)
+            shutil.copy(EN_US / "tokenizer.model", path)
+            return ok
+
+        monkeypatch.setattr(spm.SentencePieceProcessor, name, loaded_then_rewritten)
+    tok = Tokenizer(path)
+    assert tok.sha256 == want != hashlib.sha256(path.read_bytes()).hexdigest()
+    assert tok.vocab_size == Tokenizer(TOKENIZER_V010).vocab_size != Tokenizer(EN_US / "tokenizer.model").vocab_size

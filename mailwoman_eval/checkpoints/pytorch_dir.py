@@ -25,7 +25,7 @@ from mailwoman_eval.checkpoints.backend import (
 from mailwoman_eval.checkpoints.torchfile import load_state_dict
 from mailwoman_eval.decode import CRFParams
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import sha256_file
+from mailwoman_eval.fsutil import sha256_bytes
 from mailwoman_eval.labels import V040_LABELS
 
 REQUIRED_CONFIG = (
@@ -39,9 +39,10 @@ REQUIRED_CONFIG = (
 )
 
 
-def read_config(path: Path) -> dict:
+def read_config(path: Path, data: bytes | None = None) -> dict:
+    """config.json, checked; `data` is its bytes when the caller read them (to hash what it parsed)."""
     try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
+        cfg = json.loads((path.read_bytes() if data is None else data).decode("utf-8"))
     except FileNotFoundError:
         raise MwevalError("checkpoint has no config.json", where=str(path)) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
@@ -160,16 +161,27 @@ def crf_from_state(state: dict[str, np.ndarray]) -> CRFParams | None:
     )
 
 
+def _read(path: Path, missing: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise MwevalError(missing, where=str(path)) from None
+    except OSError as e:
+        raise MwevalError(f"cannot read {path.name}: {e.strerror}", where=str(path)) from None
+
+
 class PytorchBackend(Backend):
     def __init__(self, ckpt_dir: Path, engine: str = "onnx", threads: int | None = None):
         cfg_path = ckpt_dir / "config.json"
         bin_path = ckpt_dir / "pytorch_model.bin"
-        cfg = read_config(cfg_path)
+        # Each file is read once, and what is recorded is the sha256 of the bytes evaluated: hashing
+        # the file again could record a checkpoint rewritten in the meantime (a sweep of a live run).
+        cfg_bytes = _read(cfg_path, "checkpoint has no config.json")
+        cfg = read_config(cfg_path, cfg_bytes)
         labels, source = labels_from_config(cfg, str(cfg_path))
-        if not bin_path.exists():
-            raise MwevalError("checkpoint has no pytorch_model.bin", where=str(bin_path))
-        bin_sha = in_background(sha256_file, bin_path)  # hashing 35 MB runs without the GIL, beside the parse
-        state, dtypes = load_state_dict(bin_path)
+        bin_bytes = _read(bin_path, "checkpoint has no pytorch_model.bin")
+        bin_sha = in_background(sha256_bytes, bin_bytes)  # hashing 35 MB runs without the GIL, beside the parse
+        state, dtypes = load_state_dict(bin_path, bin_bytes)
         check_state_dict(state, cfg, str(bin_path))
         self.config = cfg
         self.config_path = cfg_path
@@ -179,7 +191,7 @@ class PytorchBackend(Backend):
             "format": "pytorch",
             "engine": engine,
             "sha256": bin_sha.result(),
-            "files": {"config.json": sha256_file(cfg_path), "pytorch_model.bin": None},
+            "files": {"config.json": sha256_bytes(cfg_bytes), "pytorch_model.bin": None},
             "stored_dtypes": sorted(dtypes),
             "params": int(sum(v.size for k, v in state.items() if not k.endswith("_mask") and k != "class_weights")),
             "config": {k: cfg[k] for k in REQUIRED_CONFIG + ("use_crf",) if k in cfg},

@@ -104,13 +104,14 @@ class _Unpickler(pickle.Unpickler):
         return self.cache[key]
 
 
-def load_state_dict(path: str | Path) -> tuple[dict[str, np.ndarray], set[str]]:
-    """(name -> float32/int array, set of stored dtypes). Errors name the file."""
+def load_state_dict(path: str | Path, data: bytes | None = None) -> tuple[dict[str, np.ndarray], set[str]]:
+    """(name -> float32/int array, set of stored dtypes). `data`: the file's bytes when the caller
+    read them (and hashed those). Errors name the file."""
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise MwevalError("checkpoint weights not found", where=str(path))
     try:
-        zf = zipfile.ZipFile(path)
+        zf = zipfile.ZipFile(path if data is None else io.BytesIO(data))
     except (zipfile.BadZipFile, OSError) as e:
         raise MwevalError(f"not a torch.save zip archive (truncated or corrupt?): {e}", where=str(path)) from None
     with zf:
