@@ -147,6 +147,8 @@ def parse_row(text: str, file: str, line: int, where: str | None = None) -> Gold
     try:
         obj = _ROW_DECODER.decode(text)  # what json.loads(text, parse_constant=…) does, minus a decoder per row
     except (json.JSONDecodeError, ValueError, RecursionError) as e:  # json recurses per nesting level
+        if isinstance(e, json.JSONDecodeError) and e.msg == "Extra data" and "\r" in text[: e.pos + 1]:
+            raise MwevalError(f"malformed JSON ({e}): rows end in a bare CR; JSONL rows end in LF (or CRLF)", where=where) from None
         raise MwevalError(f"malformed JSON ({e})", where=where) from None
     if not isinstance(obj, dict):
         raise MwevalError(f"row is {_json_kind(obj)}, not a JSON object", where=where)

@@ -568,6 +568,8 @@ CASES = [
     Case("export-scores-over-another-file", E, export_over_another_file, ("not a scores JSON", "--force", "precious.txt")),
     Case("golden-crlf", A, lambda c: c.eval(c.golden("\r\n".join(good_lines()).encode() + b"\r\n")),
          check=check_rows(2, ("g.jsonl:1", "g.jsonl:2"))),
+    Case("golden-cr-only", E, lambda c: c.eval(c.golden("\r".join(good_lines()).encode() + b"\r")),
+         ("g/g.jsonl:1: malformed JSON (Extra data", "rows end in a bare CR; JSONL rows end in LF (or CRLF)")),
     Case("golden-blank-lines", S, lambda c: c.eval(c.golden(["", line(GOOD), "   \t", "", line(GOOD2), ""])),
          check=check_rows(2, ("g.jsonl:2", "g.jsonl:5"))),
     Case("golden-malformed-json", E, lambda c: c.eval(c.golden([line(GOOD), '{"raw": "1 Main St", "components": {']),),
