@@ -99,6 +99,45 @@ class _Main(_OneLineUsageMixin, click.Group):
             return super().invoke(ctx)
         except click.UsageError as e:  # an unknown command; a parameter a command's body rejects
             raise _one_line(e, ctx.command_path) from None
+        except (KeyboardInterrupt, click.Abort):
+            # click's own handling exits 1, the gate's "regression" code; 130 is what a shell reports
+            _stopped("interrupted")
+            sys.exit(130)
+
+
+def _stopped(how: str) -> None:
+    click.echo(f"\nmweval: {how}; unfinished outputs were not written", err=True)  # "\n" ends the terminal's ^C
+
+
+class _ClosedPipeTolerant:
+    """stdout whose reader may go away first (`mweval gate … | head -1`, `| true`): what is left to
+    print goes to /dev/null and the command ends with its own exit code. click's handling of the
+    broken pipe exits 1, the gate's "regression" code, even for a gate that passed."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self) -> None:
+        try:  # what the stream still buffers is flushed there too, at exit, without a second error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass  # not a file descriptor (a test runner's buffer): nothing more is written to it anyway
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 @click.group(name="mweval", cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,9 +151,12 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):  # a "—" on a latin-1 terminal: escaped, not a traceback
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    if not isinstance(sys.stdout, _ClosedPipeTolerant):
+        sys.stdout = _ClosedPipeTolerant(sys.stdout)
 
 
 def _terminated(signum, frame) -> None:
+    _stopped("terminated")
     raise SystemExit(128 + signum)
 
 

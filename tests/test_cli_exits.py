@@ -1,0 +1,55 @@
+"""Exit codes when the process is stopped or its reader goes away (real subprocesses: the signal and
+the pipe are the operating system's). Ctrl-C and a closed stdout used to exit 1 — the gate's
+"regression" code — even for a gate that passed; SIGTERM exited 143 without a word."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import GOLDEN_V012, TOKENIZER_V010, V040SIZE, need_shared
+
+STOPPED = "unfinished outputs were not written"
+
+
+def mweval(*args, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mailwoman_eval", *map(str, args)], **kwargs)
+
+
+@pytest.mark.parametrize(("sig", "code", "how"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_stopped_eval_says_so_in_one_line_and_exits_128_plus_the_signal(tmp_path, sig, code, how):
+    need_shared()
+    out = tmp_path / "out"
+    p = mweval("eval", "--ckpt", V040SIZE, "--tokenizer", TOKENIZER_V010, "--golden", GOLDEN_V012, "--out", out, "--no-cache",
+               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    note = p.stderr.readline()  # the progress note comes before the model loads; the evaluation takes seconds
+    assert note.startswith("mweval: "), note
+    time.sleep(0.5)
+    p.send_signal(sig)
+    rest = p.stderr.read()
+    assert p.wait(timeout=120) == code, rest
+    lines = [s for s in rest.splitlines() if s.strip() and not s.startswith("warning: ")]
+    assert lines == [f"mweval: {how}; {STOPPED}"], rest
+    assert not out.exists() and not [x for x in tmp_path.iterdir() if ".partial" in x.name]
+
+
+def test_a_closed_stdout_keeps_the_commands_exit_code(tmp_path):
+    """`mweval golden list | true`, and a gate that passes piped into a reader that quits: the
+    command's own exit code (0), nothing on stderr."""
+    demo = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "mailwoman_eval", "eval", "--ckpt", "step-002200", "--golden", "demo-v1",
+                        "--out", str(demo), "-q", "--no-cache"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for args in (["golden", "list"], ["gate", "--baseline", demo, "--candidate", demo, "--out", tmp_path / "gate", "-q"]):
+        r_fd, w_fd = os.pipe()
+        os.close(r_fd)  # the reader is gone before the first line is written
+        p = mweval(*args, stdout=w_fd, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        os.close(w_fd)
+        err = p.stderr.read()
+        assert p.wait(timeout=300) == 0, (args, err)
+        assert err == "", (args, err)
+    assert (tmp_path / "gate" / "verdict.json").is_file()
