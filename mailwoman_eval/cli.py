@@ -227,7 +227,11 @@ def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
     """Resolve names, evaluate (or reuse the cache) and return (Run, out dir). The notes evaluate
     printed on stderr while it ran (e.g. a backend's warning) are added to the set `said`.
     `knobs_checked`: the caller refused options that apply to none of its checkpoints."""
-    from mailwoman_eval.checkpoints.resolve import refuse_inapplicable_knobs, resolve_checkpoint
+    from mailwoman_eval.checkpoints.resolve import (
+        BUNDLED_LEVEL,
+        refuse_inapplicable_knobs,
+        resolve_checkpoint,
+    )
     from mailwoman_eval.evaluate import EvalOptions, evaluate
     from mailwoman_eval.golden import load_golden, resolve_golden
     from mailwoman_eval.profiles import get_profile
@@ -239,7 +243,8 @@ def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
 
     def golden_set():  # evaluate() calls it while the model and tokenizer load in threads
         gset = load_golden(gpath, gname)
-        info(f"mweval: {ref.name} ({ref.kind}) on {gname} ({len(gset.entries)} rows), profile {profile}", quiet)
+        where = ", bundled demo" if ref.found_in == BUNDLED_LEVEL else ""
+        info(f"mweval: {ref.name} ({ref.kind}{where}) on {gname} ({len(gset.entries)} rows), profile {profile}", quiet)
         return gset
 
     if out is None:

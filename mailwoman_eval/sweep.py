@@ -61,7 +61,7 @@ class StepDir:
 
 def resolve_run_dir(spec: str) -> Path:
     """An existing directory, else a run name under MWEVAL_CKPT_PATH / the bundled demo runs."""
-    from mailwoman_eval.checkpoints.resolve import ckpt_search_levels
+    from mailwoman_eval.checkpoints.resolve import ckpt_search_levels, refuse_missing_env_roots
 
     p = Path(spec).expanduser()
     if p.is_dir():
@@ -74,7 +74,9 @@ def resolve_run_dir(spec: str) -> Path:
             if len(hits) > 1:  # as for checkpoint names: never pick one of two silently
                 raise MwevalError(f"run name {spec!r} is ambiguous in {level}: {', '.join(map(str, hits))} (give a path)")
             if hits:
+                refuse_missing_env_roots(spec, level, "run")
                 return hits[0]
+        refuse_missing_env_roots(spec, None, "run")
     raise MwevalError("training run directory does not exist", where=spec)
 
 

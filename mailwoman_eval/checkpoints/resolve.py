@@ -62,9 +62,32 @@ def display_name(path: Path) -> str:
     return path.name
 
 
+BUNDLED_LEVEL = "bundled demo runs"
+
+
 def ckpt_search_levels(cli_roots: tuple[str, ...] = ()) -> list[tuple[str, list[Path]]]:
     env = [Path(p) for p in os.environ.get("MWEVAL_CKPT_PATH", "").split(os.pathsep) if p]
-    return [("--ckpt-root", [Path(r) for r in cli_roots]), ("MWEVAL_CKPT_PATH", env), ("bundled demo runs", [BUNDLED_RUNS])]
+    return [("--ckpt-root", [Path(r) for r in cli_roots]), ("MWEVAL_CKPT_PATH", env), (BUNDLED_LEVEL, [BUNDLED_RUNS])]
+
+
+def refuse_missing_cli_roots(cli_roots: tuple[str, ...]) -> None:
+    """A --ckpt-root that is not a directory is refused whenever a name is looked up: a typo there
+    let a name like step-002200 fall through to the bundled demo checkpoint of that name."""
+    for root in cli_roots:
+        if not Path(root).is_dir():
+            raise MwevalError("--ckpt-root is not a directory", where=root)
+
+
+def refuse_missing_env_roots(spec: str, found_in: str | None, what: str = "checkpoint") -> None:
+    """A MWEVAL_CKPT_PATH entry that is not a directory could have held `spec`: refused when the
+    name was found only in the bundled demo runs (scored without a word before) or nowhere."""
+    if found_in not in (None, BUNDLED_LEVEL):
+        return
+    missing = [str(r) for level, roots in ckpt_search_levels() if level == "MWEVAL_CKPT_PATH" for r in roots if not r.is_dir()]
+    if missing:
+        elsewhere = f"elsewhere it is only the bundled demo {what} of that name" if found_in else "it is found nowhere else"
+        raise MwevalError(f"MWEVAL_CKPT_PATH names {', '.join(missing)}, not {'a directory' if len(missing) == 1 else 'directories'}: "
+                          f"{what} {spec!r} could be there; {elsewhere} (fix MWEVAL_CKPT_PATH, or give a path)")
 
 
 def resolve_checkpoint(spec: str, cli_roots: tuple[str, ...] = ()) -> CheckpointRef:
@@ -73,6 +96,7 @@ def resolve_checkpoint(spec: str, cli_roots: tuple[str, ...] = ()) -> Checkpoint
         return CheckpointRef(spec, display_name(p), p, classify(p), "path")
     if spec.startswith(("/", "./", "../", "~")):
         raise MwevalError("checkpoint path does not exist", where=spec)
+    refuse_missing_cli_roots(cli_roots)
     for level, roots in ckpt_search_levels(cli_roots):
         hits: list[Path] = []
         for root in roots:
@@ -85,7 +109,9 @@ def resolve_checkpoint(spec: str, cli_roots: tuple[str, ...] = ()) -> Checkpoint
             listing = ", ".join(display_name(h) for h in hits)
             raise MwevalError(f"checkpoint name {spec!r} is ambiguous in {level}: {listing} (name one as RUN/STEP)")
         if hits:
+            refuse_missing_env_roots(spec, level)
             return CheckpointRef(spec, display_name(hits[0]), hits[0], classify(hits[0]), level)
+    refuse_missing_env_roots(spec, None)
     searched = [f"{level} ({', '.join(map(str, roots))})" for level, roots in ckpt_search_levels(cli_roots) if roots]
     known = known_checkpoint_names(cli_roots)
     close = list(dict.fromkeys(n for m in difflib.get_close_matches(spec, known, n=3, cutoff=0.6) for n in known[m]))[:4]
