@@ -196,7 +196,7 @@ def refuse_eval_knobs(runs) -> None:
     A --profile equal to what the runs were scored with is accepted."""
     ctx = click.get_current_context()
     for name, opt in (("profile", "--profile"), ("tokenizer", "--tokenizer"), ("labels", "--labels"),
-                      ("pad_to", "--pad-to"), ("engine", "--engine"), ("ckpt_roots", "--ckpt-root")):
+                      ("pad_to", "--pad-to"), ("engine", "--engine"), ("ckpt_roots", "--ckpt-root"), ("no_cache", "--no-cache")):
         if ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
             continue
         value = ctx.params[name]
@@ -322,8 +322,9 @@ optional_ckpt_options = options(
 @click.option("--adversarial", "adversarial", default="default", type=click.Choice(["default", "non-latin"]), show_default=True,
               help="What counts as adversarial: adversarial.jsonl + kryptonite/graceful notes, optionally + non-Latin rows.")
 @click.option("--tags", default=None, help="Comma-separated tags (default: all scored tags).")
-@click.option("--examples-per-bucket", "examples", default=3, show_default=True, type=click.IntRange(0))
-@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--examples-per-bucket", "examples", default=3, show_default=True, type=click.IntRange(0),
+              help="Examples the console prints per category (the HTML report shows its own spread; the error table has every error).")
+@click.option("--seed", default=42, show_default=True, type=int, help="Seed of the console's example sample.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
 @click.option("--out", default=None, type=click.Path(), help="HTML report path (default reports/<run>.html; with --tags, reports/<run>__<tag>+<tag>.html).")
 @click.option("--no-html", is_flag=True, help="Skip the HTML report and the error table.")
@@ -340,8 +341,15 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         if Path(path).is_dir() or path.endswith(("/", os.sep)):
             raise MwevalError("--out is a directory; give the HTML file to write (e.g. reports/run.html)", where=path)
 
+    # options that would be ignored are refused, before any evaluation
+    given = [f"--{n}" for n, p in (("examples-per-bucket", "examples"), ("seed", "seed"))
+             if click.get_current_context().get_parameter_source(p) is not click.core.ParameterSource.DEFAULT]
+    if as_json and given:
+        raise MwevalError(f"{' and '.join(given)} choose{'s' if len(given) == 1 else ''} the console's examples; --json prints none")
+    if out and no_html:
+        raise MwevalError("--out names the HTML report, which --no-html skips")
     if out and not no_html:
-        refuse_directory(out)  # before any evaluation
+        refuse_directory(out)
     run = load_or_eval(run_dir, ckpt, golden, (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache), quiet)
     d = diagnose(run, scheme=scheme, adversarial=adversarial, tags=tags)
     written = []
