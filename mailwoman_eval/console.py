@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mailwoman_eval.metrics import tag_measured
+from mailwoman_eval.metrics import only_false_positives, tag_measured
+
+FP_ONLY_LEGEND = "FP-only: no gold value in that view, only false positives (F1 0 measures nothing; not in its macro F1)"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: str | None = None) -> str:
@@ -28,13 +30,20 @@ def _fmt(c: object) -> str:
 
 def per_tag_table(view: dict, tags: Sequence[str]) -> str:
     """A tag with no gold value and no prediction in the view, or a view with no entries, has
-    nothing measured: "—", as the diagnose console and the HTML show it, not a score of 0."""
+    nothing measured: "—", as the diagnose console and the HTML show it, not a score of 0. A tag
+    with predictions and no gold value: its precision (0) is measured, its recall is 0/0 ("—") and
+    its F1 "FP-only", as in the diagnose console."""
     rows = []
     for t in tags:
         m = view["per_tag"][t]
-        scores = [m["precision"], m["recall"], m["f1"]] if tag_measured(m) else ["—"] * 3
+        if only_false_positives(m):
+            scores = [m["precision"], "—", "FP-only"]
+        else:
+            scores = [m["precision"], m["recall"], m["f1"]] if tag_measured(m) else ["—"] * 3
         rows.append([t, *scores, m["support"], m["tp"], m["fp"], m["fn"]])
     out = table(["tag", "precision", "recall", "f1", "support", "tp", "fp", "fn"], rows)
+    if any(r[3] == "FP-only" for r in rows):
+        out += f"\n{FP_ONLY_LEGEND}"
     used = len(view["macro_f1_denominator"]["tags"])
 
     def num(x: float, measured: bool) -> str:
@@ -43,7 +52,7 @@ def per_tag_table(view: dict, tags: Sequence[str]) -> str:
     some = view["entries"] > 0
     out += (
         f"\nmicro F1 {num(view['micro']['f1'], some)}   macro F1 {num(view['macro_f1'], used > 0)} (mean over {used} tags with support > 0)"
-        f"   exact match {num(view['exact_match'], some)}   mean token confidence {num(view['mean_token_confidence'], some)}"
+        f"\nexact match {num(view['exact_match'], some)}   mean token confidence {num(view['mean_token_confidence'], some)}"
         f"   entries {view['entries']}"
     )
     return out

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mailwoman_eval.buckets import DEFAULT_CATEGORIES, RULES, UPSTREAM_CATEGORIES, ErrorRecord, bucket_errors
+from mailwoman_eval.console import FP_ONLY_LEGEND
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import write_files
 from mailwoman_eval.gcpause import gc_paused
@@ -217,7 +218,7 @@ def console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
     # with --tags the rows above are the chosen tags; the macro F1 stays the run's, over all its tags
     out.append(f"{'macro F1 (all tags)' if d.filtered else 'macro F1':20s} {cells([m[v]['macro_f1'] if m[v]['entries'] else None for v in VIEWS])}")
     if fp_only:
-        out.append("FP-only: no gold value in that view, only false positives (F1 0 measures nothing; not in its macro F1)")
+        out.append(FP_ONLY_LEGEND)
     def annotate(tag: str, kind: str) -> list[str]:
         b = d.buckets["all"][tag][kind]
         extra = []

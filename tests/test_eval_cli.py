@@ -286,20 +286,26 @@ def test_golden_validate_counts_case_only_values_apart_and_lists_a_few(shared):
 
 def test_the_eval_table_shows_a_dash_where_nothing_was_measured():
     """A tag with no gold value and no prediction in a view, and a view with no entries, printed
-    0.0000 as if measured; the diagnose console and the HTML show "—"."""
+    0.0000 as if measured; the diagnose console and the HTML show "—" (and "FP-only" for a tag
+    with predictions and no gold value)."""
     from runfactory import make_run
 
     from mailwoman_eval.console import per_tag_table
     from mailwoman_eval.diagnose import diagnose
 
-    run = make_run([("Paris 75008", {"postcode": "75008"}, {"postcode": "75008"})], ["postcode", "locality"])
+    run = make_run([("Paris 75008", {"postcode": "75008"}, {"postcode": "75008", "region": "Paris"})], ["postcode", "locality", "region"])
     views = diagnose(run).metrics
     lines = per_tag_table(views["all"], run.tags).splitlines()
     assert lines[2].split() == ["postcode", "1.0000", "1.0000", "1.0000", "1", "1", "0", "0"]
     assert lines[3].split() == ["locality", "—", "—", "—", "0", "0", "0", "0"]
-    assert "micro F1 1.0000   macro F1 1.0000 (mean over 1 tags" in lines[-1]
+    # predictions and no gold value: precision 0 is measured, recall is 0/0, F1 measures nothing (was 0.0000 x3)
+    assert lines[4].split() == ["region", "0.0000", "—", "FP-only", "0", "0", "1", "0"]
+    assert lines[5].startswith("FP-only: no gold value in that view")
+    assert "micro F1 0.6667   macro F1 1.0000 (mean over 1 tags" in lines[-2]
+    assert lines[-1].startswith("exact match 0.0000")
     empty = per_tag_table(views["adversarial_only"], run.tags)
     assert "micro F1 —   macro F1 — (mean over 0 tags" in empty and "exact match —" in empty and "entries 0" in empty
+    assert "FP-only" not in empty
 
 
 def test_calibration_counts_a_piece_correct_only_when_its_labels_are_equal(tmp_path, shared):
