@@ -281,9 +281,7 @@ def eval_cmd(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
     zero = m["checkpoint"].get("zero_fed_inputs") or []
     if zero:
         click.echo(f"zero_fed_inputs ({len(zero)}): {', '.join(zero)}")
-    for w in m["warnings"]:
-        if f"warning: {w}" not in said:  # not again if printed while the run loaded
-            click.echo(f"warning: {w}", err=True)
+    warn(m["warnings"], said)
     click.echo(per_tag_table(m["metrics"]["views"]["all"], run.tags))
     click.echo(f"run written to {out_dir}/ (cache {m['timings'].get('cache', 'miss')})")
 
@@ -291,8 +289,9 @@ def eval_cmd(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
 # ---------------------------------------------------------------------------------------------
 # diagnose
 
-def load_or_eval(run_dir, ckpt, golden, eval_args, quiet):
-    """A run directory, or --ckpt/--golden evaluated first (reusing a cached run when it matches)."""
+def load_or_eval(run_dir, ckpt, golden, eval_args, quiet, said=None):
+    """A run directory, or --ckpt/--golden evaluated first (reusing a cached run when it matches).
+    Returns (run, the run directory written, or None for --run)."""
     from mailwoman_eval.run import load_run
 
     if run_dir and (ckpt or golden):
@@ -300,11 +299,18 @@ def load_or_eval(run_dir, ckpt, golden, eval_args, quiet):
     if run_dir:
         run = load_run(run_dir)
         refuse_eval_knobs([run])
-        return run
+        return run, None
     if not (ckpt and golden):
         raise MwevalError("give --run DIR, or both --ckpt and --golden")
-    run, _ = run_eval(ckpt, golden, *eval_args, quiet=quiet, force_hint=NO_FORCE_HINT)
-    return run
+    return run_eval(ckpt, golden, *eval_args, quiet=quiet, force_hint=NO_FORCE_HINT, said=said)
+
+
+def warn(warnings, said: set[str] | None = None) -> None:
+    """Warnings go to stderr, one line each, as `eval` prints them (stdout is the command's output);
+    not again when they were said while the run loaded."""
+    for w in warnings:
+        if f"warning: {w}" not in (said or ()):
+            click.echo(f"warning: {w}", err=True)
 
 
 optional_ckpt_options = options(
@@ -350,7 +356,8 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         raise MwevalError("--out names the HTML report, which --no-html skips")
     if out and not no_html:
         refuse_directory(out)
-    run = load_or_eval(run_dir, ckpt, golden, (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache), quiet)
+    said: set[str] = set()
+    run, evaluated = load_or_eval(run_dir, ckpt, golden, (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache), quiet, said)
     d = diagnose(run, scheme=scheme, adversarial=adversarial, tags=tags)
     written = []
     if not no_html:
@@ -377,16 +384,18 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         # stderr, and -q silences them as it silences stderr for the default scheme; the out-of-distribution
         # warning is said even then (design: never silently)
         info(f"loaded {len(run.predictions)} golden entries", quiet)
-        for w in loudest_first(d.warnings):
-            if not quiet or w.startswith(OOD_PREFIX):
-                click.echo(f"warning: {w}", err=True)
+        warn([w for w in loudest_first(d.warnings) if not quiet or w.startswith(OOD_PREFIX)], said)
         click.echo(upstream_console(d, examples, seed), nl=False)
     else:
+        warn(loudest_first(d.warnings), said)
         click.echo(console(d, examples, seed), nl=False)
-    if written and not (quiet and scheme == "upstream"):
+    if not (quiet and scheme == "upstream"):
         # absolute: the default reports/ is relative to where mweval ran, which is not always where the user is
-        click.echo(f"report: {written[0].resolve()}", err=scheme == "upstream")
-        click.echo("error table: " + ", ".join(str(p.resolve()) for p in written[1:]), err=scheme == "upstream")
+        if evaluated is not None:  # compare, gate and export-scores take it
+            click.echo(f"run: {evaluated.resolve()}", err=scheme == "upstream")
+        if written:
+            click.echo(f"report: {written[0].resolve()}", err=scheme == "upstream")
+            click.echo("error table: " + ", ".join(str(p.resolve()) for p in written[1:]), err=scheme == "upstream")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from mailwoman_eval.cli import guarded, info, main
+from mailwoman_eval.cli import guarded, info, main, warn
 from mailwoman_eval.metrics import VIEWS
 
 PROFILES = ["runtime", "upstream-eval"]
@@ -47,6 +47,7 @@ def sweep_cmd(run_dir, golden, window, lr_floor, jobs, verdict, min_peak, max_dr
     opts = SweepOptions(profile=profile, view=view, tokenizer=tokenizer, engine=engine, window=window, lr_floor=lr_floor,
                         jobs=jobs, min_peak=min_peak, max_drift=max_drift, verdict=verdict, use_cache=not no_cache, force=force)
     doc, out_dir = sweep(run_dir, golden, opts, Path(out) if out else None, log=lambda s: info(s, quiet))
+    warn(doc["warnings"])
     click.echo(console_summary(doc))
     click.echo(f"written: {out_dir}/sweep.html, sweep.csv, sweep.json, runs/")
     sys.exit(doc["verdict"]["exit_code"])
@@ -94,6 +95,8 @@ def parity_cmd(ckpt, onnx_files, golden, tokenizer, profile, engine, pad_to, max
                          min_support=min_support)
     out_dir = Path(out) if out else Path("reports") / f"parity__{ref.name.replace('/', '-')}"
     doc = parity_to_dir(ref, [Path(p) for p in onnx_files], gset, opts, out_dir, force, log=lambda s: info(s, quiet or as_json))
+    warn(doc.get("warnings") or [])
+    warn(f"{a['name']}: {w}" for a in doc["artifacts"] for w in a["warnings"])
     if as_json:
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
     else:

@@ -18,7 +18,7 @@ from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import write_files
 from mailwoman_eval.gcpause import gc_paused
 from mailwoman_eval.metrics import VIEWS, only_false_positives, summarize_views, tag_measured, view_masks
-from mailwoman_eval.run import Run, loudest_first
+from mailwoman_eval.run import Run
 
 KINDS = ("FP", "FN")
 KIND_TITLES = {"FP": "FALSE POSITIVES", "FN": "FALSE NEGATIVES"}
@@ -193,8 +193,7 @@ def console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
     ]
     if d.filtered:
         out.append(f"filtered to --tags {', '.join(d.tags)} ({len(d.tags)} of {len(d.run.tags)} tags); macro F1 is the whole run's")
-    out += [f"warning: {w}" for w in loudest_first(d.warnings)]
-    out += ["", "headline:"]
+    out += ["", "headline:"]  # the warnings are the CLI's, on stderr
     out += [f"  {h['text']}" for h in d.headline] or ["  no errors"]  # every tag with errors: a cut at N hid 3137 FPs
     out.append("")
     out.append(f"{'tag':20s} {'F1 all':>8s} {'excl adv':>9s} {'adv only':>9s} {'Δ(excl-all)':>12s} {'support':>8s}")

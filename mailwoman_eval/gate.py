@@ -208,7 +208,7 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
         "thresholds": thresholds.to_json(),
         "method": {
             "metric": "per-tag F1 in percentage points",
-            "test": "paired bootstrap over entries, one-sided, H0: Δ ≥ −max_drop_pp; p = (1 + #{Δ* ≥ −max_drop_pp}) / (B + 1) (percentile test)",
+            "test": "paired bootstrap over entries, one-sided, H0: Δ >= -max_drop_pp; p = (1 + #{Δ* >= -max_drop_pp}) / (B + 1) (percentile test)",
             "multiple_testing": "Holm over all gated (view, tag) tests",
             "seed": seed,
             "adversarial": adversarial,

@@ -188,8 +188,6 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
     doc_warnings = []
     if gset.manifest.status == "mismatch":  # as eval and gate say it (design.md: a mismatch warns)
         doc_warnings.append("golden set does not match its manifest: " + "; ".join(gset.manifest.problems))
-    for w in doc_warnings:
-        log(f"warning: {w}")
     t_ref = time.perf_counter()
     names = [e.id for e in gset.entries]
     base.check_rows(ids, names)
@@ -328,10 +326,7 @@ def console_table(doc: dict) -> str:
     lines.append(f"* gated (support ≥ {doc['thresholds']['min_support']}); Δ in pp, artifact − reference, view all")
     for a in doc["artifacts"]:
         lines.append(f"{a['name']}: {a['verdict']} — {a['rule']}" + (": " + "; ".join(a["reasons"]) if a["reasons"] else ""))
-        for w in a["warnings"]:
-            lines.append(f"  warning: {w}")
-    lines += [f"warning: {w}" for w in doc.get("warnings") or []]
-    lines.append(f"verdict {doc['verdict']}")
+    lines.append(f"verdict {doc['verdict']}")  # the warnings are the CLI's, on stderr
     return "\n".join(lines)
 
 

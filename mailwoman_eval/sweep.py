@@ -670,7 +670,6 @@ def console_summary(doc: dict) -> str:
         rows.append([r["step"], "?" if r["lr"] is None else fmt_lr(r["lr"]), "?" if frac is None else pct_pair(frac, doc["guard"]["lr_floor"])[0],
                      f"{r['macro_f1']:.4f}", "*" if r["step"] in doc["drift"]["steps"] else "", r["lr_source"]])
     lines = [f"{doc['run']['name']} on {doc['golden']['name']} — profile {doc['profile']}, macro F1 view {doc['view']}"]
-    lines += [f"warning: {w}" for w in doc["warnings"]]
     lines += [table(["step", "lr", "of peak", "macro F1", "window", "lr source"], rows, align="rrrrll")]
     pk, dr = doc["peaks"]["macro_f1"], doc["drift"]
     lines.append(f"peak macro F1 {pk['f1']:.4f} at step {pk['step']}; drift over the last {dr['window']} steps "

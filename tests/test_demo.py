@@ -191,8 +191,7 @@ def test_console_shows_a_dash_where_a_view_has_nothing_to_score(demo_runs, tmp_p
     golden.mkdir()
     src = REPO / "golden" / "demo-v1" / "us.jsonl"
     (golden / "us.jsonl").write_text("".join(src.read_text().splitlines(keepends=True)[:40]))
-    r = CliRunner().invoke(main, ["diagnose", "--ckpt", "step-002200", "--golden", str(golden), "--no-html", "-q",
-                                  "--out", str(tmp_path / "d")])
+    r = CliRunner().invoke(main, ["diagnose", "--ckpt", "step-002200", "--golden", str(golden), "--no-html", "-q"])
     assert r.exit_code == 0, r.output
     macro = next(line for line in r.output.splitlines() if line.startswith("macro F1"))
     assert macro.split()[4] == "—" and "—" not in macro.split()[2:4]  # all, excl adv measured; adv only empty

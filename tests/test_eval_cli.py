@@ -71,7 +71,7 @@ def test_out_of_distribution_warning_reaches_every_output(tmp_path, shared):
                    "--out", str(run_dir), "-q").exit_code == 0
     ood = "OUT OF DISTRIBUTION: 10 side-channel inputs are zero-fed"
     r = run_cli("diagnose", "--run", str(run_dir), "--no-html", "-q")
-    assert r.output.splitlines()[1].startswith("warning: " + ood), r.output[:500]
+    assert r.stderr.splitlines()[0].startswith("warning: " + ood), r.stderr[:500]  # the loudest first, on stderr
     r = run_cli("diagnose", "--run", str(run_dir), "--no-html", "--json", "-q")
     assert any(w.startswith(ood) for w in json.loads(r.output)["warnings"])
     scores = tmp_path / "scores.json"
