@@ -406,3 +406,18 @@ def test_a_components_confidence_is_the_mean_of_unrounded_piece_confidences(tmp_
     exact = piece_statistics([logits], [np.array([1, 2, 2])], labels).chosen_exact[0]
     assert rec["pred"]["street"]["confidence"] == round(sum(exact) / 3, 6)
     assert round(sum(rec["conf"]) / 3, 6) != rec["pred"]["street"]["confidence"]  # the case tells the two apart
+
+
+@given(st.integers(min_value=40, max_value=3000), st.sampled_from([0.8, 0.9, 0.95, 0.99]), st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_percentile_ci_leaves_as_many_replicates_out_below_as_above(B, level, seed):
+    """floor(B·(1−level)/2) replicates each side, whatever the floating-point value of (1−level)/2
+    (0.025000000000000022 for 0.95: np.quantile's interval was symmetric at B = 2000 only by it)."""
+    from mailwoman_eval.stats import percentile_ci
+
+    samples = np.random.default_rng(seed).permutation(B).astype(np.float64)[:, None]  # distinct values
+    lo, hi = percentile_ci(samples, level)
+    want = int(np.floor(B * (1 - level) / 2 + 1e-9))
+    assert int((samples < lo).sum()) == want == int((samples > hi).sum())
+    if (B, level) == (2000, 0.95):
+        assert (lo[0], hi[0]) == (50.0, 1949.0)  # the 51st and the 1950th of 0..1999
