@@ -419,17 +419,58 @@ def checkpoint_side(spec, golden, ckpt_roots):
     return resolve_checkpoint(spec, tuple(ckpt_roots))
 
 
-def base_and_candidate(base, cand, golden, eval_args, quiet):
+def saved_side_header(spec) -> dict | None:
+    """A saved side's run.json or scores JSON as a dict, read for a check before any evaluation;
+    None when it does not read (loading it later says why)."""
+    import json as _json
+
+    from mailwoman_eval.run import RUN_FILE
+
+    p = Path(spec)
+    p = p / RUN_FILE if p.is_dir() else p
+    try:
+        doc = _json.loads(p.read_text(encoding="utf-8"))
+        return doc if isinstance(doc, dict) and isinstance(doc.get("golden"), dict) and isinstance(doc.get("profile"), dict) else None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+
+
+def refuse_mismatch_before_evaluating(saved: dict, golden: str, profile: str) -> None:
+    """A saved side scored on another golden set or profile than the checkpoint side would be: the
+    compare refuses it after the evaluation (minutes on a real model), so it is refused before."""
+    from mailwoman_eval.golden import load_golden, resolve_golden
+
+    if not saved:
+        return
+    gpath, gname = resolve_golden(golden)
+    sha = load_golden(gpath, gname).sha256
+    problems = []
+    for spec, head in saved.items():
+        if head["golden"].get("sha256") != sha:
+            problems.append(f"golden sets differ: {spec} was scored on {head['golden'].get('name')} sha256 "
+                            f"{str(head['golden'].get('sha256'))[:12]}, the checkpoint would be evaluated on {gname} sha256 {sha[:12]}")
+        if head["profile"].get("name") != profile:
+            problems.append(f"profiles differ: {spec} was scored with {head['profile'].get('name')}, the checkpoint would be "
+                            f"evaluated with {profile}")
+    if problems:
+        raise MwevalError("; ".join(problems) + " (use --allow-mismatch to compare anyway)")
+
+
+def base_and_candidate(base, cand, golden, eval_args, quiet, allow_mismatch=False):
     """Both sides of compare/gate as runs, each loaded or evaluated. An evaluation option is
     refused when it applies to neither checkpoint (or nothing is evaluated), before any work;
-    a PyTorch step against its ONNX export takes --pad-to for the export and --engine for the step."""
+    a PyTorch step against its ONNX export takes --pad-to for the export and --engine for the step.
+    A saved side that could not be compared with the evaluated one is refused before evaluating."""
     from mailwoman_eval.checkpoints.resolve import refuse_inapplicable_knobs
     from mailwoman_eval.run import load_run_or_scores
 
-    _profile, _tokenizer, labels, pad_to, engine, ckpt_roots, _no_cache = eval_args
+    profile, _tokenizer, labels, pad_to, engine, ckpt_roots, _no_cache = eval_args
     refs = {spec: checkpoint_side(spec, golden, ckpt_roots) for spec in (cand, base)}
     evaluated = [r for r in refs.values() if r is not None]
     refuse_inapplicable_knobs(evaluated, labels, pad_to, engine)
+    if evaluated and len(evaluated) < len(refs) and not allow_mismatch:
+        heads = {spec: saved_side_header(spec) for spec, r in refs.items() if r is None}
+        refuse_mismatch_before_evaluating({k: v for k, v in heads.items() if v is not None}, golden, profile)
 
     def side(spec, partner=None):
         if refs[spec] is None:
@@ -484,7 +525,7 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
     if out:  # refused before checkpoints are evaluated, not after
         check_output_dir(Path(out), "compare.json", force)
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
-    base_run, cand_run = base_and_candidate(base, cand, golden, eval_args, quiet)
+    base_run, cand_run = base_and_candidate(base, cand, golden, eval_args, quiet, allow_mismatch)
     c = compare(base_run, cand_run, resamples=resamples, seed=seed, adversarial=adversarial, scheme=scheme,
                 allow_mismatch=allow_mismatch)
     safe = lambda s: s.replace("/", "-")  # noqa: E731
@@ -522,7 +563,7 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     th = load_thresholds(thresholds)
     check_output_dir(Path(out), "verdict.json", force)  # refused before checkpoints are evaluated, not after
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
-    base_run, cand_run = base_and_candidate(baseline, candidate, golden, eval_args, quiet)
+    base_run, cand_run = base_and_candidate(baseline, candidate, golden, eval_args, quiet, allow_mismatch)
     v = gate(base_run, cand_run, th, seed=seed, adversarial=adversarial, allow_mismatch=allow_mismatch)
     out_dir = Path(out)
     md = markdown(v)

@@ -843,6 +843,15 @@ CASES = [
                     ["gate", "--baseline", str(TINY_STEP), "--candidate", str(TINY_STEP), "--golden", str(c.golden(good_lines())),
                      "--tokenizer", str(TOKENIZER_V010), "--out", "mine", "-q"])[-1],
          ("mine: output directory is not empty and holds no mweval verdict.json",)),  # no runs/ left by two evaluations
+    Case("compare-saved-run-and-checkpoint-other-golden", E,
+         lambda c: ["compare", str(c.runs()[0]), str(TINY_STEP), "--golden", str(c.golden(good_lines())),
+                    "--tokenizer", str(TOKENIZER_V010), "--out", str(c.out), "-q"],
+         ("golden sets differ: ", "base was scored on hand sha256 gggggggggggg, the checkpoint would be evaluated on g sha256",
+          "(use --allow-mismatch to compare anyway)")),  # refused before the evaluation: no runs/ written
+    Case("gate-saved-run-and-checkpoint-other-profile", E,
+         lambda c: ["gate", "--baseline", str(c.runs()[0]), "--candidate", str(TINY_STEP), "--golden", str(c.golden(good_lines())),
+                    "--tokenizer", str(TOKENIZER_V010), "--out", str(c.out), "-q"],
+         ("profiles differ: ", "base was scored with upstream-eval, the checkpoint would be evaluated with runtime",)),
     Case("run-json-corrupt", E, lambda c: edited_run(c, lambda d: (d / "run.json").write_text('{"schema": ')),
          ("base/run.json", "unreadable run.json")),
     Case("run-json-nested-too-deeply", E, lambda c: edited_run(c, lambda d: (d / "run.json").write_text('{"schema": ' + DEEP + "}")),
