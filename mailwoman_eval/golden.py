@@ -350,9 +350,15 @@ def resolve_golden(spec: str) -> tuple[Path, str]:
     listing = ", ".join(names) if names else "none found"
     from mailwoman_eval.golden_pull import PINNED  # what to do next: where sets are looked for, or fetch one
 
-    fetch = f"; `mweval golden pull {spec.split('/')[0]}` fetches it" if spec.split("/")[0] in PINNED else ""
-    raise MwevalError(f"unknown golden set {spec!r}; available: {listing} (searched MWEVAL_GOLDEN_PATH, "
-                      f"./data/eval/golden, {user_data_dir()}, bundled golden/; or pass a directory{fetch})")
+    head, _, split = spec.partition("/")
+    if split and head in names:  # `demo-v1/dev`: the set is there, the split is not
+        raise MwevalError(f"golden set {head} has no {split!r} split (a split is a {split}/ directory of *.jsonl inside the set); "
+                          f"available: {listing}")
+    fetch = f"; `mweval golden pull {head}` fetches it" if head in PINNED else ""
+    env = os.environ.get("MWEVAL_GOLDEN_PATH")
+    searched = [f"MWEVAL_GOLDEN_PATH ({env})" if env else None, "./data/eval/golden", str(user_data_dir()), "bundled golden/"]
+    raise MwevalError(f"unknown golden set {spec!r}; available: {listing} (searched {', '.join(x for x in searched if x)}; "
+                      f"or pass a directory{fetch})")
 
 
 def substring_problems(gset: GoldenSet) -> list[dict]:

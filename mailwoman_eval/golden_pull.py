@@ -58,6 +58,8 @@ def _fetch(base: str, rel: str) -> tuple[bytes, str]:
         except OSError as e:
             layout = "" if p.parent.is_dir() else f" (--from takes a directory laid out as <base>/data/eval/golden/<version>/<file>; {base} is not)"
             raise MwevalError(f"cannot read: {e.strerror}{layout}", where=str(p)) from None
+    if "://" not in base:  # not a URL: a directory that is not there (urllib said "unknown url type")
+        raise MwevalError("--from is neither a directory nor a URL", where=base)
     url = base.rstrip("/") + "/" + rel
     try:
         with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 - http(s) from the user or pinned

@@ -290,14 +290,32 @@ def _read_schema_doc(path: Path, schema: str, what: str) -> dict:
     return doc
 
 
+def _checkpoint_hint(path: Path) -> str:
+    """What a user who gave a checkpoint where a run goes (`diagnose --run step-002200`) needs to hear."""
+    from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
+
+    if path.is_dir() and ((path / "config.json").is_file() or (path / "model.onnx").is_file()):
+        return "; it is a checkpoint: evaluate it with --ckpt … --golden …"
+    if not path.exists():
+        try:
+            ref = resolve_checkpoint(str(path))
+        except MwevalError:
+            return ""
+        return f"; {str(path)!r} names the checkpoint {ref.name}: evaluate it with --ckpt {path} --golden …"
+    return ""
+
+
 @gc_paused()
 def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.is_dir():
-        raise MwevalError("run directory does not exist", where=str(path))
+        if path.is_file():
+            hint = "a scores JSON (export-scores) holds no entries: give the run directory it came from" if path.suffix == ".json" else "a file"
+            raise MwevalError(f"not a run directory: {hint}", where=str(path))
+        raise MwevalError("run directory does not exist" + _checkpoint_hint(path), where=str(path))
     run_file, pred_file = path / RUN_FILE, path / PRED_FILE
     if not run_file.is_file():
-        raise MwevalError("not an mweval run directory (no run.json)", where=str(path))
+        raise MwevalError("not an mweval run directory (no run.json)" + _checkpoint_hint(path), where=str(path))
     meta = _read_schema_doc(run_file, SCHEMA, "run.json")
     lacking = [k for k, t in _RUN_KEYS.items() if not isinstance(meta.get(k), t)]
     if lacking or not isinstance(meta["golden"].get("sha256"), str) or meta["profile"].get("name") not in PROFILES:
@@ -408,6 +426,7 @@ def load_run_or_scores(path: str | Path, partner: Run | None = None) -> Run:
         return load_run(path.parent)
     if path.is_file():
         if partner is None:
-            raise MwevalError("a scores JSON needs a candidate run to compare with", where=str(path))
+            raise MwevalError("a scores JSON can only be the baseline (compare's BASE, gate's --baseline): it holds no entries "
+                              "for the other side to be compared against; the candidate is a run directory or a checkpoint", where=str(path))
         return load_scores(path, partner)
     raise MwevalError("no such run directory or scores file", where=str(path))

@@ -90,7 +90,9 @@ def find_steps(run_dir: Path) -> list[StepDir]:
         if m and d.is_dir() and (d / "config.json").is_file() and (d / "pytorch_model.bin").is_file():
             steps.append(StepDir(int(m.group(1)), d))
     if not steps:
-        raise MwevalError("no step-* checkpoint directories with config.json and pytorch_model.bin", where=str(run_dir))
+        hint = (f"; it is a checkpoint: sweep takes its training run, {run_dir.resolve().parent}"
+                if (run_dir / "config.json").is_file() else "")
+        raise MwevalError("no step-* checkpoint directories with config.json and pytorch_model.bin" + hint, where=str(run_dir))
     steps.sort(key=lambda s: s.step)
     dup = [a.step for a, b in zip(steps, steps[1:], strict=False) if a.step == b.step]
     if dup:

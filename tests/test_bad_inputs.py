@@ -877,6 +877,27 @@ CASES = [
                     replace_arg(gate_args(c), "--baseline", c.tmp / "scores.json"))[-1],
          ("scores.json", "scores file is incomplete")),
     # ---- sweep and parity -------------------------------------------------------------------
+    # ---- one thing given where another goes: the error says what it is and what to do ----------
+    Case("diagnose-run-is-a-checkpoint-name", E, lambda c: ["diagnose", "--run", "step-002200", "--no-html"],
+         ("step-002200: run directory does not exist; 'step-002200' names the checkpoint regressed/step-002200: "
+          "evaluate it with --ckpt step-002200 --golden …",)),
+    Case("diagnose-run-is-a-checkpoint-dir", E, lambda c: ["diagnose", "--run", str(TINY_STEP), "--no-html"],
+         ("step-000300: not an mweval run directory (no run.json); it is a checkpoint: evaluate it with --ckpt … --golden …",)),
+    Case("diagnose-run-is-a-scores-json", E,
+         lambda c: (c.tmp.joinpath("s.json").write_text("{}"), ["diagnose", "--run", str(c.tmp / "s.json"), "--no-html"])[-1],
+         ("s.json: not a run directory: a scores JSON (export-scores) holds no entries: give the run directory it came from",)),
+    Case("gate-candidate-is-a-scores-json", E,
+         lambda c: (c.tmp.joinpath("s.json").write_text("{}"), replace_arg(gate_args(c), "--candidate", c.tmp / "s.json"))[-1],
+         ("s.json: a scores JSON can only be the baseline (compare's BASE, gate's --baseline)",)),
+    Case("ckpt-is-a-training-run", E, lambda c: c.eval(ckpt=TINY),
+         ("tiny-v040: not a checkpoint: a training run with 2 steps (step-000150 … step-000300); name one, e.g. "
+          "tiny-v040/step-000300, or evaluate them all with mweval sweep",)),
+    Case("sweep-run-is-a-step", E, lambda c: replace_arg(sweep_run(c, name="unused"), "sweep", TINY_STEP),
+         ("step-000300: no step-* checkpoint directories", "; it is a checkpoint: sweep takes its training run, ")),
+    Case("golden-split-missing", E, lambda c: c.eval("demo-v1/dev"),
+         ("golden set demo-v1 has no 'dev' split (a split is a dev/ directory of *.jsonl inside the set)",)),
+    Case("golden-pull-from-missing-dir", E, lambda c: ["golden", "pull", "v0.1.2", "--from", str(c.tmp / "nope")],
+         ("nope: --from is neither a directory nor a URL",)),
     Case("sweep-train-log-overflow", E, lambda c: sweep_run(c, "step,lr\n1e400,0.001\n"),
          ("run/train_log.csv:2", "is not a number")),
     Case("sweep-train-log-line-after-blank-lines", E, lambda c: sweep_run(c, "step,lr\n\n\n\n100,0.001\n200,abc\n"),

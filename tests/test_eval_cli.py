@@ -256,8 +256,13 @@ def test_unknown_golden_name_lists_the_available_ones(tmp_path):
     assert "golden pull v9.9.9" not in r.output
     # a pinned upstream version not installed here: where it was looked for, and how to fetch it
     r = CliRunner().invoke(main, ["eval", "--ckpt", str(TINY_STEP), "--golden", "v0.1.2/dev"])
-    assert r.exit_code == 2 and "searched MWEVAL_GOLDEN_PATH, ./data/eval/golden" in r.output
+    assert r.exit_code == 2 and "(searched ./data/eval/golden, " in r.output  # MWEVAL_GOLDEN_PATH is not set
     assert "`mweval golden pull v0.1.2` fetches it" in r.output
+    # a MWEVAL_GOLDEN_PATH with a typo: its value is in the message; a split a set lacks is named as such
+    r = CliRunner().invoke(main, ["eval", "--ckpt", str(TINY_STEP), "--golden", "v0.1.2"], env={"MWEVAL_GOLDEN_PATH": str(tmp_path / "goldne")})
+    assert r.exit_code == 2 and f"(searched MWEVAL_GOLDEN_PATH ({tmp_path / 'goldne'}), ./data/eval/golden" in r.output
+    r = CliRunner().invoke(main, ["eval", "--ckpt", str(TINY_STEP), "--golden", "demo-v1/dev"])
+    assert r.exit_code == 2 and "golden set demo-v1 has no 'dev' split" in r.output
 
 
 @pytest.mark.parametrize("split,status", [("v0.1.2/dev", "mismatch"), ("v0.1.2/test", "ok"), ("v0.1.2", "ok")])

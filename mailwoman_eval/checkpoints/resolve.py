@@ -45,6 +45,10 @@ def classify(path: Path) -> str:
         return "pytorch"
     if (path / "model.onnx").exists():
         return "package"
+    steps = sorted(p.name for p in path.glob("step-*") if (p / "config.json").is_file())
+    if steps:  # `--ckpt regressed`: a training run, not one of its checkpoints
+        raise MwevalError(f"not a checkpoint: a training run with {len(steps)} steps ({steps[0]} … {steps[-1]}); name one, "
+                          f"e.g. {path.name}/{steps[-1]}, or evaluate them all with mweval sweep", where=str(path))
     raise MwevalError("not a checkpoint: no pytorch_model.bin, config.json or model.onnx", where=str(path))
 
 
