@@ -549,11 +549,13 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
 @click.option("--thresholds", default=None, type=click.Path(), help="Thresholds TOML ([defaults], [tags.NAME]).")
 @eval_options_for_compare
 @click.option("--strict", is_flag=True, help="Exit 1 on WARN too.")
+@click.option("--resamples", default=None, type=click.IntRange(1000),
+              help="Paired bootstrap resamples [default: the thresholds' [defaults] resamples, 2000]; a [tags.X] resamples still wins.")
 @click.option("--out", default="gate", show_default=True, type=click.Path(), help="Directory for verdict.json, summary.md, junit.xml.")
 @click.option("--force", is_flag=True, help="Write into a non-empty directory that holds no verdict.json.")
 @guarded
 def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache,
-             quiet, allow_mismatch, adversarial, seed, strict, out, force):
+             quiet, allow_mismatch, adversarial, seed, strict, resamples, out, force):
     """CI gate on per-tag F1 deltas: exit 0 pass, 1 regression (or WARN with --strict), 2 bad input."""
     import json as _json
 
@@ -561,6 +563,8 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     from mailwoman_eval.gate import gate, junit_xml, load_thresholds, markdown
 
     th = load_thresholds(thresholds)
+    if resamples is not None:
+        th.defaults["resamples"] = resamples
     check_output_dir(Path(out), "verdict.json", force)  # refused before checkpoints are evaluated, not after
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
     base_run, cand_run = base_and_candidate(baseline, candidate, golden, eval_args, quiet, allow_mismatch)

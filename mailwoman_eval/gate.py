@@ -239,7 +239,7 @@ def refuse_unreachable_alpha(tests: list[tuple[str, str, dict]], where: str | No
         more = {1: "", 2: " and 1 other test"}.get(len(stuck), f" and {len(stuck) - 1} other tests")
         raise MwevalError(
             f"alpha {th['alpha']} cannot be reached for {tag} ({view}){more}: with {m} gated tests and {th['resamples']} "
-            f"resamples the smallest Holm-adjusted p is {floor_of(th):.2g}; set resamples to at least {need}, "
+            f"resamples the smallest Holm-adjusted p is {floor_of(th):.2g}; set resamples (--resamples, or in the thresholds) to at least {need}, "
             "or gate fewer views, or raise alpha",
             where=where,
         )
@@ -267,7 +267,7 @@ def seed_note(p: float, p_holm: float, alpha: float, resamples: int) -> str | No
     if gap >= 2 * p_holm * rel:
         return None
     need = math.ceil(4 * p_holm**2 * (1 - p) / (p * gap**2)) if gap > 0 else None
-    more = f"about {need} resamples would settle it" if need and need < 10**7 else "far more resamples would be needed to settle it"
+    more = f"about {need} resamples (--resamples) would settle it" if need and need < 10**7 else "far more resamples would be needed to settle it"
     return (f"Holm p {fmt_p(p_holm, alpha)} is within Monte-Carlo error of alpha {alpha} at {resamples} resamples "
             f"(±{2 * p_holm * rel:.2g}): another --seed can give another verdict; {more}")
 

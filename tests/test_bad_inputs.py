@@ -807,7 +807,7 @@ CASES = [
          ("th.toml [tags.postcode]", "min_f1 0.95 looks like a fraction; it is in percent (e.g. 95 for 0.95)")),
     Case("thresholds-nan", E, lambda c: thresholds(c, "[defaults]\nmax_drop_pp = nan\n"), ("th.toml", "max_drop_pp must be a finite number, not nan")),
     Case("thresholds-alpha-unreachable", E, lambda c: thresholds(c, "[defaults]\nalpha = 0.0004\n"),
-         ("th.toml", "alpha 0.0004 cannot be reached for", "set resamples to at least")),
+         ("th.toml", "alpha 0.0004 cannot be reached for", "set resamples (--resamples, or in the thresholds) to at least")),
     Case("thresholds-tag-not-scored", E, lambda c: thresholds(c, "[tags.unit]\nmin_f1 = 90\n"),
          ("th.toml", "thresholds name tags not scored in these runs: unit")),
     Case("thresholds-not-utf8", E, lambda c: thresholds(c, b"[defaults]\n# \xff\n"), ("th.toml", "cannot read thresholds file")),

@@ -277,13 +277,20 @@ def test_an_alpha_no_adjusted_p_can_reach_is_refused(tmp_path):
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 2 and not (tmp_path / "g").exists()
     assert "alpha 0.001 cannot be reached for postcode (all) and 2 other tests: with 3 gated tests and 2000 resamples" in r.output
-    assert "the smallest Holm-adjusted p is 0.0015; set resamples to at least 3000" in r.output
+    assert "the smallest Holm-adjusted p is 0.0015; set resamples (--resamples, or in the thresholds) to at least 3000" in r.output
     text = t.read_text()
     t.write_text(text + "resamples = 2999\n")  # 3/3000 = alpha: still refused
     assert CliRunner().invoke(main, args).exit_code == 2
     t.write_text(text + "resamples = 3000\n")  # the count the message names is enough (it named 3001)
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 1 and "FAIL: postcode" in r.output
+    # --resamples on the command line does what the message says, over [defaults]
+    t.write_text(text + "resamples = 2000\n")
+    r = CliRunner().invoke(main, [*args, "--resamples", "3000", "--force"])
+    assert r.exit_code == 1 and "FAIL: postcode" in r.output
+    v = json.loads((tmp_path / "g" / "verdict.json").read_text())
+    assert v["thresholds"]["defaults"]["resamples"] == 3000
+    assert CliRunner().invoke(main, [*args, "--resamples", "999", "--force"]).exit_code == 2
 
 
 def test_holm_runs_on_unrounded_p_values():
@@ -474,7 +481,7 @@ def test_the_strictest_unreachable_alpha_sets_the_resamples_asked_for():
     with pytest.raises(MwevalError) as e:
         refuse_unreachable_alpha([test("postcode", 0.001), test("street", 0.0005), test("locality", 0.05)], None)
     assert "alpha 0.0005 cannot be reached for street (all) and 1 other test" in str(e.value)
-    assert "set resamples to at least 6000" in str(e.value)
+    assert "set resamples (--resamples, or in the thresholds) to at least 6000" in str(e.value)
 
 
 def test_category_shifts_are_counted_per_view_with_the_compares_adversarial_choice():

@@ -121,7 +121,7 @@ def test_a_verdict_the_seed_decides_says_so(demo_runs, tmp_path):
     for seed in (0, 7):
         street = got[seed]["street"]
         assert street["seed_sensitive"] and "within Monte-Carlo error of alpha 0.05 at 2000 resamples" in street["reason"]
-        assert re.search(r"about \d+ resamples would settle it", street["reason"])
+        assert re.search(r"about \d+ resamples \(--resamples\) would settle it", street["reason"])
         assert got[seed]["postcode"]["verdict"] == "FAIL" and not got[seed]["postcode"]["seed_sensitive"]
         assert "Monte-Carlo" not in got[seed]["postcode"]["reason"]
 
