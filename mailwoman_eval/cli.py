@@ -178,13 +178,14 @@ def options(*opts):
 EVAL_KNOBS = (
     click.option("--profile", default="runtime", show_default=True, type=click.Choice(["runtime", "upstream-eval"]),
                  help="Decoding/scoring profile: runtime (the shipped decoder) or upstream-eval (eval.py exactly)."),
-    click.option("--tokenizer", default=None, help="SentencePiece model (default: found beside the checkpoint)."),
+    click.option("--tokenizer", default=None,
+                 help="SentencePiece model (default: tokenizer.model in the checkpoint or run dir, else training_state.json's tokenizer_dir)."),
     click.option("--labels", default=None, help="Label list for ONNX models without a model card (file or comma list)."),
     click.option("--pad-to", "pad_to", default="auto", type=click.Choice(["auto", "128", "own"]), show_default=True,
                  help="ONNX feeding: auto = 128 for int8 graphs (what ships), within-batch otherwise."),
     click.option("--engine", default="onnx", type=click.Choice(["onnx", "numpy", "torch"]), show_default=True,
                  help="Engine for PyTorch checkpoints: onnx (graph built from the weights; fastest) and numpy need no torch."),
-    click.option("--ckpt-root", "ckpt_roots", multiple=True, help="Extra root to look up checkpoint names in."),
+    click.option("--ckpt-root", "ckpt_roots", multiple=True, help="Root to look up checkpoint names in, before MWEVAL_CKPT_PATH (repeatable)."),
     click.option("--no-cache", is_flag=True, help="Do not reuse or store cached runs."),
     click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes on stderr."),
 )
@@ -497,10 +498,11 @@ def base_and_candidate(base, cand, golden, eval_args, quiet, allow_mismatch=Fals
 
 
 eval_options_for_compare = options(
-    click.option("--golden", default=None, help="Evaluate BASE/CAND given as checkpoint names on this golden set."),
+    click.option("--golden", default=None, help="Golden set to evaluate a side given as a checkpoint (path or name) on."),
     *EVAL_KNOBS,
     click.option("--allow-mismatch", is_flag=True, help="Compare runs on different golden sets/profiles (said in every output)."),
-    click.option("--adversarial", default="default", type=click.Choice(["default", "non-latin"]), show_default=True),
+    click.option("--adversarial", default="default", type=click.Choice(["default", "non-latin"]), show_default=True,
+                 help="What counts as adversarial: adversarial.jsonl + kryptonite/graceful notes, optionally + non-Latin rows."),
     click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed."),
 )
 
@@ -510,7 +512,8 @@ eval_options_for_compare = options(
 @click.argument("cand")
 @eval_options_for_compare
 @click.option("--resamples", default=2000, show_default=True, type=click.IntRange(1000), help="Paired bootstrap resamples.")
-@click.option("--buckets", "scheme", default="default", type=click.Choice(["default", "upstream"]), show_default=True)
+@click.option("--buckets", "scheme", default="default", type=click.Choice(["default", "upstream"]), show_default=True,
+              help="Error-category scheme of the category shifts: default (fixed rules) or upstream (diagnose_regression.py).")
 @click.option("--out", default=None, type=click.Path(), help="Output directory (default reports/compare__CAND__vs__BASE/).")
 @click.option("--force", is_flag=True, help="Write into a non-empty directory that holds no compare.json.")
 @guarded
@@ -615,7 +618,7 @@ def export_scores_cmd(run_dir, out, force):
 
 @main.group()
 def golden() -> None:
-    """List, verify and fetch golden sets."""
+    """List, verify, validate and fetch golden sets."""
 
 
 @golden.command("list")

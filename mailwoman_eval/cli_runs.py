@@ -31,9 +31,11 @@ PROFILES = ["runtime", "upstream-eval"]
 @click.option("--max-drift", "max_drift", default=None, type=click.FloatRange(0, 1), help="Rule: drift of macro F1 ≤ Y (fraction, e.g. 0.005).")
 @click.option("--view", default="excluding_adversarial", show_default=True, type=click.Choice(list(VIEWS)),
               help="Which view's macro F1 and per-tag F1 the sweep follows.")
-@click.option("--profile", default="runtime", show_default=True, type=click.Choice(PROFILES))
+@click.option("--profile", default="runtime", show_default=True, type=click.Choice(PROFILES),
+              help="Decoding/scoring profile: runtime (the shipped decoder) or upstream-eval (eval.py exactly).")
 @click.option("--tokenizer", default=None, help="SentencePiece model (default: found per checkpoint).")
-@click.option("--engine", default="onnx", show_default=True, type=click.Choice(["onnx", "numpy", "torch"]))
+@click.option("--engine", default="onnx", show_default=True, type=click.Choice(["onnx", "numpy", "torch"]),
+              help="Engine for the checkpoints: onnx (graph built from the weights; fastest) and numpy need no torch.")
 @click.option("--out", default=None, type=click.Path(), help="Output directory (default reports/sweep__<run>__<golden>/).")
 @click.option("--force", is_flag=True, help="Write into a non-empty directory that holds no sweep.json.")
 @click.option("--no-cache", is_flag=True, help="Do not reuse or store cached runs.")
@@ -58,7 +60,8 @@ def sweep_cmd(run_dir, golden, window, lr_floor, jobs, verdict, min_peak, max_dr
 @click.option("--onnx", "onnx_files", required=True, multiple=True, help="ONNX artifact to check (repeatable).")
 @click.option("--golden", required=True, help="Golden set: a name (v0.1.2/test, demo-v1) or a directory.")
 @click.option("--tokenizer", default=None, help="SentencePiece model (default: found beside the checkpoint).")
-@click.option("--profile", default="runtime", show_default=True, type=click.Choice(PROFILES))
+@click.option("--profile", default="runtime", show_default=True, type=click.Choice(PROFILES),
+              help="Decoding/scoring profile every model is decoded with.")
 @click.option("--engine", default="numpy", show_default=True, type=click.Choice(["numpy", "torch", "onnx"]),
               help="Engine running the reference checkpoint (numpy: independent of onnxruntime, so the comparison is not ORT against ORT).")
 @click.option("--pad-to", "pad_to", default="auto", show_default=True, type=click.Choice(["auto", "128", "own"]),
@@ -71,11 +74,11 @@ def sweep_cmd(run_dir, golden, window, lr_floor, jobs, verdict, min_peak, max_dr
               help="int8: the same floor (the F1 bar alone passes a neighbouring step's export).")
 @click.option("--min-support", "min_support", default=30, show_default=True, type=click.IntRange(1),
               help="Gated tags: support ≥ this in the reference.")
-@click.option("--ckpt-root", "ckpt_roots", multiple=True, help="Extra root to look up checkpoint names in.")
+@click.option("--ckpt-root", "ckpt_roots", multiple=True, help="Root to look up checkpoint names in, before MWEVAL_CKPT_PATH (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print parity.json to stdout instead of the table.")
 @click.option("--out", default=None, type=click.Path(), help="Output directory (default reports/parity__<ckpt>/).")
 @click.option("--force", is_flag=True, help="Write into a non-empty directory that holds no parity.json.")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress notes on stderr.")
 @guarded
 def parity_cmd(ckpt, onnx_files, golden, tokenizer, profile, engine, pad_to, max_delta_pp, min_agreement, min_agreement_int8,
                min_support, ckpt_roots, as_json, out, force, quiet):

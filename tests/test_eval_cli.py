@@ -371,3 +371,19 @@ def test_golden_verify_says_how_many_rows_repeat(tmp_path):
     assert r.exit_code == 0 and "g: 2 rows repeat an earlier row (same raw and components)" in r.stdout
     (g / "us.jsonl").write_text(row)
     assert "repeat" not in CliRunner().invoke(main, ["golden", "verify", str(g)]).stdout
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    """An option without help text leaves the user to guess (diagnose --seed applied to the console
+    only, and said nothing)."""
+    import click
+
+    def commands(group, path):
+        for name, cmd in group.commands.items():
+            yield f"{path} {name}", cmd
+            if isinstance(cmd, click.Group):
+                yield from commands(cmd, f"{path} {name}")
+
+    bare = [f"{path} {'/'.join(p.opts)}" for path, cmd in commands(main, "mweval") for p in cmd.params
+            if isinstance(p, click.Option) and not p.help]
+    assert bare == []
