@@ -236,6 +236,7 @@ def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
     from mailwoman_eval.evaluate import EvalOptions, evaluate
     from mailwoman_eval.golden import load_golden, resolve_golden
     from mailwoman_eval.profiles import get_profile
+    from mailwoman_eval.run import CACHE_WARNING
 
     ref = resolve_checkpoint(ckpt, tuple(ckpt_roots))
     if not knobs_checked:
@@ -250,14 +251,18 @@ def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
 
     if out is None:
         safe = lambda s: s.replace("/", "-").replace("\\", "-")  # noqa: E731
-        out = Path("runs") / f"{safe(ref.name)}__{safe(gname)}__{profile}"
+        # what changes the numbers is in the name: --pad-to own and 128 replaced each other's run
+        knobs = (f"__pad-{pad_to}" if pad_to != "auto" else "") + (f"__{engine}" if engine != "onnx" else "")
+        out = Path("runs") / f"{safe(ref.name)}__{safe(gname)}__{profile}{knobs}"
     opts = EvalOptions(
         profile=get_profile(profile), tokenizer=tokenizer, labels=labels, pad_to=pad_to, engine=engine,
         use_cache=not no_cache, force=force, force_hint=force_hint,
     )
 
     def log(line: str) -> None:
-        info(line, quiet)
+        # -q: the run's own warnings are said once it is written (eval_cmd), so an error stays one line;
+        # the cache's, which comes after the run is written and is in no run.json, is said now
+        info(line, quiet and not line.startswith(CACHE_WARNING))
         if said is not None and not quiet:
             said.add(line)
 
@@ -267,7 +272,8 @@ def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
 
 @main.command("eval")
 @ckpt_options
-@click.option("--out", default=None, type=click.Path(), help="Run directory (default runs/<ckpt>__<golden>__<profile>/).")
+@click.option("--out", default=None, type=click.Path(),
+              help="Run directory (default runs/<ckpt>__<golden>__<profile>/, plus __pad-<N> and __<engine> when given).")
 @click.option("--force", is_flag=True, help="Write into a non-empty directory that is not an mweval run.")
 @guarded
 def eval_cmd(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out, force):
@@ -514,7 +520,7 @@ eval_options_for_compare = options(
 @click.option("--resamples", default=2000, show_default=True, type=click.IntRange(1000), help="Paired bootstrap resamples.")
 @click.option("--buckets", "scheme", default="default", type=click.Choice(["default", "upstream"]), show_default=True,
               help="Error-category scheme of the category shifts: default (fixed rules) or upstream (diagnose_regression.py).")
-@click.option("--out", default=None, type=click.Path(), help="Output directory (default reports/compare__CAND__vs__BASE/).")
+@click.option("--out", default=None, type=click.Path(), help="Output directory (default reports/compare__CAND__vs__BASE__<golden>__<profile>/).")
 @click.option("--force", is_flag=True, help="Write into a non-empty directory that holds no compare.json.")
 @guarded
 def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet,
@@ -532,7 +538,8 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
     c = compare(base_run, cand_run, resamples=resamples, seed=seed, adversarial=adversarial, scheme=scheme,
                 allow_mismatch=allow_mismatch)
     safe = lambda s: s.replace("/", "-")  # noqa: E731
-    out_dir = Path(out) if out else Path("reports") / f"compare__{safe(cand_run.label)}__vs__{safe(base_run.label)}"
+    on = f"__{safe(cand_run.meta['golden']['name'])}__{cand_run.profile.name}"  # the same pair on another set is another report
+    out_dir = Path(out) if out else Path("reports") / f"compare__{safe(cand_run.label)}__vs__{safe(base_run.label)}{on}"
     from mailwoman_eval.report.render import render_compare
 
     md = markdown(c)
@@ -600,6 +607,8 @@ def export_scores_cmd(run_dir, out, force):
     from mailwoman_eval.fsutil import atomic_write_text
     from mailwoman_eval.run import SCORES_SCHEMA, load_run
 
+    if Path(out).is_dir() or out.endswith(("/", os.sep)):
+        raise MwevalError("--out is a directory; give the JSON file to write (e.g. ci/baseline-scores.json)", where=out)
     if Path(out).is_file() and not force:  # replacing an earlier export is fine; any other file is refused
         try:
             schema = _json.loads(Path(out).read_text(encoding="utf-8")).get("schema")

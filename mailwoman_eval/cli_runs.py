@@ -76,7 +76,7 @@ def sweep_cmd(run_dir, golden, window, lr_floor, jobs, verdict, min_peak, max_dr
               help="Gated tags: support ≥ this in the reference.")
 @click.option("--ckpt-root", "ckpt_roots", multiple=True, help="Root to look up checkpoint names in, before MWEVAL_CKPT_PATH (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print parity.json to stdout instead of the table.")
-@click.option("--out", default=None, type=click.Path(), help="Output directory (default reports/parity__<ckpt>/).")
+@click.option("--out", default=None, type=click.Path(), help="Output directory (default reports/parity__<ckpt>__<golden>/).")
 @click.option("--force", is_flag=True, help="Write into a non-empty directory that holds no parity.json.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress notes on stderr.")
 @guarded
@@ -96,7 +96,7 @@ def parity_cmd(ckpt, onnx_files, golden, tokenizer, profile, engine, pad_to, max
     opts = ParityOptions(profile=get_profile(profile), tokenizer=tokenizer, engine=engine, pad_to=pad_to,
                          max_delta_pp=max_delta_pp, min_agreement=min_agreement, min_agreement_int8=min_agreement_int8,
                          min_support=min_support)
-    out_dir = Path(out) if out else Path("reports") / f"parity__{ref.name.replace('/', '-')}"
+    out_dir = Path(out) if out else Path("reports") / f"parity__{ref.name.replace('/', '-')}__{gname.replace('/', '-')}"
     doc = parity_to_dir(ref, [Path(p) for p in onnx_files], gset, opts, out_dir, force, log=lambda s: info(s, quiet or as_json))
     warn(doc.get("warnings") or [])
     warn(f"{a['name']}: {w}" for a in doc["artifacts"] for w in a["warnings"])

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mailwoman_eval.buckets import bucket_errors
+from mailwoman_eval.console import signed
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.metrics import FN, FP, NONE, TP, VIEWS, WRONG, exact_match_vector, view_masks
 from mailwoman_eval.run import OOD_PREFIX, Run, loudest_first, row_identity
@@ -463,7 +464,7 @@ def opposite_note(c: dict, tag: str, cls: str, minus: str = "−") -> str | None
     if not there:
         return None
     word = {"sneg": "below", "spos": "above"}
-    parts = [f"{VIEW_WORDS[v]} (" + f"{c['views'][v]['per_tag'][tag]['f1']['delta_pp']:+.1f}".replace("-", minus) + " pp)" for v in there]
+    parts = [f"{VIEW_WORDS[v]} (" + f"{signed(c['views'][v]['per_tag'][tag]['f1']['delta_pp'], 1)}".replace("-", minus) + " pp)" for v in there]
     return f"also {word[other]} zero: {', '.join(parts)}; the views hold different entries, so both can be true"
 
 
@@ -506,7 +507,7 @@ def markdown(c: dict, view_order=VIEWS) -> str:
         lines += ["", "### 95% CI of Δ F1 above zero (unadjusted, per view)", ""]
         for t in improved:
             f1s = [(v, c["views"][v]["per_tag"][t]["f1"]) for v in views_where(c, t, "spos")]
-            text = ", ".join(f"{VIEW_WORDS[v]} {f['delta_pp']:+.2f} pp [{f['ci95_pp'][0]:+.2f}, {f['ci95_pp'][1]:+.2f}]" for v, f in f1s)
+            text = ", ".join(f"{VIEW_WORDS[v]} {signed(f['delta_pp'], 2)} pp [{signed(f['ci95_pp'][0], 2)}, {signed(f['ci95_pp'][1], 2)}]" for v, f in f1s)
             note = opposite_note(c, t, "spos", "-")
             lines.append(f"- **{md_cell(t)}**: {text}" + (f"; {md_cell(note)}" if note else ""))
     grown = new_fps_without_gold(c)
@@ -530,13 +531,13 @@ def markdown(c: dict, view_order=VIEWS) -> str:
                 continue
             flag = " ⚠" if significance(f) == "sneg" else ""
             lines.append(
-                f"| {md_cell(t)}{flag} | {r['support']} | {f['base'] * 100:.2f} | {f['cand'] * 100:.2f} | {f['delta_pp']:+.2f} | "
-                f"[{f['ci95_pp'][0]:+.2f}, {f['ci95_pp'][1]:+.2f}] | {f['p']:.4f} |"
+                f"| {md_cell(t)}{flag} | {r['support']} | {f['base'] * 100:.2f} | {f['cand'] * 100:.2f} | {signed(f['delta_pp'], 2)} | "
+                f"[{signed(f['ci95_pp'][0], 2)}, {signed(f['ci95_pp'][1], 2)}] | {f['p']:.4f} |"
             )
         for name, s in v["summary"].items():
             lines.append(
-                f"| *{name}* | | {s['base'] * 100:.2f} | {s['cand'] * 100:.2f} | {s['delta_pp']:+.2f} | "
-                f"[{s['ci95_pp'][0]:+.2f}, {s['ci95_pp'][1]:+.2f}] | {s['p']:.4f} |"
+                f"| *{name}* | | {s['base'] * 100:.2f} | {s['cand'] * 100:.2f} | {signed(s['delta_pp'], 2)} | "
+                f"[{signed(s['ci95_pp'][0], 2)}, {signed(s['ci95_pp'][1], 2)}] | {s['p']:.4f} |"
             )
     lines += ["", "⚠ = the whole 95% CI is below zero (unadjusted). FP only = no gold value in the view: F1 is 0 in both runs "
               "and measures nothing; the counts are the false positives of each run.", "", f"p-values: {P_VALUE_METHOD}."]

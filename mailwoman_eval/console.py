@@ -22,6 +22,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: str |
     return "\n".join(lines)
 
 
+def signed(x: float, digits: int) -> str:
+    """x with its sign, to `digits` decimals, and no "-0.00": a value that rounds to zero is +0.00."""
+    return f"{round(x, digits) + 0.0:+.{digits}f}"
+
+
 def _fmt(c: object) -> str:
     if isinstance(c, float):
         return f"{c:.4f}"

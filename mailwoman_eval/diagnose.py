@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mailwoman_eval.buckets import DEFAULT_CATEGORIES, RULES, UPSTREAM_CATEGORIES, ErrorRecord, bucket_errors
-from mailwoman_eval.console import FP_ONLY_LEGEND
+from mailwoman_eval.console import FP_ONLY_LEGEND, signed
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import write_files
 from mailwoman_eval.gcpause import gc_paused
@@ -202,7 +202,7 @@ def console(d: Diagnosis, examples: int = 3, seed: int = 42) -> str:
         # "—" where there is nothing to score (as the HTML): 0/0 is stored as 0.0, which reads as a
         # failure; "FP-only" where the view has no gold value, only false positives (the HTML's "FP only")
         fa, fe, fo = ("—" if x is None else x if isinstance(x, str) else f"{x:.4f}" for x in values)
-        delta = f"{values[1] - values[0]:+.4f}" if all(isinstance(x, float) for x in values[:2]) else "—"
+        delta = f"{signed(values[1] - values[0], 4)}" if all(isinstance(x, float) for x in values[:2]) else "—"
         return f"{fa:>8s} {fe:>9s} {fo:>9s} {delta:>12s}"
 
     def f1(t: dict) -> float | str | None:

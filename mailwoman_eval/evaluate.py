@@ -486,6 +486,6 @@ def evaluate(
             "rows_per_s": _r(n / max(1e-9, time.perf_counter() - t0)),
         },
     }
-    written = write_run(out, meta, predictions, force=opts.force, cache_key=key if opts.use_cache else None)
+    written = write_run(out, meta, predictions, force=opts.force, cache_key=key if opts.use_cache else None, log=log)
     # the records just written, as load_run would return them (JSON round trip keeps types the same)
     return Run(out, written, predictions)

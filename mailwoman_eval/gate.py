@@ -18,6 +18,7 @@ from xml.etree import ElementTree as ET
 import numpy as np
 
 from mailwoman_eval.compare import entry_counts, md_cell, md_code, pair_runs, run_summary, warning_lines
+from mailwoman_eval.console import signed
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.metrics import VIEWS, view_masks
 from mailwoman_eval.run import OOD_PREFIX, Run, loudest_first
@@ -298,10 +299,10 @@ def judge(row: dict, th: dict, n_tests: int = 1, exact: dict | None = None) -> t
     if x["delta_pp"] < -m:
         # not "within noise": the unadjusted CI can lie wholly beyond the allowance (compare then
         # calls it a real regression) while Holm over all gated tests does not reject
-        held = "" if row["ci95"][1] >= -m else f"; its 95% CI {row['ci95'][0]:+.2f}..{row['ci95'][1]:+.2f} is beyond -{m} pp before the adjustment"
+        held = "" if row["ci95"][1] >= -m else f"; its 95% CI {signed(row['ci95'][0], 2)}..{signed(row['ci95'][1], 2)} is beyond -{m} pp before the adjustment"
         return "WARN", (f"F1 dropped {drop:.2f} pp (> {m} pp) but not significantly after Holm over {n_tests} tests: "
                         f"p {fmt_p(x['p'], th['alpha'])}, Holm p {fmt_p(x['p_holm'], th['alpha'])} ≥ alpha {th['alpha']}{held}")
-    return "PASS", f"Δ {row['delta_pp']:+.2f} pp (95% CI {row['ci95'][0]:+.2f}..{row['ci95'][1]:+.2f})"
+    return "PASS", f"Δ {signed(row['delta_pp'], 2)} pp (95% CI {signed(row['ci95'][0], 2)}..{signed(row['ci95'][1], 2)})"
 
 
 def alpha_of(v: dict, tag: str) -> float | None:
@@ -334,7 +335,7 @@ def markdown(v: dict, limit_bytes: int = 1 << 20) -> str:
             if r["delta_pp"] is None:  # no gold value in the view: nothing was tested
                 cells = "— | — | — | — | —"
             else:
-                cells = (f"{r['base_f1']:.2f} | {r['cand_f1']:.2f} | {r['delta_pp']:+.2f} | [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] | "
+                cells = (f"{r['base_f1']:.2f} | {r['cand_f1']:.2f} | {signed(r['delta_pp'], 2)} | [{signed(r['ci95'][0], 2)}, {signed(r['ci95'][1], 2)}] | "
                          f"{fmt_p(r['p_holm'], alpha_of(v, t))}")
             lines.append(f"| {icon[r['verdict']]} {r['verdict']} | {md_cell(t)} | {r['support']} | {cells} | {r['reason']} |")  # mweval's own words and numbers: escaped, "> 0.5 pp" read "&gt; 0.5 pp" in the console
     lines += ["", f"Test: {v['method']['test']}; {v['method']['multiple_testing']}."]
@@ -377,7 +378,7 @@ def junit_xml(v: dict, strict: bool = False) -> str:
         if r["verdict"] == "FAIL" or (strict and r["verdict"] == "WARN"):
             f = ET.SubElement(tc, "failure", message=xml_text(r["reason"]), type=r["verdict"])
             if r["delta_pp"] is not None:
-                f.text = f"base F1 {r['base_f1']:.2f}, cand F1 {r['cand_f1']:.2f}, delta {r['delta_pp']:+.2f} pp, CI {r['ci95']}, p_holm {r['p_holm']}"
+                f.text = f"base F1 {r['base_f1']:.2f}, cand F1 {r['cand_f1']:.2f}, delta {signed(r['delta_pp'], 2)} pp, CI {r['ci95']}, p_holm {r['p_holm']}"
         out = ET.SubElement(tc, "system-out")
         out.text = xml_text(f"{r['verdict']}: {r['reason']}")
     if notes:

@@ -26,6 +26,7 @@ import numpy as np
 from mailwoman_eval import __version__
 from mailwoman_eval.checkpoints.resolve import CheckpointRef, find_tokenizer
 from mailwoman_eval.compare import md_cell, view_statistics
+from mailwoman_eval.console import signed, table
 from mailwoman_eval.decode import (
     Transitions,
     build_transitions,
@@ -227,7 +228,7 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
             rule = (f"int8: every gated tag (support ≥ {opts.min_support}) within ±{opts.max_delta_pp} pp F1 of the reference, "
                     f"and at least {opts.min_agreement_int8}% of pieces decode to the reference's label")
             moved = [t for t in gated if abs(f1[t]["delta_pp"]) > opts.max_delta_pp]
-            reasons += [f"{t} F1 moved {f1[t]['delta_pp']:+.2f} pp (> {opts.max_delta_pp} pp)" for t in moved]
+            reasons += [f"{t} F1 moved {signed(f1[t]['delta_pp'], 2)} pp (> {opts.max_delta_pp} pp)" for t in moved]
         else:
             rule = f"fp32: at least {opts.min_agreement}% of pieces decode to the reference's label"
         floor = opts.min_agreement_int8 if kind == "int8" else opts.min_agreement
@@ -309,8 +310,6 @@ SUMMARY_HEADERS = ["artifact", "kind", "max |Δlogit|", "pieces agree %", "entri
 
 
 def console_table(doc: dict) -> str:
-    from mailwoman_eval.console import table
-
     ref = doc["reference"]
     lines = [f"parity: {ref['name']} ({ref['engine']}, reference) on {doc['golden']['name']} ({doc['golden']['rows']} rows), "
              f"profile {doc['profile']}, transitions {doc['decode']['transitions']} for all",
@@ -321,7 +320,7 @@ def console_table(doc: dict) -> str:
     for t in tags:
         first = doc["artifacts"][0]["f1"][t]
         rows.append([t + (" *" if first["gated"] else ""), first["support"], f"{first['ref'] * 100:.2f}",
-                     *[f"{a['f1'][t]['delta_pp']:+.2f}" for a in doc["artifacts"]]])
+                     *[f"{signed(a['f1'][t]['delta_pp'], 2)}" for a in doc["artifacts"]]])
     lines.append(table(headers, rows, align="lrr" + "r" * len(doc["artifacts"])))
     lines.append(f"* gated (support ≥ {doc['thresholds']['min_support']}); Δ in pp, artifact − reference, view all")
     for a in doc["artifacts"]:
@@ -357,7 +356,7 @@ def markdown(doc: dict) -> str:
         first = doc["artifacts"][0]["f1"][t]
         if not first["support"] and all(a["f1"][t]["artifact"] == 0 for a in doc["artifacts"]):
             continue
-        cells = [f"{a['f1'][t]['delta_pp']:+.2f} [{a['f1'][t]['ci95_pp'][0]:+.2f}, {a['f1'][t]['ci95_pp'][1]:+.2f}]" for a in doc["artifacts"]]
+        cells = [f"{signed(a['f1'][t]['delta_pp'], 2)} [{signed(a['f1'][t]['ci95_pp'][0], 2)}, {signed(a['f1'][t]['ci95_pp'][1], 2)}]" for a in doc["artifacts"]]
         out.append(f"| {t} | {first['support']} | {'yes' if first['gated'] else ''} | {first['ref'] * 100:.2f} | " + " | ".join(cells) + " |")
     for a in doc["artifacts"]:
         if a["reasons"] or a["warnings"]:

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -116,9 +117,14 @@ def cache_key(parts: dict) -> str:
     return sha256_bytes(json.dumps(doc, sort_keys=True).encode())[:32]
 
 
-def write_run(out: Path, run_json: dict, predictions: list[dict], force: bool = False, cache_key: str | None = None) -> dict:
+CACHE_WARNING = "warning: the run cache at"
+
+
+def write_run(out: Path, run_json: dict, predictions: list[dict], force: bool = False, cache_key: str | None = None,
+              log: Callable[[str], None] = lambda s: None) -> dict:
     """predictions first, run.json last (its `predictions_sha256` ties the pair together).
-    With `cache_key`, the same bytes are stored in the cache under it (`store_in_cache`).
+    With `cache_key`, the same bytes are stored in the cache under it (`store_in_cache`); a cache
+    that cannot be written is said through `log` (it only makes the next run slower).
 
     Returns the run.json content as written."""
     pred_bytes = b"".join(dumps_line(p) + b"\n" for p in predictions)
@@ -129,11 +135,13 @@ def write_run(out: Path, run_json: dict, predictions: list[dict], force: bool = 
         atomic_write_bytes(d / PRED_FILE, pred_bytes)
         atomic_write_bytes(d / RUN_FILE, run_bytes)
     if cache_key is not None:
-        store_in_cache(cache_key, pred_bytes, run_bytes)
+        problem = store_in_cache(cache_key, pred_bytes, run_bytes)
+        if problem:
+            log(f"{CACHE_WARNING} {cache_root()} cannot be written ({problem}); runs are not cached (set MWEVAL_CACHE, or pass --no-cache)")
     return run_json
 
 
-def store_in_cache(key: str, pred_bytes: bytes, run_bytes: bytes) -> None:
+def store_in_cache(key: str, pred_bytes: bytes, run_bytes: bytes) -> str | None:
     """The bytes this process wrote, not `out` read back: another eval writing the same `--out`
     at the same moment put its own run there, and it was stored under this key (the audit's
     cache poisoning: a later eval of this checkpoint was served the other model's numbers). The
@@ -152,11 +160,14 @@ def store_in_cache(key: str, pred_bytes: bytes, run_bytes: bytes) -> None:
             shutil.rmtree(dest, ignore_errors=True)  # stale or damaged (a sound entry is a hit, not stored again)
         os.rename(stage, dest)
         stage = None
-    except OSError:
-        pass  # a cache that cannot be written is only a slower next run (an entry another process just renamed in holds the same key)
+    except OSError as e:
+        if dest.is_dir():
+            return None  # another process just renamed in an entry of this key: it holds the same run
+        return e.strerror or type(e).__name__  # only a slower next run: said, not an error
     finally:
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
+    return None
 
 
 def _remove_stale_stages(runs: Path, age_s: float = 3600.0) -> None:

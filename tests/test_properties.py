@@ -421,3 +421,16 @@ def test_percentile_ci_leaves_as_many_replicates_out_below_as_above(B, level, se
     assert int((samples < lo).sum()) == want == int((samples > hi).sum())
     if (B, level) == (2000, 0.95):
         assert (lo[0], hi[0]) == (50.0, 1949.0)  # the 51st and the 1950th of 0..1999
+
+
+@given(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), st.integers(0, 6))
+@settings(max_examples=300, deadline=None)
+def test_signed_never_prints_a_negative_zero(x, digits):
+    """Deltas print with their sign; one that rounds to zero printed "-0.0000" (diagnose's Δ of a
+    macro F1 on the v0.4.0-size checkpoint)."""
+    from mailwoman_eval.console import signed
+
+    text = signed(x, digits)
+    assert text[0] in "+-" and float(text) == round(x, digits)
+    assert not (float(text) == 0 and text.startswith("-")), text
+    assert text == f"{x:+.{digits}f}" or float(text) == 0.0
