@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import re
@@ -30,13 +31,29 @@ def guarded(fn):
             return fn(*args, **kwargs)
         except MwevalError as e:
             fail(e.one_line)
+        except OSError as e:  # pathlib's exists()/is_file() raise it for a name over NAME_MAX, from a typed path
+            if e.errno != errno.ENAMETOOLONG:
+                raise
+            name = os.fsdecode(e.filename or "")
+            fail(f"{name[:60]}…: file name too long" if len(name) > 60 else f"{name}: file name too long")
+        except UnicodeEncodeError as e:  # a file name that is not UTF-8 (os.fsdecode's surrogates) reaching a JSON or sha256 text
+            if "surrogates not allowed" not in str(e):
+                raise
+            bad = e.object[max(0, e.start - 40) : e.end + 20].encode("utf-8", "backslashreplace").decode()
+            fail(f"a file or directory name is not valid UTF-8 (…{one_line(bad)}…); rename it")
 
     return wrapper
 
 
+def one_line(text: str) -> str:
+    """Notes and warnings are built from input text (a gold component named "x\nmweval: error: …"):
+    one line each, as errors are, so none can pose as another line."""
+    return " ".join(text.split())
+
+
 def info(msg: str, quiet: bool = False) -> None:
     if not quiet:
-        click.echo(msg, err=True)
+        click.echo(one_line(msg), err=True)
 
 
 class _Bar:
@@ -264,7 +281,7 @@ def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
         # the cache's, which comes after the run is written and is in no run.json, is said now
         info(line, quiet and not line.startswith(CACHE_WARNING))
         if said is not None and not quiet:
-            said.add(line)
+            said.add(one_line(line))
 
     run = evaluate(ref, golden_set, opts, Path(out), progress=lambda n, label: _Bar(n, label, quiet), log=log)
     return run, Path(out)
@@ -316,8 +333,8 @@ def warn(warnings, said: set[str] | None = None) -> None:
     """Warnings go to stderr, one line each, as `eval` prints them (stdout is the command's output);
     not again when they were said while the run loaded."""
     for w in warnings:
-        if f"warning: {w}" not in (said or ()):
-            click.echo(f"warning: {w}", err=True)
+        if one_line(f"warning: {w}") not in (said or ()):
+            click.echo(one_line(f"warning: {w}"), err=True)
 
 
 optional_ckpt_options = options(
@@ -368,8 +385,9 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
     d = diagnose(run, scheme=scheme, adversarial=adversarial, tags=tags)
     written = []
     if not no_html:
-        from mailwoman_eval.fsutil import write_files
+        from mailwoman_eval.fsutil import refuse_overwriting_inputs, write_files
         from mailwoman_eval.report.render import render_diagnose_html
+        from mailwoman_eval.run import PRED_FILE, RUN_FILE
 
         # a report of some tags is named for them: under the run's name it replaced the full report
         focus = "__" + "+".join(re.sub(r"[^\w-]", "_", t) for t in d.tags) if tags else ""
@@ -379,6 +397,7 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         # the report and its error tables land together or not at all (a full disk on the HTML left
         # new tables beside a stale report)
         files = {html_path: render_diagnose_html(d, csv_path.name).encode("utf-8"), **error_tables(d, csv_path)}
+        refuse_overwriting_inputs(files, [run.path / RUN_FILE, run.path / PRED_FILE])
         write_files(files)
         written = list(files)
     if as_json:
@@ -517,7 +536,7 @@ eval_options_for_compare = options(
 @click.argument("base")
 @click.argument("cand")
 @eval_options_for_compare
-@click.option("--resamples", default=2000, show_default=True, type=click.IntRange(1000), help="Paired bootstrap resamples.")
+@click.option("--resamples", default=2000, show_default=True, type=click.IntRange(1000, 1_000_000), help="Paired bootstrap resamples.")
 @click.option("--buckets", "scheme", default="default", type=click.Choice(["default", "upstream"]), show_default=True,
               help="Error-category scheme of the category shifts: default (fixed rules) or upstream (diagnose_regression.py).")
 @click.option("--out", default=None, type=click.Path(), help="Output directory (default reports/compare__CAND__vs__BASE__<golden>__<profile>/).")
@@ -559,7 +578,7 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
 @click.option("--thresholds", default=None, type=click.Path(), help="Thresholds TOML ([defaults], [tags.NAME]).")
 @eval_options_for_compare
 @click.option("--strict", is_flag=True, help="Exit 1 on WARN too.")
-@click.option("--resamples", default=None, type=click.IntRange(1000),
+@click.option("--resamples", default=None, type=click.IntRange(1000, 1_000_000),
               help="Paired bootstrap resamples [default: the thresholds' [defaults] resamples, 2000]; a [tags.X] resamples still wins.")
 @click.option("--out", default="gate", show_default=True, type=click.Path(), help="Directory for verdict.json, summary.md, junit.xml.")
 @click.option("--force", is_flag=True, help="Write into a non-empty directory that holds no verdict.json.")
@@ -604,9 +623,10 @@ def export_scores_cmd(run_dir, out, force):
     """Write a small JSON with what compare/gate need from a run (no pieces, no model)."""
     import json as _json
 
-    from mailwoman_eval.fsutil import atomic_write_text
-    from mailwoman_eval.run import SCORES_SCHEMA, load_run
+    from mailwoman_eval.fsutil import atomic_write_text, refuse_overwriting_inputs
+    from mailwoman_eval.run import PRED_FILE, RUN_FILE, SCORES_SCHEMA, load_run
 
+    refuse_overwriting_inputs([out], [Path(run_dir) / RUN_FILE, Path(run_dir) / PRED_FILE])  # --force or not
     if Path(out).is_dir() or out.endswith(("/", os.sep)):
         raise MwevalError("--out is a directory; give the JSON file to write (e.g. ci/baseline-scores.json)", where=out)
     if Path(out).is_file() and not force:  # replacing an earlier export is fine; any other file is refused

@@ -28,7 +28,7 @@ from mailwoman_eval.decode import (
     viterbi_batch,
 )
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import check_output_dir
+from mailwoman_eval.fsutil import check_output_dir, refuse_overwriting_inputs
 from mailwoman_eval.gcpause import gc_paused
 from mailwoman_eval.golden import GoldenSet
 from mailwoman_eval.labels import tags_from_labels
@@ -326,6 +326,7 @@ def evaluate(
         tok_loading = pool.submit(_load_tokenizer, ref, opts.tokenizer)
         gset = gset() if callable(gset) else gset
         check_output_dir(out, RUN_FILE, opts.force, opts.force_hint)  # refuse now, not after the whole evaluation
+        refuse_overwriting_inputs([out], [gset.path, *(gset.path / f.name for f in gset.files)])  # --force into the golden set
         tokenizer, tok_path, tok_source = tok_loading.result()
         entries = gset.entries
         encodings = tokenizer.encode_many([e.raw for e in entries])

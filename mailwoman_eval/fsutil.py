@@ -76,6 +76,15 @@ def write_files(files: dict[Path, bytes]) -> None:
                 pass  # renamed
 
 
+def refuse_overwriting_inputs(outputs, inputs, option: str = "--out") -> None:
+    """An output path that is one of the command's input files (or directories) would destroy what
+    it reads: `diagnose --run R --out R/run.json` replaced the run with its report, `--force` or not."""
+    ins = {Path(p).resolve() for p in inputs}
+    for out in outputs:
+        if Path(out).resolve() in ins:
+            raise MwevalError(f"{option} would overwrite an input of this command; write elsewhere", where=str(out))
+
+
 def check_output_dir(out: Path, marker: str, force: bool, hint: str = "use --force") -> None:
     """Refuse early (before minutes of work) an `out` that `output_dir` would refuse. design.md
     Decisions: an existing directory holding an output of the same kind (its `marker` file) is
@@ -103,6 +112,8 @@ def output_dir(out: Path, marker: str, force: bool) -> Iterator[Path]:
     new output (which a rerun would refuse) or old files beside new ones (a compare.md of one run
     next to the compare.json of another)."""
     check_output_dir(out, marker, force)
+    if out.is_symlink():  # `--out runs/latest` -> an earlier run: write the run it points to, keep the link
+        out = Path(os.path.realpath(out))
     staging = staging_dir(out)
     try:
         yield staging
@@ -192,10 +203,22 @@ def replace_dir_atomically(staging: Path, final: Path) -> None:
                 try:
                     os.replace(backup, final)  # the previous output stays what a reader finds
                 except OSError:  # another process's is there now
-                    shutil.rmtree(backup, ignore_errors=True)
+                    _remove(backup)
             if e.errno in (errno.ENOTEMPTY, errno.EEXIST) and attempt < 9:
                 continue
             raise
         if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+            _remove(backup)
         return
+
+
+def _remove(path: Path) -> None:
+    """A directory with what it holds, or a file or a symlink itself (rmtree refuses a symlink, and
+    with ignore_errors left a `.NAME.old-PID-N` link behind for good)."""
+    if path.is_symlink() or not path.is_dir():
+        try:
+            path.unlink()
+        except OSError:
+            pass
+    else:
+        shutil.rmtree(path, ignore_errors=True)

@@ -27,6 +27,7 @@ from mailwoman_eval.stats import f1_from_counts, holm, one_sided_drop_p, percent
 DEFAULTS = {"max_drop_pp": 1.0, "min_support": 30, "alpha": 0.05, "views": ["excluding_adversarial"], "resamples": 2000}
 TAG_KEYS = {"max_drop_pp", "min_support", "alpha", "min_f1", "resamples", "views"}
 DEFAULT_KEYS = set(DEFAULTS) | {"min_f1"}
+MAX_RESAMPLES = 1_000_000  # and resamples x entries within stats.MAX_RESAMPLE_CELLS
 BUILT_IN = "built-in defaults"
 
 
@@ -68,8 +69,8 @@ def _check_value(key: str, value, where: str) -> None:
         raise MwevalError(f"min_f1 {value!r} looks like a fraction; it is in percent (e.g. {value * 100:g} for {value!r})", where=where)
     if key == "max_drop_pp" and value < 0:
         raise MwevalError("max_drop_pp must be ≥ 0", where=where)
-    if key == "resamples" and value < 1000:
-        raise MwevalError("resamples must be at least 1000", where=where)
+    if key == "resamples" and not 1000 <= value <= MAX_RESAMPLES:
+        raise MwevalError(f"resamples must be from 1000 to {MAX_RESAMPLES}, not {value}", where=where)
     if key == "views":
         if not isinstance(value, list) or not value or any(v not in VIEWS for v in value):
             raise MwevalError(f"views must be a non-empty list drawn from {', '.join(VIEWS)}", where=where)
@@ -87,7 +88,7 @@ def load_thresholds(path: str | None) -> Thresholds:
         raise MwevalError("thresholds file not found", where=str(p)) from None
     except (OSError, UnicodeDecodeError) as e:
         raise MwevalError(f"cannot read thresholds file ({e})", where=str(p)) from None
-    except (tomllib.TOMLDecodeError, RecursionError) as e:  # tomllib recurses per nesting level
+    except (ValueError, RecursionError) as e:  # TOMLDecodeError is a ValueError, as is an int over 4300 digits; tomllib recurses per level
         raise MwevalError(f"malformed TOML ({e})", where=str(p)) from None
     unknown = set(doc) - {"defaults", "tags"}
     if unknown:

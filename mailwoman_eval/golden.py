@@ -125,20 +125,26 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _has_lone_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(v) for v in value)
+    """Any string in the decoded row (keys too) that is not encodable: a walk with a stack, since a
+    row nested deeper than the recursion limit (json decodes 600 levels) must not raise here."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
     return False
 
 
 _ROW_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+MAX_RAW_CHARS = 100_000
 
 
 def parse_row(text: str, file: str, line: int, where: str | None = None) -> GoldenEntry:
@@ -162,6 +168,8 @@ def parse_row(text: str, file: str, line: int, where: str | None = None) -> Gold
         raise MwevalError(f"`raw` is {_json_kind(raw)}, not a string", where=where)
     if not raw.strip():
         raise MwevalError("`raw` is empty or whitespace only", where=where)
+    if len(raw) > MAX_RAW_CHARS:  # one 20 MB row took 3 GB: every piece of it is kept, though 128 are scored
+        raise MwevalError(f"`raw` is {len(raw)} characters; a postal address is at most {MAX_RAW_CHARS}", where=where)
     if "components" not in obj:
         raise MwevalError("row has no `components`", where=where)
     comps = obj["components"]
@@ -191,6 +199,8 @@ def parse_row(text: str, file: str, line: int, where: str | None = None) -> Gold
 
 def read_jsonl(path: Path) -> tuple[list[GoldenEntry], bytes]:
     """Rows of one file. Lines are stripped, blank lines skipped (as upstream); BOM and CRLF accepted."""
+    if not path.is_file():  # a FIFO named *.jsonl was opened and waited on forever
+        raise MwevalError("golden file is not a regular file", where=str(path))
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -212,7 +222,7 @@ def read_jsonl(path: Path) -> tuple[list[GoldenEntry], bytes]:
 def _load_json(path: Path) -> dict:
     try:
         obj = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is accepted, as in the .jsonl files
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: JSONDecodeError, an int over 4300 digits, UnicodeDecodeError
         raise MwevalError(f"unreadable manifest ({e})", where=str(path)) from None
     if not isinstance(obj, dict) or not isinstance(obj.get("files"), dict):
         raise MwevalError("manifest has no `files` object", where=str(path))
@@ -248,7 +258,9 @@ def check_manifest(directory: Path, files: list[GoldenFile]) -> ManifestCheck:
             problems.append(f"{name}: the manifest gives neither its sha256 nor its row count")
         if sha is not None and sha != f.sha256:
             problems.append(f"{name}: sha256 {f.sha256[:12]}… != manifest {str(sha)[:12]}…")
-        if count is not None and count != f.entries:
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool)):  # true == 1 vouched for a 1-row file
+            problems.append(f"{name}: the manifest's row count {count!r} is not an integer")
+        elif count is not None and count != f.entries:
             problems.append(f"{name}: {f.entries} rows != manifest {count}")
     for name in sorted(set(by_name) - set(expected)):
         problems.append(f"{name}: not listed in the manifest")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -37,10 +38,11 @@ PRED_FILE = "predictions.jsonl"
 # What readers index without further checks: a file lacking these is refused with a message.
 _RUN_KEYS = {"profile": dict, "tags": list, "golden": dict, "checkpoint": dict, "decode": dict, "tokenizer": dict, "metrics": dict}
 _PRED_KEYS = {
-    "id": str, "raw": str, "gold": dict, "pred": dict, "adversarial": bool, "non_latin": bool,
+    "id": str, "file": str, "raw": str, "gold": dict, "pred": dict, "adversarial": bool, "non_latin": bool,
     "labels": list, "conf": list, "amax_conf": list,
 }
-_SCORES_KEYS = ("mweval_version", "checkpoint", "tokenizer", "golden", "profile", "decode", "tags", "metrics")
+_SCORES_KEYS = {"mweval_version": str, "checkpoint": dict, "tokenizer": dict, "golden": dict, "profile": dict, "decode": dict,
+                "tags": list, "metrics": dict}
 
 
 OOD_PREFIX = "OUT OF DISTRIBUTION"  # how a backend's warning about zero-fed side channels begins
@@ -294,7 +296,7 @@ class Run:
 def _read_schema_doc(path: Path, schema: str, what: str) -> dict:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: JSONDecodeError, an int over 4300 digits, UnicodeDecodeError
         raise MwevalError(f"unreadable {what} ({e})", where=str(path)) from None
     if not isinstance(doc, dict) or doc.get("schema") != schema:
         raise MwevalError(f"{what} is not an mweval file of schema {schema}", where=str(path))
@@ -329,8 +331,11 @@ def load_run(path: str | Path) -> Run:
         raise MwevalError("not an mweval run directory (no run.json)" + _checkpoint_hint(path), where=str(path))
     meta = _read_schema_doc(run_file, SCHEMA, "run.json")
     lacking = [k for k, t in _RUN_KEYS.items() if not isinstance(meta.get(k), t)]
-    if lacking or not isinstance(meta["golden"].get("sha256"), str) or meta["profile"].get("name") not in PROFILES:
+    if lacking or not isinstance(meta["golden"].get("sha256"), str) or not isinstance(meta["profile"].get("name"), str) \
+            or meta["profile"]["name"] not in PROFILES:
         raise MwevalError(f"run.json is incomplete (lacks or mistypes {', '.join(lacking) or 'golden/profile'})", where=str(run_file))
+    if pred_file.exists() and not pred_file.is_file():  # a FIFO or /dev/zero: waited on, or read without end
+        raise MwevalError("predictions.jsonl is not a regular file", where=str(pred_file))
     try:
         data = pred_file.read_bytes()
     except OSError as e:
@@ -360,6 +365,10 @@ def load_run(path: str | Path) -> Run:
             if bad:
                 raise MwevalError(f"prediction row lacks or mistypes {', '.join(bad)}", where=f"{pred_file}:{n}")
             preds.append(row)
+    entries = meta.get("counts", {}).get("entries") if isinstance(meta.get("counts"), dict) else None
+    if isinstance(entries, int) and entries != len(preds):  # the hash catches it too, when run.json has one
+        raise MwevalError(f"predictions.jsonl holds {len(preds)} row{'' if len(preds) == 1 else 's'} and run.json counts {entries} (truncated or edited?)",
+                          where=str(pred_file))
     return Run(path, meta, preds)
 
 
@@ -380,7 +389,8 @@ def load_scores(path: str | Path, partner: Run) -> Run:
     path = Path(path)
     doc = _read_schema_doc(path, SCORES_SCHEMA, "scores JSON")
     entries = doc.get("entries")
-    if not all(isinstance(doc.get(k), dict | list | str) for k in _SCORES_KEYS) or not isinstance(entries, list):
+    if not all(isinstance(doc.get(k), t) for k, t in _SCORES_KEYS.items()) or not isinstance(entries, list) \
+            or not isinstance(doc["golden"].get("sha256"), str) or doc["profile"].get("name") not in PROFILES:
         raise MwevalError("scores file is incomplete (not written by mweval export-scores?)", where=str(path))
     for k, e in enumerate(entries):
         if not (
@@ -388,7 +398,7 @@ def load_scores(path: str | Path, partner: Run) -> Run:
             and all(isinstance(v, str) for v in e["pred"].values())
             and isinstance(e.get("adv"), int) and isinstance(e.get("nl"), int)
             and isinstance(e.get("sums"), list) and len(e["sums"]) == 3
-            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in e["sums"])
+            and all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in e["sums"])
             and isinstance(e.get("row", ""), str)
         ):
             raise MwevalError(f"scores entry {k} is malformed (id, adv, nl, pred, sums)", where=str(path))

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from mailwoman_eval.errors import MwevalError
+
+MAX_RESAMPLE_CELLS = 200_000_000  # resamples x entries: ~3.2 GB at its peak (int64 draws, then float64)
+
 
 def resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
-    """(B, n) counts: how often each entry is drawn in each resample (same draws for both runs)."""
+    """(B, n) counts: how often each entry is drawn in each resample (same draws for both runs).
+    A B x n beyond MAX_RESAMPLE_CELLS is refused: `resamples = 30000000` in a 30-byte thresholds
+    file asked for gigabytes."""
+    if resamples * n > MAX_RESAMPLE_CELLS:
+        raise MwevalError(f"{resamples} resamples of {n} entries need about {resamples * n * 16 / 2**30:.0f} GiB; "
+                          f"at most {MAX_RESAMPLE_CELLS // n} resamples for this golden set")
     rng = np.random.default_rng(seed)
     if n == 0:
         return np.zeros((resamples, 0), dtype=np.float64)

@@ -150,6 +150,8 @@ def read_schedule(step_dir: Path) -> Schedule | None:
         raise MwevalError(f"unreadable training_state.json ({e})", where=str(path)) from None
     except json.JSONDecodeError as e:
         raise MwevalError(f"malformed training_state.json ({e.msg})", where=f"{path}:{e.lineno}") from None
+    except ValueError as e:  # an integer over 4300 digits
+        raise MwevalError(f"malformed training_state.json ({e})", where=str(path)) from None
     try:
         train = state["config"]["train"]
         sched = Schedule(float(train["learning_rate"]), int(train["warmup_steps"]), int(train["max_steps"]))

@@ -546,6 +546,33 @@ def sweep_ambiguous_name(c: Ctx) -> list[str]:
     return replace_arg(sweep_run(c, name="unused"), "sweep", "rr")
 
 
+
+BIG_INT = "1" + "0" * 5000  # json and tomllib raise a plain ValueError past 4300 digits (Python 3.11), not their decode errors
+
+
+def symlinked_predictions_to_dev_zero(d: Path) -> None:
+    (d / "predictions.jsonl").unlink()
+    (d / "predictions.jsonl").symlink_to("/dev/zero")
+
+
+def truncated_predictions(d: Path) -> None:
+    """predictions.jsonl cut to its first row, and run.json without the hash that would catch it
+    (its counts, as mweval writes them, say 3)."""
+    unhashed_predictions(d, (d / "predictions.jsonl").read_bytes().split(b"\n", 1)[0] + b"\n")
+    meta = json.loads((d / "run.json").read_text())
+    (d / "run.json").write_text(json.dumps({**meta, "counts": {"entries": 3}}))
+
+
+def check_out_link_kept(c: Ctx, r) -> None:
+    """--out a symlink to an earlier run: the run it points to is rewritten, the link stays."""
+    assert (c.tmp / "latest").is_symlink() and os.readlink(c.tmp / "latest") == "real"
+    assert json.loads((c.tmp / "real" / "run.json").read_text())["counts"]["entries"] == 2
+    assert [p.name for p in c.tmp.iterdir() if p.name.startswith(".")] == []  # no .latest.old-PID-N left
+
+
+def check_one_line_warnings(c: Ctx, r) -> None:
+    assert all(s.startswith("warning: ") for s in r.stderr.splitlines()), r.stderr  # the key's "\n" did not start a line
+
 CASES = [
     # ---- golden sets ------------------------------------------------------------------------
     Case("golden-dir-missing", E, lambda c: c.eval(c.tmp / "nope"), ("nope", "golden directory does not exist")),
@@ -937,6 +964,65 @@ CASES = [
          lambda c: ["parity", "--ckpt", str(TINY_STEP), "--onnx", str(onnx_nan_logits(c)), "--golden", str(c.golden(good_lines())),
                     "--tokenizer", str(TOKENIZER_V010), "--out", str(c.out), "-q"],
          ("nan.onnx", "the model produced NaN or infinite logits for 2 of 2 entries (first: g.jsonl:1)")),
+    # ---- the hostile-input audit: numbers, sizes and files no reader expected ---------------------
+    Case("golden-manifest-int-over-4300-digits", E,
+         lambda c: c.eval((lambda g: ((g / "MANIFEST.json").write_text('{"files": {"g.jsonl": {"entries": ' + BIG_INT + "}}}"), g)[-1])(c.golden(good_lines()))),
+         ("/g/MANIFEST.json", "unreadable manifest (Exceeds the limit (4300 digits)")),
+    Case("run-json-int-over-4300-digits", E,
+         lambda c: edited_run(c, lambda d: (d / "run.json").write_text('{"counts": {"entries": ' + BIG_INT + "}, " + (d / "run.json").read_text()[1:])),
+         ("base/run.json", "Exceeds the limit (4300 digits)")),
+    Case("scores-int-over-4300-digits", E,
+         lambda c: (lambda args: ((c.tmp / "scores.json").write_text((c.tmp / "scores.json").read_text().replace('"adv": 0', '"adv": ' + BIG_INT, 1)), args)[-1])(scores_with(c, lambda doc: None)),
+         ("scores.json", "Exceeds the limit (4300 digits)")),
+    Case("thresholds-int-over-4300-digits", E, lambda c: thresholds(c, "[defaults]\nmin_support = " + BIG_INT + "\n"),
+         ("th.toml", "malformed TOML", "4300 digits")),
+    Case("sweep-training-state-int-over-4300-digits", E,
+         lambda c: sweep_run(c, state=b'{"config": {"train": {"learning_rate": ' + BIG_INT.encode() + b"}}}"),
+         ("training_state.json", "malformed training_state.json", "4300 digits")),
+    Case("run-json-profile-name-mistyped", E,
+         lambda c: edited_run(c, lambda d: (d / "run.json").write_text((d / "run.json").read_text().replace('"name": "upstream-eval"', '"name": ["upstream-eval"]', 1))),
+         ("base/run.json", "run.json is incomplete")),
+    Case("run-prediction-row-without-file", E,
+         lambda c: edited_run(c, lambda d: unhashed_predictions(d, second_row(d, lambda r: r.pop("file")))),
+         ("base/predictions.jsonl:2", "prediction row lacks or mistypes file")),
+    Case("scores-profile-a-string", E, lambda c: scores_with(c, lambda doc: doc.update(profile="runtime")),
+         ("scores.json", "scores file is incomplete")),
+    Case("scores-sums-not-finite", E,
+         lambda c: (lambda args: ((c.tmp / "scores.json").write_text((c.tmp / "scores.json").read_text().replace('"sums": [', '"sums": [NaN, ', 1).replace("NaN, 1", "NaN", 0)), args)[-1])(
+             scores_with(c, lambda doc: doc["entries"][0].update(sums=[0.5, 0.5]))),
+         ("scores.json", "scores entry 0 is malformed")),  # compare.json held bare NaN (not JSON) and p 0.0005 for a NaN delta
+    Case("run-predictions-truncated-without-hash", E, lambda c: edited_run(c, truncated_predictions),
+         ("base/predictions.jsonl", "predictions.jsonl holds 1 row and run.json counts 3 (truncated or edited?)")),
+    Case("run-predictions-not-a-regular-file", E, lambda c: edited_run(c, symlinked_predictions_to_dev_zero),
+         ("base/predictions.jsonl", "predictions.jsonl is not a regular file")),
+    Case("diagnose-out-is-the-runs-run-json", E,
+         lambda c: [a for a in edited_run(c, lambda d: None) if a != "--no-html"] + ["--out", str(c.tmp / "base" / "run.json")],
+         ("base/run.json: --out would overwrite an input of this command; write elsewhere",)),
+    Case("export-scores-out-is-the-runs-run-json", E,
+         lambda c: ["export-scores", "--run", str(c.runs()[0]), "--out", str(c.tmp / "base" / "run.json"), "--force"],
+         ("base/run.json: --out would overwrite an input of this command",)),
+    Case("eval-out-is-the-golden-set", E, lambda c: replace_arg(c.eval(), "--out", c.tmp / "g") + ["--force"],
+         ("/g: --out would overwrite an input of this command",)),
+    Case("thresholds-resamples-too-many", E, lambda c: thresholds(c, "[defaults]\nresamples = 30000000\n"),
+         ("th.toml", "resamples must be from 1000 to 1000000, not 30000000")),
+    Case("golden-raw-too-long", E, lambda c: c.eval(c.golden([line(GOOD), line({"raw": "x" * 100_001, "components": {}})])),
+         ("/g/g.jsonl:2", "`raw` is 100001 characters; a postal address is at most 100000")),
+    Case("golden-row-deep-with-a-lone-surrogate", E,
+         lambda c: c.eval(c.golden([line(GOOD), '{"raw": "12 Main St", "components": {}, "x": ' + "[" * 600 + '"\\ud800"' + "]" * 600 + "}"])),
+         ("/g/g.jsonl:2", "unpaired UTF-16 surrogate")),
+    Case("golden-manifest-entries-a-bool", W, lambda c: c.eval(manifest(c, entry={"entries": True})),
+         ("golden set does not match its manifest", "g.jsonl: the manifest's row count True is not an integer"), check=check_manifest_mismatch),
+    Case("out-symlink-to-an-earlier-run", A,
+         lambda c: (invoke(replace_arg(c.eval(c.golden([line(GOOD)], name="g1")), "--out", c.tmp / "real")),
+                    (c.tmp / "latest").symlink_to("real"), replace_arg(c.eval(), "--out", c.tmp / "latest"))[-1],
+         check=check_out_link_kept),
+    Case("golden-component-key-with-a-newline", W,
+         lambda c: c.eval(c.golden([line({**GOOD, "components": {**GOOD["components"], "floor\nspoofed line": "12"}})])),
+         ("gold tags outside the checkpoint's label set are not scored: floor spoofed line (1)",), check=check_one_line_warnings),
+    Case("golden-name-too-long", E, lambda c: c.eval(c.tmp / ("g" * 300)), ("file name too long",)),
+    Case("golden-file-name-not-utf8", E,
+         lambda c: (lambda g: (os.rename(g / "g.jsonl", os.path.join(os.fsencode(g), b"us\xff.jsonl")), c.eval(g))[-1])(c.golden(good_lines())),
+         ("a file or directory name is not valid UTF-8", "rename it")),
     # ---- usage errors (click's, as one line) ------------------------------------------------
     Case("usage-unknown-option", E, lambda c: ["eval", "--foo"],
          ("mweval: error: mweval eval: No such option '--foo'", "Did you mean", "Try 'mweval eval --help'.")),
