@@ -522,6 +522,14 @@ def base_and_candidate(base, cand, golden, eval_args, quiet, allow_mismatch=Fals
     return base_run, cand_run
 
 
+def warn_if_same(base_run, cand_run) -> None:
+    """Two sides with byte-identical predictions (the same run twice, or two names of one
+    checkpoint) give a report of zeros that reads like a measured "no change"."""
+    sha = base_run.meta.get("predictions_sha256")
+    if sha and sha == cand_run.meta.get("predictions_sha256"):
+        warn([f"the baseline and the candidate have identical predictions ({base_run.path} and {cand_run.path}): every delta is 0 by construction"])
+
+
 eval_options_for_compare = options(
     click.option("--golden", default=None, help="Golden set to evaluate a side given as a checkpoint (path or name) on."),
     *EVAL_KNOBS,
@@ -554,6 +562,7 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
         check_output_dir(Path(out), "compare.json", force)
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
     base_run, cand_run = base_and_candidate(base, cand, golden, eval_args, quiet, allow_mismatch)
+    warn_if_same(base_run, cand_run)
     c = compare(base_run, cand_run, resamples=resamples, seed=seed, adversarial=adversarial, scheme=scheme,
                 allow_mismatch=allow_mismatch)
     safe = lambda s: s.replace("/", "-")  # noqa: E731
@@ -597,6 +606,7 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     check_output_dir(Path(out), "verdict.json", force)  # refused before checkpoints are evaluated, not after
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
     base_run, cand_run = base_and_candidate(baseline, candidate, golden, eval_args, quiet, allow_mismatch)
+    warn_if_same(base_run, cand_run)
     v = gate(base_run, cand_run, th, seed=seed, adversarial=adversarial, allow_mismatch=allow_mismatch)
     out_dir = Path(out)
     md = markdown(v)

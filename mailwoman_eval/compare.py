@@ -485,7 +485,7 @@ def what_changed(c: dict, tag: str, top: int = 2) -> str:
 
 def markdown(c: dict, view_order=VIEWS) -> str:
     """A compact markdown summary (CI job summaries render it)."""
-    lines = [f"## mweval compare: {md_code(c['cand']['label'])} vs {md_code(c['base']['label'])}", ""]
+    lines = [f"## mweval compare: candidate {md_code(c['cand']['label'])} vs baseline {md_code(c['base']['label'])}", ""]
     lines.append(f"Golden {md_code(c['cand']['golden']['name'])} · profile {md_code(c['cand']['profile'])} · "
                  f"{c['method']['resamples']} paired bootstrap resamples (seed {c['method']['seed']})")
     if c["mismatch"]:

@@ -546,3 +546,21 @@ def test_a_pytorch_step_against_its_onnx_export_takes_the_options_of_each_side(t
     r = CliRunner().invoke(main, ["compare", str(TINY / "onnx" / "model.onnx"), str(TINY / "onnx" / "model.int8.onnx"), *common,
                                   "--engine", "torch", "--out", str(tmp_path / "e")])
     assert r.exit_code == 2 and "--engine torch applies to PyTorch checkpoints" in r.output
+
+
+def test_a_run_compared_with_itself_says_every_delta_is_zero_by_construction(tmp_path):
+    """A report of zeros reads like a measured "no change"; and the title says which side is which
+    (it read "X vs Y", and swapped arguments made a regression read as an improvement)."""
+    rows = [("12 Main St", {"postcode": "62701"}, {"postcode": "62701"})] * 4
+    a = save_run(make_run(rows, ["postcode"], name="a"), tmp_path / "a")
+    for args in (["compare", str(a), str(a), "--out", str(tmp_path / "c")],
+                 ["gate", "--baseline", str(a), "--candidate", str(a), "--out", str(tmp_path / "g")]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 0, r.output
+        assert r.stderr.startswith("warning: the baseline and the candidate have identical predictions"), r.stderr
+    b = save_run(make_run([*rows[:3], ("12 Main St", {"postcode": "62701"}, {})], ["postcode"], name="b"), tmp_path / "b")
+    r = CliRunner().invoke(main, ["compare", str(a), str(b), "--out", str(tmp_path / "c2")])
+    assert r.exit_code == 0 and "identical predictions" not in r.stderr
+    md = (tmp_path / "c2" / "compare.md").read_text(encoding="utf-8")
+    assert md.startswith("## mweval compare: candidate `b` vs baseline `a`")
+    assert '<span class="sub">candidate</span> <bdi>b</bdi> <span class="sub">vs baseline</span> <bdi>a</bdi>' in (tmp_path / "c2" / "compare.html").read_text(encoding="utf-8")
