@@ -727,12 +727,15 @@ def golden_pull(name, source):
 @golden.command("validate")
 @click.argument("name")
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Values listed (0: all); the counts cover every one.")
+@click.option("--ignore-case", is_flag=True,
+              help="Exit 1 only for values not in raw in any letter case (the runtime profile matches case-folded; "
+                   "upstream v0.1.2 has 2663 values in raw only in another case).")
 @guarded
-def golden_validate(name, limit):
+def golden_validate(name, limit, ignore_case):
     """Check every component value is a substring of raw; exit 1 when one is not.
 
     Values found only in another letter case are counted apart: the upstream-eval profile can never
-    match them, the runtime profile (case-folded) can."""
+    match them, the runtime profile (case-folded) can (--ignore-case: they do not fail the check)."""
     from collections import Counter
 
     from mailwoman_eval.golden import load_golden, resolve_golden, substring_problems
@@ -752,7 +755,8 @@ def golden_validate(name, limit):
     if problems:
         by_tag = Counter(p["tag"] for p in problems)
         click.echo("by tag: " + ", ".join(f"{t} {n}" for t, n in by_tag.most_common()))
-    sys.exit(1 if problems else 0)
+    failing = len(problems) - case_only if ignore_case else len(problems)
+    sys.exit(1 if failing else 0)
 
 
 from mailwoman_eval import cli_runs  # noqa: E402,F401  (registers sweep and parity)

@@ -275,7 +275,7 @@ def test_golden_verify_checks_manifests_and_splits(split, status):
     assert strict.exit_code == (2 if status == "mismatch" else 0)
 
 
-def test_golden_validate_counts_case_only_values_apart_and_lists_a_few(shared):
+def test_golden_validate_counts_case_only_values_apart_and_lists_a_few(shared, tmp_path):
     """On v0.1.2 all 2663 values not in raw are case-only (upstream-formats §4): they were 2663
     undifferentiated lines."""
     r = CliRunner().invoke(main, ["golden", "validate", str(GOLDEN_ROOT / "v0.1.2")])
@@ -287,6 +287,13 @@ def test_golden_validate_counts_case_only_values_apart_and_lists_a_few(shared):
     assert "is in raw only in another case" in lines[0]
     everything = CliRunner().invoke(main, ["golden", "validate", str(GOLDEN_ROOT / "v0.1.2"), "--limit", "0"])
     assert len(everything.output.splitlines()) == 2663 + 2
+    # --ignore-case: what the runtime profile can match passes (a CI step on v0.1.2 could never pass)
+    r = CliRunner().invoke(main, ["golden", "validate", str(GOLDEN_ROOT / "v0.1.2"), "--ignore-case"])
+    assert r.exit_code == 0 and r.output.splitlines()[21] == lines[21]
+    bad = tmp_path / "g"
+    bad.mkdir()
+    (bad / "us.jsonl").write_text('{"raw": "12 Main St", "components": {"street": "Elm St"}}\n', encoding="utf-8")
+    assert CliRunner().invoke(main, ["golden", "validate", str(bad), "--ignore-case"]).exit_code == 1
 
 
 def test_the_eval_table_shows_a_dash_where_nothing_was_measured():
