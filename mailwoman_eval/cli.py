@@ -307,7 +307,7 @@ def eval_cmd(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
         click.echo(f"zero_fed_inputs ({len(zero)}): {', '.join(zero)}")
     warn(m["warnings"], said)
     click.echo(per_tag_table(m["metrics"]["views"]["all"], run.tags))
-    click.echo(f"run written to {out_dir}/ (cache {m['timings'].get('cache', 'miss')})")
+    click.echo(f"run written to {os.path.abspath(out_dir)}/ (cache {m['timings'].get('cache', 'miss')})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -578,7 +578,7 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
     if c["mismatch"]:
         click.echo("warning: MISMATCH — " + "; ".join(c["mismatch"]), err=True)
     click.echo(md, nl=False)
-    click.echo(f"\nwritten: {out_dir}/compare.json, compare.md, compare.html")
+    click.echo(f"\nwritten: {os.path.abspath(out_dir)}/compare.json, compare.md, compare.html")
 
 
 @main.command("gate")
@@ -620,7 +620,7 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     failing = [f"{t} ({view})" for view, rows in v["results"].items() for t, r in rows.items()
                if r["verdict"] == "FAIL" or (strict and r["verdict"] == "WARN")]
     failing += [f"nothing gated ({view})" for view in v["untested_views"]] if strict else []
-    click.echo(f"\nverdict {v['verdict']}" + (f": {', '.join(failing)}" if failing else "") + f" — written to {out_dir}/")
+    click.echo(f"\nverdict {v['verdict']}" + (f": {', '.join(failing)}" if failing else "") + f" — written to {os.path.abspath(out_dir)}/")
     sys.exit(1 if failing else 0)
 
 

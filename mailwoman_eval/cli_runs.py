@@ -5,6 +5,7 @@ Registered on the main group by the import at the end of cli.py.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def sweep_cmd(run_dir, golden, window, lr_floor, jobs, verdict, min_peak, max_dr
     doc, out_dir = sweep(run_dir, golden, opts, Path(out) if out else None, log=lambda s: info(s, quiet))
     warn(doc["warnings"])
     click.echo(console_summary(doc))
-    click.echo(f"written: {out_dir}/sweep.html, sweep.csv, sweep.json, runs/")
+    click.echo(f"written: {os.path.abspath(out_dir)}/sweep.html, sweep.csv, sweep.json, runs/")
     sys.exit(doc["verdict"]["exit_code"])
 
 
@@ -104,5 +105,5 @@ def parity_cmd(ckpt, onnx_files, golden, tokenizer, profile, engine, pad_to, max
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
     else:
         click.echo(console_table(doc))
-        click.echo(f"written: {out_dir}/parity.json, parity.md")
+        click.echo(f"written: {os.path.abspath(out_dir)}/parity.json, parity.md")
     sys.exit(doc["exit_code"])
