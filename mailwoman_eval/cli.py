@@ -562,7 +562,6 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
         check_output_dir(Path(out), "compare.json", force)
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
     base_run, cand_run = base_and_candidate(base, cand, golden, eval_args, quiet, allow_mismatch)
-    warn_if_same(base_run, cand_run)
     c = compare(base_run, cand_run, resamples=resamples, seed=seed, adversarial=adversarial, scheme=scheme,
                 allow_mismatch=allow_mismatch)
     safe = lambda s: s.replace("/", "-")  # noqa: E731
@@ -577,6 +576,7 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
         atomic_write_text(d / "compare.json", _json.dumps(c, ensure_ascii=False, indent=2) + "\n")
     if c["mismatch"]:
         click.echo("warning: MISMATCH — " + "; ".join(c["mismatch"]), err=True)
+    warn_if_same(base_run, cand_run)  # once written: an error stays the one line on stderr
     click.echo(md, nl=False)
     click.echo(f"\nwritten: {os.path.abspath(out_dir)}/compare.json, compare.md, compare.html")
 
@@ -606,7 +606,6 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     check_output_dir(Path(out), "verdict.json", force)  # refused before checkpoints are evaluated, not after
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
     base_run, cand_run = base_and_candidate(baseline, candidate, golden, eval_args, quiet, allow_mismatch)
-    warn_if_same(base_run, cand_run)
     v = gate(base_run, cand_run, th, seed=seed, adversarial=adversarial, allow_mismatch=allow_mismatch)
     out_dir = Path(out)
     md = markdown(v)
@@ -616,6 +615,7 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
         atomic_write_text(d / "verdict.json", _json.dumps(v, ensure_ascii=False, indent=2) + "\n")
     if v["mismatch"]:  # as compare says it: on stderr too, where a CI log shows it above the table
         click.echo("warning: MISMATCH — " + "; ".join(v["mismatch"]), err=True)
+    warn_if_same(base_run, cand_run)
     click.echo(md, nl=False)
     failing = [f"{t} ({view})" for view, rows in v["results"].items() for t, r in rows.items()
                if r["verdict"] == "FAIL" or (strict and r["verdict"] == "WARN")]

@@ -35,9 +35,10 @@ class CRFParams:
     start_mask: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        n = self.start.shape[0]
-        if self.transitions.shape != (n, n) or self.end.shape != (n,):
-            raise ValueError("CRF parameter shapes disagree")
+        n = self.start.shape[0] if self.start.ndim == 1 else -1  # a scalar start has no shape[0]
+        if n < 0 or self.transitions.shape != (n, n) or self.end.shape != (n,):
+            raise ValueError(f"CRF parameter shapes disagree (transitions {self.transitions.shape}, start {self.start.shape}, "
+                             f"end {self.end.shape}; expected (L, L), (L,), (L,))")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import glob
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,6 +75,21 @@ def write_files(files: dict[Path, bytes]) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass  # renamed
+
+
+def refuse_special_file(path: str | os.PathLike) -> None:
+    """Refuse an input file (config.json, pytorch_model.bin, model.onnx, model-card.json,
+    crf-transitions.json, tokenizer.model) that exists and is not a regular file: opening a FIFO
+    blocks forever (a thread stuck there outlived SIGTERM), and /dev/zero never ends. `os.stat`
+    follows symlinks and does not open the file. A missing path is left to the caller."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file")
+        raise MwevalError(f"not a regular file ({kind})", where=str(Path(path)))
 
 
 def refuse_overwriting_inputs(outputs, inputs, option: str = "--out") -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mailwoman_eval.errors import MwevalError
+
 STAGE2_TAGS = (
     "country",
     "region",
@@ -43,3 +45,50 @@ def tags_from_labels(labels: Sequence[str]) -> list[str]:
         if lab.startswith("B-") and lab[2:] not in seen:
             seen.append(lab[2:])
     return seen
+
+
+def _kind(x: object) -> str:
+    if x is None:
+        return "null"
+    if isinstance(x, bool):
+        return "a boolean"
+    if isinstance(x, int | float):
+        return "a number"
+    if isinstance(x, str):
+        return "a string"
+    if isinstance(x, dict):
+        return "an object"
+    if isinstance(x, list | tuple):
+        return "an array"
+    return type(x).__name__
+
+
+def _show(label: str) -> str:
+    return repr(label if len(label) <= 40 else label[:40] + "…")
+
+
+def check_labels(labels: object, what: str, where: str | None) -> list[str]:
+    """The one check every label-list source goes through (config.json id2label, model-card.json
+    `labels`, crf-transitions.json `labels`, --labels): a list of distinct non-empty strings, each
+    `O`, `B-<tag>` or `I-<tag>`, with at least one `B-<tag>` (the scored tags are the B- ones).
+    Anything else evaluated with exit 0: duplicates scored one tag twice, a list without B- labels
+    scored nothing (F1 0). `B-a-b` (a tag with a hyphen) is a well-formed label. `what` names the
+    source in the message, `where` is its file."""
+    if not isinstance(labels, list | tuple):
+        raise MwevalError(f"{what} is {_kind(labels)}, not a list of labels", where=where)
+    if not labels:
+        raise MwevalError(f"{what} is empty", where=where)
+    for i, lab in enumerate(labels):
+        if not isinstance(lab, str):
+            raise MwevalError(f"{what}: label {i} is {_kind(lab)}, not a string", where=where)
+        if lab != "O" and tag_of(lab) is None:
+            raise MwevalError(f"{what}: label {i} {_show(lab)} is neither O nor B-<tag> / I-<tag>", where=where)
+    seen: set[str] = set()
+    dups = [lab for lab in labels if lab in seen or seen.add(lab)]
+    if dups:
+        shown = list(dict.fromkeys(dups))
+        raise MwevalError(f"{what} names {', '.join(map(_show, shown[:6]))}{' …' if len(shown) > 6 else ''} more than once",
+                          where=where)
+    if not any(lab.startswith("B-") for lab in labels):
+        raise MwevalError(f"{what} has no B-<tag> label, so no tag would be scored", where=where)
+    return list(labels)

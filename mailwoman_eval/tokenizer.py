@@ -15,7 +15,7 @@ from pathlib import Path
 import sentencepiece as spm
 
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import sha256_bytes
+from mailwoman_eval.fsutil import refuse_special_file, sha256_bytes
 
 MAX_LENGTH = 128  # upstream truncates input ids to 128 pieces
 
@@ -71,6 +71,7 @@ def check_byte_offsets(sp, where: Path) -> None:
 class Tokenizer:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        refuse_special_file(self.path)  # a FIFO blocked the read forever, /dev/zero never ended
         if not self.path.is_file():
             raise MwevalError("tokenizer model not found", where=str(self.path))
         try:

@@ -39,7 +39,7 @@ def test_a_stopped_eval_says_so_in_one_line_and_exits_128_plus_the_signal(tmp_pa
 
 def test_a_closed_stdout_keeps_the_commands_exit_code(tmp_path):
     """`mweval golden list | true`, and a gate that passes piped into a reader that quits: the
-    command's own exit code (0), nothing on stderr."""
+    command's own exit code (0), no traceback on stderr."""
     demo = tmp_path / "run"
     r = subprocess.run([sys.executable, "-m", "mailwoman_eval", "eval", "--ckpt", "step-002200", "--golden", "demo-v1",
                         "--out", str(demo), "-q", "--no-cache"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
@@ -51,5 +51,5 @@ def test_a_closed_stdout_keeps_the_commands_exit_code(tmp_path):
         os.close(w_fd)
         err = p.stderr.read()
         assert p.wait(timeout=300) == 0, (args, err)
-        assert err == "", (args, err)
+        assert all(s.startswith("warning: ") for s in err.splitlines()), (args, err)  # the same run on both sides says so
     assert (tmp_path / "gate" / "verdict.json").is_file()

@@ -27,14 +27,23 @@ from mailwoman_eval.checkpoints.backend import (
 )
 from mailwoman_eval.decode import CRFParams
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import sha256_bytes, sha256_file
-from mailwoman_eval.labels import V040_LABELS
+from mailwoman_eval.fsutil import refuse_special_file, sha256_bytes, sha256_file
+from mailwoman_eval.labels import V040_LABELS, check_labels
 from mailwoman_eval.run import OOD_PREFIX
 from mailwoman_eval.tokenizer import MAX_LENGTH
 
 # Op types that only appear in quantized graphs. onnxruntime cannot list a graph's nodes, and
 # parsing the graph with the `onnx` package costs more than searching the serialized op_type strings.
 INT8_OPS = (b"DynamicQuantizeLinear", b"MatMulInteger", b"QLinearMatMul", b"DynamicQuantizeMatMul", b"QAttention")
+
+# A sequence axis fixed in the graph is the width every feed is padded to. Upstream graphs fix 128;
+# mweval never feeds more than 128 pieces (MAX_LENGTH), so a wider axis is only padding. 4096 is
+# 32x that and above every common transformer position table (512-2048); a graph declaring
+# 20,000,000 asked numpy for gigabytes per padded row.
+MAX_FIXED_WIDTH = 4096
+# Zero-fed side channels are [batch, sequence, *fixed trailing dims]: the widest upstream one
+# (en-us anchor_features) has 11 values per position; [B, S, 100000000] asked for 10 GB per batch.
+MAX_SIDE_CHANNEL_WIDTH = 1024
 
 
 def read_labels_arg(arg: str) -> list[str]:
@@ -54,24 +63,38 @@ def read_labels_arg(arg: str) -> list[str]:
         try:
             obj = json.loads(text)
         except (json.JSONDecodeError, RecursionError):
-            return [line.strip() for line in text.splitlines() if line.strip()]
+            return check_labels([line.strip() for line in text.splitlines() if line.strip()], "--labels file", str(p))
+        except ValueError as e:  # Python 3.11+: an integer of over 4300 digits (not a JSONDecodeError)
+            raise MwevalError(f"malformed --labels JSON ({' '.join(str(e).split())[:160]})", where=str(p)) from None
         if isinstance(obj, dict):
             obj = obj.get("labels")
         if not isinstance(obj, list) or not all(isinstance(x, str) for x in obj):
             raise MwevalError("--labels file holds no list of label strings", where=str(p))
-        return obj
-    return [x.strip() for x in arg.split(",") if x.strip()]
+        return check_labels(obj, "--labels file", str(p))
+    return check_labels([x.strip() for x in arg.split(",") if x.strip()], "--labels", None)
+
+
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _sidecar_array(obj: dict, key: str, path: Path) -> np.ndarray:
+    """float64 first: json reads NaN/Infinity, and 1e300 became inf in float32 (every F1 was 0)."""
+    a = np.asarray(obj[key], dtype=np.float64)
+    if not np.all(np.abs(a) <= F32_MAX):
+        raise MwevalError(f"crf-transitions.json `{key}` holds NaN, infinite or out-of-float32-range values", where=str(path))
+    return a.astype(np.float32)
 
 
 def read_sidecar(path: Path) -> tuple[list[str], CRFParams]:
+    refuse_special_file(path)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-        labels = list(obj["labels"])
+        labels = check_labels(obj["labels"], "crf-transitions.json labels", str(path))
         crf = CRFParams(
             source="sidecar",
-            transitions=np.asarray(obj["transitions"], dtype=np.float32),
-            start=np.asarray(obj["start_transitions"], dtype=np.float32),
-            end=np.asarray(obj["end_transitions"], dtype=np.float32),
+            transitions=_sidecar_array(obj, "transitions", path),
+            start=_sidecar_array(obj, "start_transitions", path),
+            end=_sidecar_array(obj, "end_transitions", path),
         )
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as e:
         raise MwevalError(f"unreadable crf-transitions.json ({e})", where=str(path)) from None
@@ -94,6 +117,7 @@ class OnnxBackend(Backend):
         self.model_path = model_path
         directory = model_path.parent
         warnings: list[str] = []
+        refuse_special_file(model_path)
         try:
             data = model_path.read_bytes()
         except OSError as e:
@@ -146,6 +170,10 @@ class OnnxBackend(Backend):
         self.fixed_width: int | None = fixed[0] if fixed else None
         if len(set(fixed)) > 1:
             raise MwevalError(f"ONNX inputs fix different sequence lengths ({fixed[0]} and {fixed[1]})", where=str(model_path))
+        if self.fixed_width is not None and self.fixed_width > MAX_FIXED_WIDTH:
+            raise MwevalError(f"ONNX inputs fix the sequence length at {self.fixed_width}; mweval feeds at most {MAX_LENGTH} "
+                              f"pieces and pads to a fixed length of at most {MAX_FIXED_WIDTH} (upstream graphs fix 128)",
+                              where=str(model_path))
         self.extra_inputs: list[tuple[str, list]] = []
         self._zero_cache: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         zero_fed = []
@@ -154,27 +182,37 @@ class OnnxBackend(Backend):
                 continue
             if i.type != "tensor(float)":
                 raise MwevalError(f"ONNX input {name!r} has type {i.type}; only float side channels can be zero-fed", where=str(model_path))
+            tail = [d for d in i.shape[2:] if isinstance(d, int)]
+            width = int(np.prod(tail, dtype=object)) if tail else 1
+            if any(d < 0 for d in tail) or width > MAX_SIDE_CHANNEL_WIDTH:
+                raise MwevalError(f"ONNX side-channel input {name!r} is declared {list(i.shape)}: zero-feeding it takes {width} "
+                                  f"values per position; at most {MAX_SIDE_CHANNEL_WIDTH} are fed", where=str(model_path))
             self.extra_inputs.append((name, list(i.shape)))
             zero_fed.append(name)
 
         # labels: model card, --labels, sidecar, else the v0.4.0 default
         card_path = directory / "model-card.json"
         card = None
-        if card_path.is_file():
+        if card_path.exists():
+            refuse_special_file(card_path)
             try:
                 card = json.loads(card_path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            # ValueError: Python 3.11+ refuses integers of over 4300 digits with a plain ValueError
+            except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
                 raise MwevalError(f"malformed model-card.json ({e})", where=str(card_path)) from None
             if not isinstance(card, dict):
                 raise MwevalError("malformed model-card.json (not a JSON object)", where=str(card_path))
             if not isinstance(card.get("requires"), dict | None):
                 raise MwevalError("malformed model-card.json (`requires` is not an object)", where=str(card_path))
+            if not isinstance(card.get("model_lineage"), str | None):
+                raise MwevalError("malformed model-card.json (`model_lineage` is not a string)", where=str(card_path))
         sidecar_path = directory / "crf-transitions.json"
-        sidecar = read_sidecar(sidecar_path) if sidecar_path.is_file() else None
+        sidecar = read_sidecar(sidecar_path) if sidecar_path.exists() else None
         if labels_arg:
-            labels, source = (read_labels_arg(labels_arg) if isinstance(labels_arg, str) else list(labels_arg)), "--labels"
+            labels = read_labels_arg(labels_arg) if isinstance(labels_arg, str) else check_labels(list(labels_arg), "label list", None)
+            source = "--labels"
         elif card is not None and isinstance(card.get("labels"), list):
-            labels, source = [str(x) for x in card["labels"]], "model-card.json labels"
+            labels, source = check_labels(card["labels"], "model-card.json labels", str(card_path)), "model-card.json labels"
         elif card is not None:
             raise MwevalError("model-card.json has no `labels`; pass --labels", where=str(card_path))
         elif sidecar is not None:
@@ -277,10 +315,17 @@ class OnnxBackend(Backend):
     def _run(self, x: np.ndarray, m: np.ndarray, session=None) -> np.ndarray:
         sess = session or self.session
         try:
-            return sess.run(["logits"], self._feed(x, m))[0]
+            out = sess.run(["logits"], self._feed(x, m))[0]
         except Exception as e:  # onnxruntime's own exception types
             msg = " ".join(str(e).split())[:200]
             raise MwevalError(f"ONNX inference failed ({msg})", where=str(self.model_path)) from None
+        # [batch, sequence as fed, labels]: another rank was a traceback in decoding, and [B, 2S, L]
+        # was scored on its first S positions without a word
+        shape = getattr(out, "shape", ())
+        if len(shape) != 3 or shape[:2] != x.shape or shape[2] < 1:
+            raise MwevalError(f"ONNX logits have shape {list(shape)} for input {list(x.shape)}; expected "
+                              f"[{x.shape[0]}, {x.shape[1]}, labels >= 1] (batch, sequence as fed, labels)", where=str(self.model_path))
+        return out
 
     def _probe_batch(self) -> tuple[bool, int]:
         """Run two rows as a batch and each alone; batchable iff it runs and agrees (design.md Parity)."""

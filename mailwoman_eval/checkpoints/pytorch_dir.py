@@ -9,6 +9,7 @@ the state dict strictly and agree with upstream's own ONNX export to ≤ 1e-4 (t
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,8 +26,8 @@ from mailwoman_eval.checkpoints.backend import (
 from mailwoman_eval.checkpoints.torchfile import load_state_dict
 from mailwoman_eval.decode import CRFParams
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import sha256_bytes
-from mailwoman_eval.labels import V040_LABELS
+from mailwoman_eval.fsutil import refuse_special_file, sha256_bytes
+from mailwoman_eval.labels import V040_LABELS, check_labels
 
 REQUIRED_CONFIG = (
     "vocab_size",
@@ -41,11 +42,14 @@ REQUIRED_CONFIG = (
 
 def read_config(path: Path, data: bytes | None = None) -> dict:
     """config.json, checked; `data` is its bytes when the caller read them (to hash what it parsed)."""
+    if data is None:
+        refuse_special_file(path)
     try:
         cfg = json.loads((path.read_bytes() if data is None else data).decode("utf-8"))
     except FileNotFoundError:
         raise MwevalError("checkpoint has no config.json", where=str(path)) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    # ValueError: Python 3.11+ refuses integers of over 4300 digits with a plain ValueError
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise MwevalError(f"malformed config.json ({e})", where=str(path)) from None
     if not isinstance(cfg, dict):
         raise MwevalError("config.json is not a JSON object", where=str(path))
@@ -75,6 +79,7 @@ def labels_from_config(cfg: dict, where: str) -> tuple[list[str], str]:
         if not all(isinstance(x, str) and x for x in labels):
             raise MwevalError("config.json id2label values must be non-empty strings", where=where)
         source = "config.json id2label"
+        check_labels(labels, source, where)
     else:
         labels = list(V040_LABELS)
         source = "v0.4.0 default (config.json has no id2label)"
@@ -126,8 +131,19 @@ def expected_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+_BLOCK = re.compile(r"blocks\.(\d+)\.")
+F32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_state_dict(state: dict[str, np.ndarray], cfg: dict, where: str) -> None:
     """strict=True semantics, with every missing/unexpected/mis-shaped key listed in one line."""
+    # The expected names are built per layer: a config claiming 1e9 layers built a dict of 12e9
+    # names (a MemoryError, or minutes and gigabytes for 1e6). More than one layer beyond those the
+    # state dict holds is refused before any is built; one beyond lists its missing keys as before.
+    held = len({m[1] for k in state if (m := _BLOCK.match(k))})
+    if cfg["num_hidden_layers"] > held + 1:
+        raise MwevalError(f"state dict does not match config.json — config.json num_hidden_layers is {cfg['num_hidden_layers']}, "
+                          f"but the state dict holds {held} layers", where=where)
     want = expected_shapes(cfg)
     missing = [k for k in want if k not in state]
     unexpected = [k for k in state if k not in want]
@@ -146,6 +162,16 @@ def check_state_dict(state: dict[str, np.ndarray], cfg: dict, where: str) -> Non
     nan = [k for k, v in state.items() if v.dtype.kind == "f" and np.isnan(v).any()]
     if nan:
         raise MwevalError(f"weights contain NaN (diverged training?): {', '.join(nan[:8])}{' …' if len(nan) > 8 else ''}", where=where)
+    # A learned CRF is finite: +inf or -inf transitions (or values float32 cannot hold) turn every
+    # path score into inf/NaN, and every F1 was 0 with exit 0. -inf belongs in the mask buffers
+    # (crf.transition_mask, crf.start_mask), which are added to the learned scores; +inf there too
+    # would win every path.
+    learned = ("crf.transitions", "crf.start_transitions", "crf.end_transitions")
+    bad = [k for k in learned if k in state and not np.all(np.abs(state[k].astype(np.float64)) <= F32_MAX)]
+    bad += [k for k in ("crf.transition_mask", "crf.start_mask") if k in state and np.isposinf(state[k]).any()]
+    if bad:
+        raise MwevalError(f"CRF parameters hold infinite values (learned scores must be finite; -inf belongs only in the mask "
+                          f"buffers): {', '.join(bad)}", where=where)
 
 
 def crf_from_state(state: dict[str, np.ndarray]) -> CRFParams | None:
@@ -162,6 +188,7 @@ def crf_from_state(state: dict[str, np.ndarray]) -> CRFParams | None:
 
 
 def _read(path: Path, missing: str) -> bytes:
+    refuse_special_file(path)
     try:
         return path.read_bytes()
     except FileNotFoundError:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.fsutil import refuse_special_file
 from mailwoman_eval.golden import REPO_ROOT
 
 BUNDLED_RUNS = REPO_ROOT / "demo" / "runs"
@@ -37,6 +38,8 @@ class CheckpointRef:
 
 
 def classify(path: Path) -> str:
+    if not path.is_dir():
+        refuse_special_file(path)  # a FIFO or /dev/zero given as the model file
     if path.is_file():
         if path.suffix == ".onnx":
             return "onnx"
@@ -150,12 +153,14 @@ def find_tokenizer(ref: CheckpointRef, explicit: str | None) -> tuple[Path, str]
     training_state.json config.data.tokenizer_dir (+/tokenizer.model, relative to the run dir)."""
     if explicit:
         p = Path(explicit)
+        refuse_special_file(p)
         if not p.is_file():
             raise MwevalError("tokenizer file not found", where=explicit)
         return p, "--tokenizer"
     tried: list[str] = []
     d = ref.directory
     for cand, why in ((d / "tokenizer.model", "checkpoint dir"), (d.parent / "tokenizer.model", "run dir")):
+        refuse_special_file(cand)  # refused, not skipped for the next candidate
         if cand.is_file():
             return cand, why
         tried.append(str(cand))
@@ -170,6 +175,7 @@ def find_tokenizer(ref: CheckpointRef, explicit: str | None) -> tuple[Path, str]
             if not cand.is_absolute():
                 cand = d.parent / cand
             cand = cand / "tokenizer.model"
+            refuse_special_file(cand)
             if cand.is_file():
                 return cand, "training_state.json tokenizer_dir"
             tried.append(f"{cand} (training_state.json)")
