@@ -16,7 +16,9 @@ Everything is written under the test's tmp_path, which is also the working direc
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -570,6 +572,11 @@ def check_out_link_kept(c: Ctx, r) -> None:
     assert [p.name for p in c.tmp.iterdir() if p.name.startswith(".")] == []  # no .latest.old-PID-N left
 
 
+def no_torch(find_spec, name, *args):
+    """importlib.util.find_spec on a machine without torch (the demo's venv)."""
+    return None if name == "torch" else find_spec(name, *args)
+
+
 def check_one_line_warnings(c: Ctx, r) -> None:
     assert all(s.startswith("warning: ") for s in r.stderr.splitlines()), r.stderr  # the key's "\n" did not start a line
 
@@ -860,6 +867,10 @@ CASES = [
          ("--engine applies only when a checkpoint is evaluated",)),
     Case("gate-runs-with-an-eval-option", E, lambda c: gate_args(c) + ["--tokenizer", "t.model"],
          ("--tokenizer applies only when a checkpoint is evaluated",)),
+    Case("engine-torch-without-torch", E,
+         lambda c: (c.monkeypatch.setattr(importlib.util, "find_spec", functools.partial(no_torch, importlib.util.find_spec)),
+                    c.eval(None, "--engine", "torch"))[-1],
+         ("--engine torch needs torch: pip install -e '.[torch]' in a checkout (torch==2.13.0, the CPU build)",)),
     Case("cache-not-a-directory", W,
          lambda c: (c.tmp.joinpath("cachefile").write_text("x"), c.monkeypatch.setenv("MWEVAL_CACHE", str(c.tmp / "cachefile")),
                     [a for a in c.eval() if a != "--no-cache"])[-1],

@@ -280,11 +280,15 @@ def _onnx_forward(state: dict[str, np.ndarray], cfg: dict, threads: int) -> list
     return [make_forward()] + others
 
 
+TORCH_MISSING = ("--engine torch needs torch: pip install -e '.[torch]' in a checkout (torch==2.13.0, the CPU build); "
+                 "--engine onnx and numpy need none")
+
+
 def _torch_forward(state: dict[str, np.ndarray], cfg: dict, labels: list[str], threads: int):
     try:
         import torch
     except ImportError:
-        raise MwevalError("--engine torch needs torch: pip install torch==2.13.0") from None
+        raise MwevalError(TORCH_MISSING) from None
     from mailwoman_eval.checkpoints.model import MailwomanCoarseEncoder
 
     torch.set_num_threads(threads)

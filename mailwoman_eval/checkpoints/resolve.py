@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import glob
+import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -207,6 +208,10 @@ def refuse_inapplicable_knobs(refs: list[CheckpointRef], labels: str | None, pad
     kinds = {r.kind for r in refs}
     if not refs:
         return
+    if "pytorch" in kinds and engine == "torch" and importlib.util.find_spec("torch") is None:  # before the evaluation, not during it
+        from mailwoman_eval.checkpoints.pytorch_dir import TORCH_MISSING
+
+        raise MwevalError(TORCH_MISSING)
     if "pytorch" not in kinds and engine != "onnx":
         raise MwevalError(f"--engine {engine} applies to PyTorch checkpoints; an ONNX model runs in onnxruntime", where=str(refs[0].path))
     if kinds == {"pytorch"} and labels:
