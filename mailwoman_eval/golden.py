@@ -18,7 +18,7 @@ from typing import Any
 import regex
 
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import sha256_bytes
+from mailwoman_eval.fsutil import refuse_special_file, sha256_bytes
 from mailwoman_eval.gcpause import gc_paused
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -199,8 +199,7 @@ def parse_row(text: str, file: str, line: int, where: str | None = None) -> Gold
 
 def read_jsonl(path: Path) -> tuple[list[GoldenEntry], bytes]:
     """Rows of one file. Lines are stripped, blank lines skipped (as upstream); BOM and CRLF accepted."""
-    if not path.is_file():  # a FIFO named *.jsonl was opened and waited on forever
-        raise MwevalError("golden file is not a regular file", where=str(path))
+    refuse_special_file(path)  # a FIFO named *.jsonl would be opened and waited on forever
     try:
         data = path.read_bytes()
     except OSError as e:

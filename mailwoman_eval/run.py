@@ -25,7 +25,7 @@ import orjson
 
 from mailwoman_eval import __version__
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import UMASK, atomic_write_bytes, output_dir, sha256_bytes
+from mailwoman_eval.fsutil import UMASK, atomic_write_bytes, output_dir, refuse_special_file, sha256_bytes
 from mailwoman_eval.gcpause import gc_paused
 from mailwoman_eval.golden import REPO_ROOT
 from mailwoman_eval.metrics import EntryVectors, outcome_matrix, outcome_row, tag_index
@@ -334,8 +334,7 @@ def load_run(path: str | Path) -> Run:
     if lacking or not isinstance(meta["golden"].get("sha256"), str) or not isinstance(meta["profile"].get("name"), str) \
             or meta["profile"]["name"] not in PROFILES:
         raise MwevalError(f"run.json is incomplete (lacks or mistypes {', '.join(lacking) or 'golden/profile'})", where=str(run_file))
-    if pred_file.exists() and not pred_file.is_file():  # a FIFO or /dev/zero: waited on, or read without end
-        raise MwevalError("predictions.jsonl is not a regular file", where=str(pred_file))
+    refuse_special_file(pred_file)  # a FIFO or /dev/zero: waited on, or read without end
     try:
         data = pred_file.read_bytes()
     except OSError as e:

@@ -1005,7 +1005,7 @@ CASES = [
     Case("run-predictions-truncated-without-hash", E, lambda c: edited_run(c, truncated_predictions),
          ("base/predictions.jsonl", "predictions.jsonl holds 1 row and run.json counts 3 (truncated or edited?)")),
     Case("run-predictions-not-a-regular-file", E, lambda c: edited_run(c, symlinked_predictions_to_dev_zero),
-         ("base/predictions.jsonl", "predictions.jsonl is not a regular file")),
+         ("base/predictions.jsonl", "not a regular file (a device)")),
     Case("diagnose-out-is-the-runs-run-json", E,
          lambda c: [a for a in edited_run(c, lambda d: None) if a != "--no-html"] + ["--out", str(c.tmp / "base" / "run.json")],
          ("base/run.json: --out would overwrite an input of this command; write elsewhere",)),
