@@ -21,14 +21,13 @@ import hashlib
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
+from clicases import assert_one_line_error, invoke, snapshot, undocumented
 from click.testing import CliRunner
 from conftest import (
     EN_US,
@@ -1052,40 +1051,10 @@ CASES = [
 ]
 
 
-def snapshot(root: Path) -> dict[str, str]:
-    """Every path under root with its kind, mode and content hash: 'nothing changed' is equality."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        rel = str(p.relative_to(root))
-        if p.is_symlink():
-            out[rel] = "link:" + os.readlink(p)
-        elif p.is_dir():
-            out[rel] = f"dir:{p.stat().st_mode:o}"
-        else:
-            out[rel] = "file:" + hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
-
-@dataclass
-class Result:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-def invoke(args: list[str], in_subprocess: bool = False) -> Result:
-    if in_subprocess:
-        p = subprocess.run([sys.executable, "-m", "mailwoman_eval", *args], capture_output=True, text=True, timeout=300)
-        return Result(p.returncode, p.stdout, p.stderr)
-    r = CliRunner().invoke(main, args, catch_exceptions=False)
-    return Result(r.exit_code, r.stdout, r.stderr)
-
-
 def test_matrix_has_at_least_40_cases_and_each_is_documented():
     assert len(CASES) >= 40
     assert len({c.id for c in CASES}) == len(CASES)
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "robustness.md").read_text(encoding="utf-8")
-    assert [c.id for c in CASES if f"| `{c.id}` |" not in doc] == []
+    assert undocumented([c.id for c in CASES]) == []
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -1098,15 +1067,7 @@ def test_bad_input(case: Case, tmp_path, monkeypatch):
     r = invoke(args, case.subprocess)
     assert "Traceback" not in r.stderr + r.stdout
     if case.kind == "error":
-        lines = r.stderr.splitlines()
-        assert r.exit_code == 2, (r.exit_code, r.stderr, r.stdout)
-        assert len(lines) == 1, r.stderr
-        assert lines[0].startswith("mweval: error: ")
-        assert r.stdout == "", "an error left partial output on stdout"
-        for frag in case.expect:
-            assert frag in lines[0], (frag, lines[0])
-        assert snapshot(tmp_path) == before, "an error left partial output behind"
-        assert not list(tmp_path.rglob("*.tmp")), "a temp file was left behind"
+        assert_one_line_error(r, case.expect, tmp_path, before)
         return
     assert r.exit_code == case.exit_code, r.stderr
     warnings = [s for s in r.stderr.splitlines() if s.startswith("warning:")]
