@@ -389,7 +389,8 @@ def load_scores(path: str | Path, partner: Run) -> Run:
     doc = _read_schema_doc(path, SCORES_SCHEMA, "scores JSON")
     entries = doc.get("entries")
     if not all(isinstance(doc.get(k), t) for k, t in _SCORES_KEYS.items()) or not isinstance(entries, list) \
-            or not isinstance(doc["golden"].get("sha256"), str) or doc["profile"].get("name") not in PROFILES:
+            or not isinstance(doc["golden"].get("sha256"), str) or not isinstance(doc["profile"].get("name"), str) \
+            or doc["profile"]["name"] not in PROFILES:
         raise MwevalError("scores file is incomplete (not written by mweval export-scores?)", where=str(path))
     for k, e in enumerate(entries):
         if not (

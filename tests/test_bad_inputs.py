@@ -997,6 +997,8 @@ CASES = [
          ("base/predictions.jsonl:2", "prediction row lacks or mistypes file")),
     Case("scores-profile-a-string", E, lambda c: scores_with(c, lambda doc: doc.update(profile="runtime")),
          ("scores.json", "scores file is incomplete")),
+    Case("scores-profile-name-a-list", E, lambda c: scores_with(c, lambda doc: doc["profile"].update(name=["runtime"])),
+         ("scores.json", "scores file is incomplete")),
     Case("scores-sums-not-finite", E,
          lambda c: (lambda args: ((c.tmp / "scores.json").write_text((c.tmp / "scores.json").read_text().replace('"sums": [', '"sums": [NaN, ', 1).replace("NaN, 1", "NaN", 0)), args)[-1])(
              scores_with(c, lambda doc: doc["entries"][0].update(sums=[0.5, 0.5]))),
