@@ -198,7 +198,8 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     import json as _json
 
     from mailwoman_eval.fsutil import atomic_write_text, check_output_dir, output_dir
-    from mailwoman_eval.gate import gate, junit_xml, load_thresholds, markdown
+    from mailwoman_eval.gate import console_text, gate, junit_xml, load_thresholds, markdown
+    from mailwoman_eval.run import loudest_first
 
     th = load_thresholds(thresholds)
     if resamples is not None:
@@ -216,7 +217,9 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     if v["mismatch"]:  # as compare says it: on stderr too, where a CI log shows it above the table
         click.echo("warning: MISMATCH — " + "; ".join(v["mismatch"]), err=True)
     warn_if_same(base_run, cand_run)
-    click.echo(md, nl=False)
+    warn(f"{who} {side['label']}: {w}" for who, side in (("baseline", v["baseline"]), ("candidate", v["candidate"]))
+         for w in loudest_first(side["warnings"]))
+    click.echo(console_text(v), nl=False)
     failing = [f"{t} ({view})" for view, rows in v["results"].items() for t, r in rows.items()
                if r["verdict"] == "FAIL" or (strict and r["verdict"] == "WARN")]
     failing += [f"nothing gated ({view})" for view in v["untested_views"]] if strict else []

@@ -346,6 +346,35 @@ def markdown(v: dict, limit_bytes: int = 1 << 20) -> str:
     return text
 
 
+def console_text(v: dict) -> str:
+    """The verdict for a terminal or a CI log: a table row per gated tag, and below it each row that
+    did not pass with its reason on its own line (the Markdown's reason column made rows of ~400
+    characters). summary.md keeps the Markdown, for job summaries."""
+    from mailwoman_eval.console import table
+
+    lines = [f"gate: candidate {v['candidate']['label']} vs baseline {v['baseline']['label']} on {v['golden']['name']}, "
+             f"profile {v['profile']}"]
+    for view, why in v["untested_views"].items():
+        lines.append(f"nothing gated in view {view}: {why}")
+    for view, tags in (v.get("not_gated") or {}).items():
+        lines.append(f"not gated in view {view} (no gold value there): {', '.join(tags)}")
+    for view, rows in v["results"].items():
+        order = sorted(rows, key=lambda t: ({"FAIL": 0, "WARN": 1, "PASS": 2}[rows[t]["verdict"]], rows[t]["delta_pp"] is None,
+                                            rows[t]["delta_pp"] or 0.0))
+        cells = []
+        for t in order:
+            r = rows[t]
+            if r["delta_pp"] is None:
+                cells.append([r["verdict"], t, r["support"], "—", "—", "—", "—", "—"])
+            else:
+                cells.append([r["verdict"], t, r["support"], f"{r['base_f1']:.2f}", f"{r['cand_f1']:.2f}", signed(r["delta_pp"], 2),
+                              f"[{signed(r['ci95'][0], 2)}, {signed(r['ci95'][1], 2)}]", fmt_p(r["p_holm"], alpha_of(v, t))])
+        lines += ["", view, table(["verdict", "tag", "n", "base F1", "cand F1", "Δ pp", "95% CI", "Holm p"], cells, align="llrrrrrr")]
+        lines += [f"  {t} ({rows[t]['verdict']}): {rows[t]['reason']}" for t in order if rows[t]["verdict"] != "PASS"]
+    lines += ["", f"test: {v['method']['test']}; {v['method']['multiple_testing']}"]
+    return "\n".join(lines) + "\n"
+
+
 # Characters XML 1.0 does not allow, even escaped; ElementTree writes them as they are, and the
 # file then does not parse (a tag name comes from the checkpoint's config.json).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

@@ -437,6 +437,15 @@ def test_cli_gate_exit_codes_outputs_and_scores_baseline(tmp_path):
     c = save_run(cand, tmp_path / "cand")
     r = CliRunner().invoke(main, ["gate", "--baseline", str(b), "--candidate", str(c), "--out", str(tmp_path / "g")])
     assert r.exit_code == 1 and "FAIL: postcode" in r.output
+    # the console is a plain table (the Markdown's reason column made ~400-character rows) with each
+    # reason on its own line below; summary.md keeps the Markdown
+    out = r.stdout.splitlines()
+    assert out[0].startswith("gate: candidate ") and "|" not in r.stdout
+    header = out.index("excluding_adversarial") + 1
+    assert out[header].split() == ["verdict", "tag", "n", "base", "F1", "cand", "F1", "Δ", "pp", "95%", "CI", "Holm", "p"]
+    assert out[header + 2].split()[:2] == ["FAIL", "postcode"]
+    assert any(line.startswith("  postcode (FAIL): F1 dropped") for line in out)
+    assert (tmp_path / "g" / "summary.md").read_text(encoding="utf-8").startswith("## ❌ mweval gate: FAIL")
     verdict = json.loads((tmp_path / "g" / "verdict.json").read_text())
     assert set(verdict) >= {"verdict", "baseline", "candidate", "profile", "golden", "thresholds", "results"}
     row = verdict["results"]["excluding_adversarial"]["postcode"]
