@@ -47,8 +47,8 @@ def guarded(fn):
 
 def one_line(text: str) -> str:
     """Notes and warnings are built from input text (a gold component named "x\nmweval: error: …"):
-    one line each, as errors are, so none can pose as another line."""
-    return " ".join(text.split())
+    one line each, as errors are, so none can pose as another line (a note's indent is kept)."""
+    return text[: len(text) - len(text.lstrip(" "))] + " ".join(text.split())
 
 
 def info(msg: str, quiet: bool = False) -> None:
@@ -290,7 +290,7 @@ def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
 @main.command("eval")
 @ckpt_options
 @click.option("--out", default=None, type=click.Path(),
-              help="Run directory (default runs/<ckpt>__<golden>__<profile>/, plus __pad-<N> and __<engine> when given).")
+              help="Run directory (default runs/<ckpt>__<golden>__<profile>/, plus __pad-128 or __pad-own and __<engine> when given).")
 @click.option("--force", is_flag=True, help="Write into a non-empty directory that is not an mweval run.")
 @guarded
 def eval_cmd(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out, force):
@@ -387,7 +387,7 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
     if not no_html:
         from mailwoman_eval.fsutil import refuse_overwriting_inputs, write_files
         from mailwoman_eval.report.render import render_diagnose_html
-        from mailwoman_eval.run import PRED_FILE, RUN_FILE
+        from mailwoman_eval.run import run_inputs
 
         # a report of some tags is named for them: under the run's name it replaced the full report
         focus = "__" + "+".join(re.sub(r"[^\w-]", "_", t) for t in d.tags) if tags else ""
@@ -397,7 +397,7 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         # the report and its error tables land together or not at all (a full disk on the HTML left
         # new tables beside a stale report)
         files = {html_path: render_diagnose_html(d, csv_path.name).encode("utf-8"), **error_tables(d, csv_path)}
-        refuse_overwriting_inputs(files, [run.path / RUN_FILE, run.path / PRED_FILE])
+        refuse_overwriting_inputs(files, run_inputs(run))
         write_files(files)
         written = list(files)
     if as_json:

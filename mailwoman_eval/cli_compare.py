@@ -252,4 +252,4 @@ def export_scores_cmd(run_dir, out, force):
     doc = load_run(run_dir).to_scores()
     text = _json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=False) + "\n"
     atomic_write_text(out, text)
-    click.echo(f"{out}: {len(doc['entries'])} entries, {len(text.encode()) / 1024:.0f} KiB")
+    click.echo(f"{os.path.abspath(out)}: {len(doc['entries'])} entries, {len(text.encode()) / 1024:.0f} KiB")

@@ -24,7 +24,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: str |
 
 def signed(x: float, digits: int) -> str:
     """x with its sign, to `digits` decimals, and no "-0.00": a value that rounds to zero is +0.00."""
-    return f"{round(x, digits) + 0.0:+.{digits}f}"
+    return f"{round(float(x), digits) + 0.0:+.{digits}f}"  # float(): numpy's round differs from Python's at halves
 
 
 def _fmt(c: object) -> str:

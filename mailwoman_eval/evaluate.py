@@ -326,7 +326,9 @@ def evaluate(
         tok_loading = pool.submit(_load_tokenizer, ref, opts.tokenizer)
         gset = gset() if callable(gset) else gset
         check_output_dir(out, RUN_FILE, opts.force, opts.force_hint)  # refuse now, not after the whole evaluation
-        refuse_overwriting_inputs([out], [gset.path, *(gset.path / f.name for f in gset.files)])  # --force into the golden set
+        # --force into the golden set (a split's set root too: its *.jsonl are golden files as well)
+        refuse_overwriting_inputs([out], [gset.path, *(gset.path / f.name for f in gset.files),
+                                          *([gset.path.resolve().parent] if gset.path.resolve().name in ("dev", "test") else [])])
         tokenizer, tok_path, tok_source = tok_loading.result()
         entries = gset.entries
         encodings = tokenizer.encode_many([e.raw for e in entries])

@@ -20,6 +20,7 @@ import numpy as np
 from mailwoman_eval.compare import entry_counts, md_cell, md_code, pair_runs, run_summary, warning_lines
 from mailwoman_eval.console import signed
 from mailwoman_eval.errors import MwevalError
+from mailwoman_eval.fsutil import refuse_special_file
 from mailwoman_eval.metrics import VIEWS, view_masks
 from mailwoman_eval.run import OOD_PREFIX, Run, loudest_first
 from mailwoman_eval.stats import f1_from_counts, holm, one_sided_drop_p, percentile_ci, resample_weights
@@ -82,6 +83,7 @@ def load_thresholds(path: str | None) -> Thresholds:
     if path is None:
         return Thresholds()
     p = Path(path)
+    refuse_special_file(p)  # a FIFO would be waited on forever
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -241,8 +243,9 @@ def refuse_unreachable_alpha(tests: list[tuple[str, str, dict]], where: str | No
         more = {1: "", 2: " and 1 other test"}.get(len(stuck), f" and {len(stuck) - 1} other tests")
         raise MwevalError(
             f"alpha {th['alpha']} cannot be reached for {tag} ({view}){more}: with {m} gated tests and {th['resamples']} "
-            f"resamples the smallest Holm-adjusted p is {floor_of(th):.2g}; set resamples (--resamples, or in the thresholds) to at least {need}, "
-            "or gate fewer views, or raise alpha",
+            f"resamples the smallest Holm-adjusted p is {floor_of(th):.2g}; "
+            + (f"set resamples (--resamples, or in the thresholds) to at least {need}, or gate fewer views, or raise alpha"
+               if need <= MAX_RESAMPLES else f"gate fewer views, or raise alpha (it would take {need} resamples, over the {MAX_RESAMPLES} allowed)"),
             where=where,
         )
 

@@ -303,6 +303,24 @@ def _read_schema_doc(path: Path, schema: str, what: str) -> dict:
     return doc
 
 
+def run_inputs(run: Run) -> list[Path]:
+    """The files a run was made from and is read from, which no output may replace: its own pair, the
+    golden set's directory and files, the checkpoint's files and the tokenizer."""
+    m = run.meta
+    out = [run.path / RUN_FILE, run.path / PRED_FILE]
+    for key in ("golden", "checkpoint"):
+        p = m.get(key, {}).get("path") if isinstance(m.get(key), dict) else None
+        if isinstance(p, str) and p:
+            d = Path(p)
+            out.append(d)
+            if d.is_dir():
+                out += [f for f in d.iterdir() if f.is_file()]
+    tok = m.get("tokenizer", {}).get("path") if isinstance(m.get("tokenizer"), dict) else None
+    if isinstance(tok, str) and tok:
+        out.append(Path(tok))
+    return out
+
+
 def _checkpoint_hint(path: Path) -> str:
     """What a user who gave a checkpoint where a run goes (`diagnose --run step-002200`) needs to hear."""
     from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
@@ -323,7 +341,9 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.is_dir():
         if path.is_file():
-            hint = "a scores JSON (export-scores) holds no entries: give the run directory it came from" if path.suffix == ".json" else "a file"
+            hint = (f"give its directory, {path.parent}" if path.name == RUN_FILE
+                    else "a scores JSON (export-scores) holds no entries: give the run directory it came from" if path.suffix == ".json"
+                    else "a file")
             raise MwevalError(f"not a run directory: {hint}", where=str(path))
         raise MwevalError("run directory does not exist" + _checkpoint_hint(path), where=str(path))
     run_file, pred_file = path / RUN_FILE, path / PRED_FILE

@@ -1010,6 +1010,14 @@ CASES = [
     Case("diagnose-out-is-the-runs-run-json", E,
          lambda c: [a for a in edited_run(c, lambda d: None) if a != "--no-html"] + ["--out", str(c.tmp / "base" / "run.json")],
          ("base/run.json: --out would overwrite an input of this command; write elsewhere",)),
+    Case("eval-out-is-the-golden-sets-root", E,
+         lambda c: (lambda g: replace_arg(c.eval(g / "test"), "--out", g) + ["--force"])(
+             (lambda g: (os.rename(g / "g.jsonl", (g / "test").mkdir() or g / "test" / "g.jsonl"), g)[-1])(c.golden(good_lines(), name="set"))),
+         ("/set: --out would overwrite an input of this command",)),  # its *.jsonl are golden files of the set too
+    Case("thresholds-a-fifo", E, lambda c: (lambda args: ((c.tmp / "th.toml").unlink(), os.mkfifo(c.tmp / "th.toml"), args)[-1])(thresholds(c, "")),
+         ("th.toml: not a regular file (a FIFO)",)),
+    Case("diagnose-run-is-a-run-json", E, lambda c: ["diagnose", "--run", str(c.runs()[0] / "run.json"), "--no-html"],
+         ("base/run.json: not a run directory: give its directory, ",)),
     Case("export-scores-out-is-the-runs-run-json", E,
          lambda c: ["export-scores", "--run", str(c.runs()[0]), "--out", str(c.tmp / "base" / "run.json"), "--force"],
          ("base/run.json: --out would overwrite an input of this command",)),
@@ -1140,3 +1148,20 @@ def test_refusal_comes_before_the_evaluation(tmp_path, monkeypatch):
     monkeypatch.setattr(ev, "load_backend", no_load)
     r = invoke(c.eval())
     assert r.exit_code == 2 and "refusing to write" in r.stderr
+
+
+def test_diagnose_out_over_a_file_the_run_was_made_from_is_refused(tmp_path, monkeypatch):
+    """`diagnose --ckpt … --golden G --out G/g.jsonl` replaced the golden file with the report (and
+    `--out CKPT/config.json` the checkpoint's config), exit 0, no --force needed."""
+    need_shared()
+    monkeypatch.chdir(tmp_path)
+    c = Ctx(tmp_path, monkeypatch)
+    g = c.golden(good_lines())
+    ck = c.ckpt_copy()
+    before = {p: p.read_bytes() for p in (g / "g.jsonl", ck / "config.json")}
+    for out in before:
+        args = [a for a in c.eval(g, ckpt=ck) if a not in ("--no-cache",)]
+        args = ["diagnose", *[a for i, a in enumerate(args[1:]) if args[i] != "--out" and a != "--out"]] + ["--out", str(out)]
+        r = invoke(args)
+        assert r.exit_code == 2 and r.stderr.strip().endswith(f"{out}: --out would overwrite an input of this command; write elsewhere"), r.stderr
+    assert {p: p.read_bytes() for p in before} == before

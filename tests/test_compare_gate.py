@@ -491,6 +491,11 @@ def test_the_strictest_unreachable_alpha_sets_the_resamples_asked_for():
         refuse_unreachable_alpha([test("postcode", 0.001), test("street", 0.0005), test("locality", 0.05)], None)
     assert "alpha 0.0005 cannot be reached for street (all) and 1 other test" in str(e.value)
     assert "set resamples (--resamples, or in the thresholds) to at least 6000" in str(e.value)
+    # an alpha no allowed resample count reaches: the advice is not a count that is refused in turn
+    with pytest.raises(MwevalError) as e:
+        refuse_unreachable_alpha([test("postcode", 1e-7)], None)
+    assert "gate fewer views, or raise alpha (it would take 10000000 resamples, over the 1000000 allowed)" in str(e.value)
+    assert "set resamples" not in str(e.value)
 
 
 def test_category_shifts_are_counted_per_view_with_the_compares_adversarial_choice():
