@@ -61,15 +61,12 @@ def saved_side_header(spec) -> dict | None:
         return None
 
 
-def refuse_mismatch_before_evaluating(saved: dict, golden: str, profile: str) -> None:
+def refuse_mismatch_before_evaluating(saved: dict, gset, profile: str) -> None:
     """A saved side scored on another golden set or profile than the checkpoint side would be: the
     compare refuses it after the evaluation (minutes on a real model), so it is refused before."""
-    from mailwoman_eval.golden import load_golden, resolve_golden
-
     if not saved:
         return
-    gpath, gname = resolve_golden(golden)
-    sha = load_golden(gpath, gname).sha256
+    sha, gname = gset.sha256, gset.name
     problems = []
     for spec, head in saved.items():
         if head["golden"].get("sha256") != sha:
@@ -82,21 +79,27 @@ def refuse_mismatch_before_evaluating(saved: dict, golden: str, profile: str) ->
         raise MwevalError("; ".join(problems) + " (use --allow-mismatch to compare anyway)")
 
 
-def base_and_candidate(base, cand, golden, eval_args, quiet, allow_mismatch=False):
+def base_and_candidate(base, cand, golden, eval_args, quiet, allow_mismatch=False, check_golden=None):
     """Both sides of compare/gate as runs, each loaded or evaluated. An evaluation option is
     refused when it applies to neither checkpoint (or nothing is evaluated), before any work;
     a PyTorch step against its ONNX export takes --pad-to for the export and --engine for the step.
-    A saved side that could not be compared with the evaluated one is refused before evaluating."""
+    A saved side that could not be compared with the evaluated one is refused before evaluating,
+    and so is what `check_golden(golden set)` refuses (a bootstrap too large for its rows)."""
     from mailwoman_eval.checkpoints.resolve import refuse_inapplicable_knobs
+    from mailwoman_eval.golden import load_golden, resolve_golden
     from mailwoman_eval.run import load_run_or_scores
 
     profile, _tokenizer, labels, pad_to, engine, ckpt_roots, _no_cache = eval_args
     refs = {spec: checkpoint_side(spec, golden, ckpt_roots) for spec in (cand, base)}
     evaluated = [r for r in refs.values() if r is not None]
     refuse_inapplicable_knobs(evaluated, labels, pad_to, engine)
-    if evaluated and len(evaluated) < len(refs) and not allow_mismatch:
-        heads = {spec: saved_side_header(spec) for spec, r in refs.items() if r is None}
-        refuse_mismatch_before_evaluating({k: v for k, v in heads.items() if v is not None}, golden, profile)
+    if evaluated and not allow_mismatch:  # with a mismatch allowed, only the rows both sides have are paired
+        gset = load_golden(*resolve_golden(golden))  # ~0.1 s, loaded again to evaluate
+        if len(evaluated) < len(refs):
+            heads = {spec: saved_side_header(spec) for spec, r in refs.items() if r is None}
+            refuse_mismatch_before_evaluating({k: v for k, v in heads.items() if v is not None}, gset, profile)
+        if check_golden:
+            check_golden(gset)
 
     def side(spec, partner=None):
         if refs[spec] is None:
@@ -161,7 +164,11 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
     if out:  # refused before checkpoints are evaluated, not after
         check_output_dir(Path(out), "compare.json", force)
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
-    base_run, cand_run = base_and_candidate(base, cand, golden, eval_args, quiet, allow_mismatch)
+    from mailwoman_eval.stats import check_resample_size
+
+    # every view is resampled; "all" has every row
+    base_run, cand_run = base_and_candidate(base, cand, golden, eval_args, quiet, allow_mismatch,
+                                            check_golden=lambda g: check_resample_size(len(g.entries), resamples))
     c = compare(base_run, cand_run, resamples=resamples, seed=seed, adversarial=adversarial, scheme=scheme,
                 allow_mismatch=allow_mismatch)
     safe = lambda s: s.replace("/", "-")  # noqa: E731
@@ -198,7 +205,14 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
     import json as _json
 
     from mailwoman_eval.fsutil import atomic_write_text, check_output_dir, output_dir
-    from mailwoman_eval.gate import console_text, gate, junit_xml, load_thresholds, markdown
+    from mailwoman_eval.gate import (
+        console_text,
+        gate,
+        junit_xml,
+        load_thresholds,
+        markdown,
+        refuse_oversized_bootstrap,
+    )
     from mailwoman_eval.run import loudest_first
 
     th = load_thresholds(thresholds)
@@ -206,7 +220,8 @@ def gate_cmd(baseline, candidate, thresholds, golden, profile, tokenizer, labels
         th.defaults["resamples"] = resamples
     check_output_dir(Path(out), "verdict.json", force)  # refused before checkpoints are evaluated, not after
     eval_args = (profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache)
-    base_run, cand_run = base_and_candidate(baseline, candidate, golden, eval_args, quiet, allow_mismatch)
+    base_run, cand_run = base_and_candidate(baseline, candidate, golden, eval_args, quiet, allow_mismatch,
+                                            check_golden=lambda g: refuse_oversized_bootstrap(g, th, adversarial))
     v = gate(base_run, cand_run, th, seed=seed, adversarial=adversarial, allow_mismatch=allow_mismatch)
     out_dir = Path(out)
     md = markdown(v)

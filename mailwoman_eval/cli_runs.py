@@ -49,7 +49,10 @@ def sweep_cmd(run_dir, golden, window, lr_floor, jobs, verdict, min_peak, max_dr
 
     opts = SweepOptions(profile=profile, view=view, tokenizer=tokenizer, engine=engine, window=window, lr_floor=lr_floor,
                         jobs=jobs, min_peak=min_peak, max_drift=max_drift, verdict=verdict, use_cache=not no_cache, force=force)
-    doc, out_dir = sweep(run_dir, golden, opts, Path(out) if out else None, log=lambda s: info(s, quiet))
+    from mailwoman_eval.run import CACHE_WARNING
+
+    # -q keeps the cache's warning, as eval does: it is in no sweep.json
+    doc, out_dir = sweep(run_dir, golden, opts, Path(out) if out else None, log=lambda s: info(s, quiet and not s.startswith(CACHE_WARNING)))
     warn(doc["warnings"])
     click.echo(console_summary(doc))
     click.echo(f"written: {os.path.abspath(out_dir)}/sweep.html, sweep.csv, sweep.json, runs/")

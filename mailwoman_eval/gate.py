@@ -23,7 +23,15 @@ from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import refuse_special_file
 from mailwoman_eval.metrics import VIEWS, view_masks
 from mailwoman_eval.run import OOD_PREFIX, Run, loudest_first
-from mailwoman_eval.stats import f1_from_counts, holm, one_sided_drop_p, percentile_ci, resample_weights
+from mailwoman_eval.stats import (
+    check_resample_size,
+    f1_from_counts,
+    holm,
+    max_resamples,
+    one_sided_drop_p,
+    percentile_ci,
+    resample_weights,
+)
 
 DEFAULTS = {"max_drop_pp": 1.0, "min_support": 30, "alpha": 0.05, "views": ["excluding_adversarial"], "resamples": 2000}
 TAG_KEYS = {"max_drop_pp", "min_support", "alpha", "min_f1", "resamples", "views"}
@@ -183,7 +191,9 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
                     "_exact": {"p": p, "cand_f1": float(cf[k]), "delta_pp": d_obs},
                 })
             )
-    refuse_unreachable_alpha(tests, thresholds.file)
+    # the resamples the advice may name: within MAX_RESAMPLES and, for the largest gated view, the size cap
+    largest = max((int(masks[view].sum()) for view in {v for v, _, _ in tests}), default=0)
+    refuse_unreachable_alpha(tests, thresholds.file, min(MAX_RESAMPLES, max_resamples(largest)))
     adjusted = holm(np.array([r["_exact"]["p"] for _, _, r in tests]))
     results: dict[str, dict] = {v: {} for v in thresholds.views()}
     for (view, tag, row), p_adj in zip(tests, adjusted, strict=True):
@@ -224,10 +234,21 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
     }
 
 
-def refuse_unreachable_alpha(tests: list[tuple[str, str, dict]], where: str | None) -> None:
+def refuse_oversized_bootstrap(gset, thresholds: Thresholds, adversarial: str) -> None:
+    """Before any checkpoint is evaluated: the defaults' resamples against the golden set's rows in
+    each view they gate (what `resample_weights` would refuse after the evaluations). Per-tag
+    resamples are checked when the gate runs: a tag may have no gold value, and then resamples nothing."""
+    adv = np.array([e.adversarial or (adversarial == "non-latin" and e.non_latin) for e in gset.entries], dtype=bool)
+    masks = view_masks(adv)
+    for view in thresholds.defaults["views"]:
+        check_resample_size(int(masks[view].sum()), int(thresholds.defaults["resamples"]))
+
+
+def refuse_unreachable_alpha(tests: list[tuple[str, str, dict]], where: str | None, allowed: int = MAX_RESAMPLES) -> None:
     """A bootstrap p is at least 1/(B+1), and Holm multiplies the smallest of m p-values by m: no
     adjusted p falls below max(m/(B_max+1), 1/(B+1)). A tag whose alpha is not above that can never
-    FAIL on a drop, however large, and would only ever WARN; refused, saying what to raise."""
+    FAIL on a drop, however large, and would only ever WARN; refused, saying what to raise (never
+    past `allowed`, the most resamples these views may take)."""
     m = len(tests)
     if not m:
         return
@@ -245,7 +266,8 @@ def refuse_unreachable_alpha(tests: list[tuple[str, str, dict]], where: str | No
             f"alpha {th['alpha']} cannot be reached for {tag} ({view}){more}: with {m} gated tests and {th['resamples']} "
             f"resamples the smallest Holm-adjusted p is {floor_of(th):.2g}; "
             + (f"set resamples (--resamples, or in the thresholds) to at least {need}, or gate fewer views, or raise alpha"
-               if need <= MAX_RESAMPLES else f"gate fewer views, or raise alpha (it would take {need} resamples, over the {MAX_RESAMPLES} allowed)"),
+               if need <= allowed else f"gate fewer views, or raise alpha (it would take {need} resamples, over the {allowed} allowed"
+               + ("" if allowed == MAX_RESAMPLES else " for this golden set") + ")"),
             where=where,
         )
 

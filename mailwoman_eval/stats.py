@@ -14,13 +14,22 @@ from mailwoman_eval.errors import MwevalError
 MAX_RESAMPLE_CELLS = 200_000_000  # resamples x entries: ~3.2 GB at its peak (int64 draws, then float64)
 
 
-def resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
-    """(B, n) counts: how often each entry is drawn in each resample (same draws for both runs).
-    A B x n beyond MAX_RESAMPLE_CELLS is refused: `resamples = 30000000` in a 30-byte thresholds
-    file asked for gigabytes."""
-    if resamples * n > MAX_RESAMPLE_CELLS:
+def max_resamples(n: int) -> int:
+    """The most resamples of n entries `resample_weights` draws (B x n within MAX_RESAMPLE_CELLS)."""
+    return MAX_RESAMPLE_CELLS // max(n, 1)
+
+
+def check_resample_size(n: int, resamples: int) -> None:
+    """Refuse a B x n beyond MAX_RESAMPLE_CELLS: `resamples = 30000000` in a 30-byte thresholds
+    file asked for gigabytes. compare and gate also call it before evaluating a checkpoint."""
+    if resamples > max_resamples(n):
         raise MwevalError(f"{resamples} resamples of {n} entries need about {resamples * n * 16 / 2**30:.0f} GiB; "
-                          f"at most {MAX_RESAMPLE_CELLS // n} resamples for this golden set")
+                          f"at most {max_resamples(n)} resamples for this golden set")
+
+
+def resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
+    """(B, n) counts: how often each entry is drawn in each resample (same draws for both runs)."""
+    check_resample_size(n, resamples)
     rng = np.random.default_rng(seed)
     if n == 0:
         return np.zeros((resamples, 0), dtype=np.float64)

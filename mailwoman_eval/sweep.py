@@ -317,11 +317,13 @@ def _evaluate_step(step_dir: str, golden_path: str, golden_name: str, opts: Swee
     from mailwoman_eval.evaluate import EvalOptions, evaluate
     from mailwoman_eval.golden import load_golden
     from mailwoman_eval.profiles import get_profile
+    from mailwoman_eval.run import CACHE_WARNING
 
     gset = load_golden(Path(golden_path), golden_name)
     eo = EvalOptions(profile=get_profile(opts.profile), tokenizer=opts.tokenizer, engine=opts.engine, threads=threads,
                      use_cache=opts.use_cache, force=True)
-    run = evaluate(resolve_checkpoint(step_dir), gset, eo, Path(out))
+    notes: list[str] = []
+    run = evaluate(resolve_checkpoint(step_dir), gset, eo, Path(out), log=notes.append)
     m = run.meta
     return {
         "tags": m["tags"],
@@ -333,6 +335,8 @@ def _evaluate_step(step_dir: str, golden_path: str, golden_name: str, opts: Swee
         "cache": m["timings"].get("cache", "miss"),
         "seconds": m["timings"].get("total_s"),
         "warnings": m["warnings"],
+        # a run cache that cannot be written is in no run.json (the rest of what evaluate says is)
+        "cache_warnings": [n for n in notes if n.startswith(CACHE_WARNING)],
     }
 
 
@@ -350,8 +354,14 @@ def evaluate_steps(
     args = {s.step: (str(s.path), str(golden_path), golden_name, opts, str(runs_dir / s.out_name), threads) for s in steps}
     results: dict[int, dict] = {}
 
+    said: set[str] = set()
+
     def done(step: int, r: dict) -> None:
         results[step] = r
+        for w in r["cache_warnings"]:  # once, not once per step
+            if w not in said:
+                said.add(w)
+                log(w)
         macro = r["views"][opts.view]["macro_f1"]
         log(f"  step {step}: macro F1 {macro:.4f} ({opts.view}; {r['cache']} cache, {len(results)}/{len(steps)})")
 

@@ -578,3 +578,44 @@ def test_a_run_compared_with_itself_says_every_delta_is_zero_by_construction(tmp
     md = (tmp_path / "c2" / "compare.md").read_text(encoding="utf-8")
     assert md.startswith("## mweval compare: candidate `b` vs baseline `a`")
     assert '<span class="sub">candidate</span> <bdi>b</bdi> <span class="sub">vs baseline</span> <bdi>a</bdi>' in (tmp_path / "c2" / "compare.html").read_text(encoding="utf-8")
+
+
+def test_a_bootstrap_too_large_for_the_golden_set_is_refused_before_evaluating(tmp_path, shared, monkeypatch):
+    """`--resamples 1000000` is allowed, but B x n is capped (stats.MAX_RESAMPLE_CELLS): on 456 rows
+    at most 438596 resamples. Both checkpoints were evaluated (minutes on a real model) before the
+    refusal; now it comes first, and an evaluation would fail this test."""
+    from conftest import GOLDEN_V012, TINY, TINY_STEP, TOKENIZER_V010
+
+    import mailwoman_eval.cli_compare as cc
+
+    def no_evaluation(*a, **k):
+        raise AssertionError("evaluated before the refusal")
+
+    monkeypatch.setattr(cc, "run_eval", no_evaluation)
+    sides = [str(TINY_STEP), str(TINY / "step-000150")]
+    common = ["--golden", str(GOLDEN_V012 / "test"), "--tokenizer", str(TOKENIZER_V010), "-q", "--resamples", "1000000"]
+    for cmd, out in ((["compare", *sides], "c"), (["gate", "--baseline", sides[0], "--candidate", sides[1]], "g")):
+        r = CliRunner().invoke(main, [*cmd, *common, "--out", str(tmp_path / out)])
+        assert r.exit_code == 2, r.output
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1, r.output
+        # compare resamples every view ("all": 456 rows); the gate its default view, without the adversarial rows
+        n = 456 if cmd[0] == "compare" else sum(
+            1 for f in (GOLDEN_V012 / "test").glob("*.jsonl") if f.stem != "adversarial" for line in f.read_text().splitlines()
+            if line.strip() and not json.loads(line).get("notes", "").startswith(("kryptonite", "graceful")))
+        assert f"1000000 resamples of {n} entries need about" in lines[0]
+        assert f"at most {200_000_000 // n} resamples for this golden set" in lines[0]
+        assert not (tmp_path / out).exists()
+
+
+def test_the_resamples_an_unreachable_alpha_asks_for_fit_the_golden_set():
+    """The advice named a count that the size cap then refused (50000 resamples of 4561 rows)."""
+    from mailwoman_eval.gate import refuse_unreachable_alpha
+
+    tests = [("all", f"t{k}", {"thresholds": {"alpha": 0.001, "resamples": 2000}}) for k in range(50)]
+    with pytest.raises(MwevalError) as e:
+        refuse_unreachable_alpha(tests, None, 200_000_000 // 4561)
+    assert "gate fewer views, or raise alpha (it would take 50000 resamples, over the 43850 allowed for this golden set)" in str(e.value)
+    with pytest.raises(MwevalError) as e:
+        refuse_unreachable_alpha(tests, None, 200_000_000 // 1000)
+    assert "set resamples (--resamples, or in the thresholds) to at least 50000" in str(e.value)

@@ -224,6 +224,7 @@ def onnx_graph(c: Ctx, variant: str, labels: int = 21, name: str = "model.onnx")
 
     E = np.random.default_rng(0).normal(size=(16000, labels)).astype(np.float32)
     ids_shape: list = ["B", "S"]
+    out_type = TensorProto.FLOAT
     inputs_extra = []
     nodes = [
         helper.make_node("Gather", ["E", "input_ids"], ["g"], axis=0),
@@ -243,6 +244,9 @@ def onnx_graph(c: Ctx, variant: str, labels: int = 21, name: str = "model.onnx")
         nodes.append(helper.make_node("ReduceMean", ["g2"], ["logits"], axes=[1], keepdims=1))
     elif variant == "plain":
         nodes.append(helper.make_node("Identity", ["g2"], ["logits"]))
+    elif variant in ("int64", "bool"):  # scores that are no logits: cast to float, they decoded without a word
+        out_type = TensorProto.INT64 if variant == "int64" else TensorProto.BOOL
+        nodes.append(helper.make_node("Cast", ["g2"], ["logits"], to=out_type))
     elif variant.startswith("fixed-"):  # input_ids / attention_mask declared [1, N]
         ids_shape = [1, int(variant.split("-")[1])]
         nodes.append(helper.make_node("Identity", ["g2"], ["logits"]))
@@ -256,7 +260,7 @@ def onnx_graph(c: Ctx, variant: str, labels: int = 21, name: str = "model.onnx")
         "g",
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ids_shape),
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ids_shape), *inputs_extra],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("logits", out_type, None)],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -431,6 +435,9 @@ CASES = [
            (f"onnx-{v}/model.onnx", "ONNX logits have shape", want), subprocess=True)
       for v, want in (("rank2", "[1, 21] for input [1, 8]"), ("rank4", "[1, 1, 8, 21] for input [1, 8]"),
                       ("seq2x", "[1, 16, 21] for input [1, 8]"), ("seq1", "[1, 1, 21] for input [1, 8]"))],
+    *[Case(f"onnx-logits-{v}", functools.partial(onnx_with_labels, variant=v),
+           (f"onnx-{v}/model.onnx", f"ONNX `logits` output is tensor({v}), not a float tensor"))
+      for v in ("int64", "bool")],
     Case("onnx-logits-zero-labels", lambda c: onnx_with_labels(c, "plain", labels=0),
          ("onnx-plain/model.onnx", "ONNX logits have shape [1, 8, 0] for input [1, 8]", "labels >= 1"), subprocess=True),
     # S9: special files (FIFOs in a subprocess with a timeout: the unfixed code blocked forever)

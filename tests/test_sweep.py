@@ -486,3 +486,18 @@ def test_steps_that_decode_differently_are_refused(tmp_path, shared):
     assert r.exit_code == 2, r.output
     assert "the steps of this run decode differently (steps 100: learned; steps 200: structural)" in r.output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_sweep_says_once_that_the_run_cache_cannot_be_written(tmp_path, shared, monkeypatch, jobs):
+    """eval says it; a sweep's steps (in worker processes with --jobs 2) said nothing, and every
+    later sweep of the run evaluated every step again without a word why. Said with -q too."""
+    (tmp_path / "cachefile").write_text("")
+    monkeypatch.setenv("MWEVAL_CACHE", str(tmp_path / "cachefile"))
+    run = make_run(tmp_path / "run", [100, 200], [(100, 1e-3), (200, 1e-3)])
+    r = CliRunner().invoke(main, [*sweep_args(run, tmp_path / "o")[:-3], "--jobs", jobs, "-q"])
+    assert r.exit_code == 0, r.output
+    said = [line for line in r.stderr.splitlines() if "cannot be written" in line]
+    assert said == [f"warning: the run cache at {tmp_path / 'cachefile'} cannot be written (Not a directory); "
+                    "runs are not cached (set MWEVAL_CACHE, or pass --no-cache)"], r.stderr
+    assert json.loads((tmp_path / "o" / "sweep.json").read_text())["timings"]["cache"] == {"100": "miss", "200": "miss"}

@@ -41,6 +41,8 @@ INT8_OPS = (b"DynamicQuantizeLinear", b"MatMulInteger", b"QLinearMatMul", b"Dyna
 # 32x that and above every common transformer position table (512-2048); a graph declaring
 # 20,000,000 asked numpy for gigabytes per padded row.
 MAX_FIXED_WIDTH = 4096
+FLOAT_TENSORS = ("tensor(float)", "tensor(float16)", "tensor(double)")  # what the logits output may be
+
 # Zero-fed side channels are [batch, sequence, *fixed trailing dims]: the widest upstream one
 # (en-us anchor_features) has 11 values per position; [B, S, 100000000] asked for 10 GB per batch.
 MAX_SIDE_CHANNEL_WIDTH = 1024
@@ -160,6 +162,9 @@ class OnnxBackend(Backend):
         outputs = [o.name for o in self.session.get_outputs()]
         if "logits" not in outputs:
             raise MwevalError(f"ONNX graph has no `logits` output (outputs: {', '.join(outputs)})", where=str(model_path))
+        logits_type = next(o.type for o in self.session.get_outputs() if o.name == "logits")
+        if logits_type not in FLOAT_TENSORS:  # int or bool scores were cast to float and decoded without a word
+            raise MwevalError(f"ONNX `logits` output is {logits_type}, not a float tensor", where=str(model_path))
         for name in ("input_ids", "attention_mask"):
             if name not in inputs:
                 raise MwevalError(f"ONNX graph has no `{name}` input", where=str(model_path))
