@@ -241,10 +241,11 @@ NO_FORCE_HINT = "move it away, or run `mweval eval --out DIR` and pass that run"
 
 
 def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet, out=None, force=False, said=None,
-             force_hint="use --force", knobs_checked=False):
+             force_hint="use --force", knobs_checked=False, loaded=None):
     """Resolve names, evaluate (or reuse the cache) and return (Run, out dir). The notes evaluate
     printed on stderr while it ran (e.g. a backend's warning) are added to the set `said`.
-    `knobs_checked`: the caller refused options that apply to none of its checkpoints."""
+    `knobs_checked`: the caller refused options that apply to none of its checkpoints; `loaded`:
+    the golden set `golden` names, if the caller has read it already (compare and gate check it first)."""
     from mailwoman_eval.checkpoints.resolve import (
         BUNDLED_LEVEL,
         refuse_inapplicable_knobs,
@@ -261,7 +262,7 @@ def run_eval(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
     gpath, gname = resolve_golden(golden)
 
     def golden_set():  # evaluate() calls it while the model and tokenizer load in threads
-        gset = load_golden(gpath, gname)
+        gset = loaded if loaded is not None else load_golden(gpath, gname)
         where = ", bundled demo" if ref.found_in == BUNDLED_LEVEL else ""
         info(f"mweval: {ref.name} ({ref.kind}{where}) on {gname} ({len(gset.entries)} rows), profile {profile}", quiet)
         return gset

@@ -93,8 +93,9 @@ def base_and_candidate(base, cand, golden, eval_args, quiet, allow_mismatch=Fals
     refs = {spec: checkpoint_side(spec, golden, ckpt_roots) for spec in (cand, base)}
     evaluated = [r for r in refs.values() if r is not None]
     refuse_inapplicable_knobs(evaluated, labels, pad_to, engine)
+    gset = None
     if evaluated and not allow_mismatch:  # with a mismatch allowed, only the rows both sides have are paired
-        gset = load_golden(*resolve_golden(golden))  # ~0.1 s, loaded again to evaluate
+        gset = load_golden(*resolve_golden(golden))  # what the checkpoints are then evaluated on
         if len(evaluated) < len(refs):
             heads = {spec: saved_side_header(spec) for spec, r in refs.items() if r is None}
             refuse_mismatch_before_evaluating({k: v for k, v in heads.items() if v is not None}, gset, profile)
@@ -104,7 +105,7 @@ def base_and_candidate(base, cand, golden, eval_args, quiet, allow_mismatch=Fals
     def side(spec, partner=None):
         if refs[spec] is None:
             return load_run_or_scores(spec, partner)
-        run, _ = run_eval(spec, golden, *eval_args, quiet=quiet, force_hint=NO_FORCE_HINT, knobs_checked=True)
+        run, _ = run_eval(spec, golden, *eval_args, quiet=quiet, force_hint=NO_FORCE_HINT, knobs_checked=True, loaded=gset)
         return run
 
     cand_run = side(cand)
