@@ -17,7 +17,8 @@ Measurements per workload:
              queue; batchable models: length-bucketed batches)
   eval       mweval eval through the library (tokenize, infer, Viterbi, spans, metrics, write run);
              "[inference …]" is run.json's inference_s, which includes the per-entry decoding the
-             inference workers do between batches
+             inference workers do between batches; the line below it splits the eval's time into
+             run.json's phases (rest = audit, run.json, writing and returning)
   reanalyse  diagnose + HTML + CSV from the saved run (no model)
   diagnose   `mweval diagnose --ckpt … --golden …` as a user runs it (process start to report)
   upstream   (opt-in) per-entry loop in the upstream style: batch 1 padded to 128, torch forward,
@@ -150,7 +151,11 @@ def child_eval(workload: dict, variant: str, out: Path) -> dict:
     opts = EvalOptions(profile=RUNTIME, tokenizer=str(workload["tokenizer"]) if workload["tokenizer"] else None, pad_to=pad_to, engine=engine, use_cache=False)
     # as `mweval eval` calls it: the golden set loads inside evaluate, alongside the model and tokenizer
     run = evaluate(resolve_checkpoint(str(workload["ckpt"])), lambda: load_golden(GOLDEN, "v0.1.2"), opts, out)
-    return {"seconds": time.perf_counter() - t, "rows": len(run.predictions), "inference_s": run.meta["timings"]["inference_s"]}
+    seconds = time.perf_counter() - t
+    tm = run.meta["timings"]
+    phases = {k: tm[f"{k}_s"] for k in ("load_and_tokenize", "inference", "decode", "score")}
+    phases["rest"] = seconds - sum(phases.values())  # audit, run.json, writing, returning
+    return {"seconds": seconds, "rows": len(run.predictions), "inference_s": tm["inference_s"], "phases": phases}
 
 
 def child_reanalyse(out: Path) -> dict:
@@ -319,6 +324,9 @@ def main() -> None:
             wall = statistics.median(x["wall"] for x in rs)
             rss = max(x["rss_mb"] for x in rs)
             inf = f"  [inference {statistics.median(x['inference_s'] for x in rs):.2f} s]" if "inference_s" in rs[0] else ""
+            if "phases" in rs[0]:  # where the eval's time goes besides the floor's work (medians per phase)
+                inf += "\n" + " " * 45 + ", ".join(f"{k.replace('_', ' ')} {statistics.median(x['phases'][k] for x in rs):.3f} s"
+                                                  for k in rs[0]["phases"])
             print(f"  {label:40s} {med[label]:8.2f} s  (process {wall:6.2f} s)  {4561 / med[label]:8.0f} rows/s  peak RSS {rss:6.0f} MB{inf}")
         print("  ratios (median of medians; per round: each eval against the same round's floor):")
         floors = {k: v for k, v in med.items() if k.startswith("floor")}
