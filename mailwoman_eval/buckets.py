@@ -32,7 +32,7 @@ RULES = {
         "empty_pred": "False negative with nothing predicted for the tag.",
         "hallucinated": "False positive where the gold has no value for the tag.",
         "case_only": "Prediction and gold differ only in letter case (an error only under the case-sensitive upstream-eval profile).",
-        "bio_slip": "Prediction and gold differ only by leading/trailing punctuation (any char that is not a letter, combining mark or number), or by whole whitespace-separated words added or missing at either end.",
+        "bio_slip": "Prediction and gold differ only by leading/trailing punctuation (any char that is not a letter, combining mark or number), or by whole whitespace-separated words added or missing at either end or both: the shorter value's words are a run of the longer one's, punctuation differing only on the outer sides of that run (compared case-folded under a case-insensitive profile).",
         "num_confused": "Both values are numeric after removing spaces and '-', or a numeric gold value was taken by another tag (FN) / a numeric prediction is another tag's gold value (FP); the other tag is recorded.",
         "other": "None of the above: a different value.",
         "non_latin": "Flag, never primary: the raw text has letters of a script other than Latin/Common/Inherited (Unicode script property), so accented French is Latin.",
@@ -116,7 +116,8 @@ def _token_matches(short: str, long: str, lead: bool, trail: bool) -> bool:
 
 def is_bio_slip(pred: str, gold: str, fold: bool) -> bool:
     """design.md: pred and gold differ only by leading/trailing punctuation, or by whole
-    whitespace-separated words added/missing at either end. Punctuation inside the shared words
+    whitespace-separated words added/missing at either end (read as either or both: the shorter
+    value's words are a contiguous run of the longer's). Punctuation inside the shared words
     ("St. Paul" vs "St Paul") is neither: only the outer sides of the shared words may differ so."""
     if not pred or not gold:
         return False
