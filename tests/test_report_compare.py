@@ -131,7 +131,10 @@ def test_hostile_raw_in_newly_broken_row_is_escaped_text(report):
     assert len(rows) == 25  # capped
     assert 'data-tag="postcode"' in rows[0]
     assert "&lt;script&gt;document.title=&#39;PWNED&#39;&lt;/script&gt;" in rows[0]
-    assert "<bdi" in rows[0] and RLO in html  # kept, inside <bdi> (direction-isolated)
+    # inside <bdi> (direction-isolated), and the RLO itself shown as ◌ (it reversed the rest of its row)
+    assert "<bdi" in rows[0] and RLO not in html
+    rlo_rows = [r for r in html.split('<tr class="ex"')[1:] if "\u25ccTown" in r]
+    assert rlo_rows and all("hidden \u25cc</span>" in r for r in rlo_rows)
     assert re.search(r"newly broken</span> <b data-view=\"\">60</b>", html)
     assert "35 more not shown" in html
     # newly fixed: none

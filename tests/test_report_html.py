@@ -278,7 +278,10 @@ def test_hostile_text_source(hostile_report):
     assert "{{ 7*7 }} Pizza {% raw %}" in src
     assert "<bdi" in src and "unicode-bidi: isolate" in src
     assert "\u0007" not in src and "\u0001" not in src and "\u2407" in src  # BEL shown as ␇ (display only)
-    assert "\u202e" in src  # kept, but isolated
+    # an RLO reversed what followed it inside its row ("Main St" + RLO + "evil.exe" read "Main St exe.live"):
+    # invisible chars are shown as ◌, and the row says so
+    assert "\u202e" not in src and "\u25ccCafe Reverse" in src
+    assert "hidden \u25cc</span>" in src
     for s in (ZWJ, COMBINING, CJK, "🏠"):
         assert s in src
 
@@ -498,3 +501,14 @@ def test_find_span_case_insensitive_keeps_offsets():
     assert ci and raw[a:b] == "Main Street"
     assert find_span(raw, "Main") == (3, 7, False)
     assert find_span(raw, "nowhere") is None
+
+
+def test_invisible_chars_are_shown_not_obeyed():
+    """An RLO made gold "Main St" + U+202E + "evil.exe" read "Main St exe.live", and a zero-width
+    space made "12" + U+200B + "3" look like the "123" beside it; joiners stay (they build emoji)."""
+    from mailwoman_eval.report.render import has_hidden
+
+    assert display("Main St\u202eevil.exe") == "Main St\u25ccevil.exe"
+    assert display("12\u200b3") == "12\u25cc3" and display("\ufeffRue\u00ad") == "\u25ccRue\u25cc"
+    assert display("👩\u200d💻 \u0645\u200c") == "👩\u200d💻 \u0645\u200c"
+    assert has_hidden(None, "12\u200b3") and not has_hidden("👩\u200d💻", None, "")

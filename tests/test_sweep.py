@@ -128,6 +128,10 @@ def test_constant_lr_log_does_not_trigger_the_guard(tmp_path, shared):
     rule = json.loads((out / "sweep.json").read_text())["rules"]["min_peak"]
     assert not rule["pass"] and "is not ≥ 0.9900" in rule["text"]
     assert f"FAIL: {rule['text']}" in r.output and "≥ 0.9900" not in r.output.replace("is not ≥ 0.9900", "")
+    # the page's verdict box says the failed rule once (it listed it again as "rule failed: …")
+    from html import escape
+
+    assert (out / "sweep.html").read_text(encoding="utf-8").count(escape(rule["text"], quote=False)) == 1
 
 
 def test_window_only_looks_at_the_last_steps(tmp_path, shared):

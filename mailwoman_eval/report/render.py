@@ -5,13 +5,17 @@ Safety rules (golden rows and model output are untrusted text):
 - jinja2 autoescaping is on for every template; nothing from a golden row or the model is ever
   marked `|safe`. Highlighting is done here by splitting the raw string at char offsets into
   plain-text segments; the templates escape each segment.
-- Raw strings sit in `<bdi>` (plus CSS `unicode-bidi: isolate`), so a U+202E in a row cannot
-  reorder the rest of the page.
+- Raw strings sit in `<bdi>` (plus CSS `unicode-bidi: isolate`), so a row cannot reorder the
+  rest of the page.
 - Display only: C0 control chars (U+0000–U+001F except tab and newline) and DEL are shown as
-  their Control Pictures (U+2400 + code, U+2421 for DEL), and lone surrogates as U+FFFD. The
-  mapping is one char to one char, so offsets are unchanged; it is applied to every rendered
-  value by the environment's `finalize` (data attributes included, so a highlighted element's
-  text still equals its `data-value`). The CSV beside the report keeps the exact text.
+  their Control Pictures (U+2400 + code, U+2421 for DEL), lone surrogates as U+FFFD, and the
+  invisible chars that make two values look alike or reorder what follows them (`HIDDEN`: bidi
+  controls and marks, zero-width space, word joiner, BOM, soft hyphen) as U+25CC ◌, so gold
+  "Main St" + U+202E + "evil.exe" no longer shows as "Main St exe.live", nor "12" + U+200B + "3"
+  as "123". ZWJ and ZWNJ stay: they join emoji and shape Arabic and Indic script. The mapping
+  is one char to one char, so offsets are unchanged; it is applied to every rendered value by
+  the environment's `finalize` (data attributes included, so a highlighted element's text
+  still equals its `data-value`). The CSV beside the report keeps the exact text.
 - No external resources: inline CSS, a small inline script, inline SVG.
 """
 
@@ -77,13 +81,19 @@ ADVERSARIAL_DEFINITIONS = {
 _DISPLAY = {c: 0x2400 + c for c in range(0x20) if c not in (0x09, 0x0A)}
 _DISPLAY[0x7F] = 0x2421
 _DISPLAY.update({c: 0xFFFD for c in range(0xD800, 0xE000)})
+# bidi embeddings, overrides, isolates and marks; zero-width space; word joiner; invisible operators; BOM; soft hyphen
+HIDDEN = (0x00AD, 0x061C, 0x200B, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2060, 0x2065), *range(0x2066, 0x206A), 0xFEFF)
+_DISPLAY.update(dict.fromkeys(HIDDEN, 0x25CC))
+_HIDDEN_CHARS = re.compile("[" + "".join(map(chr, HIDDEN)) + "]")
 
 
-_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+def has_hidden(*texts: str | None) -> bool:
+    """Some text holds a char `display` shows as ◌ (the row's "hidden" chip)."""
+    return any(t and _HIDDEN_CHARS.search(t) for t in texts)
 
 
 def display(text: str) -> str:
-    """Control chars as Control Pictures and lone surrogates as U+FFFD; same length."""
+    """Control chars as Control Pictures, lone surrogates as U+FFFD, `HIDDEN` chars as ◌; same length."""
     return text.translate(_DISPLAY)
 
 
@@ -391,7 +401,7 @@ def example(d, e: ErrorRecord) -> dict:
         "gold_line": gold_line(p["raw"], e.gold),
         "pred_line": pl,
         "truncated": bool(p.get("truncated")),
-        "bidi": bool(_BIDI_CONTROLS.search(p["raw"])),
+        "hidden": has_hidden(p["raw"], e.gold, e.pred),
     }
 
 
@@ -845,7 +855,7 @@ def change_rows(items: list[dict], tag: str, change: str, by_base: dict, by_cand
             "id": it["id"], "tag": tag, "change": change, "adv": bool(it.get("adversarial")),
             "gold": it["gold"], "base": it["base"], "cand": it["cand"], "side": side,
             "gold_line": gold_line(it["raw"], it["gold"]), "side_line": side_line(p, tag, it["raw"]),
-            "bidi": bool(_BIDI_CONTROLS.search(it["raw"])),
+            "hidden": has_hidden(it["raw"], it["gold"], it["base"], it["cand"]),
         })  # fmt: skip
     return rows
 
