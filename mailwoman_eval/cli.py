@@ -338,6 +338,23 @@ def warn(warnings, said: set[str] | None = None) -> None:
             click.echo(one_line(f"warning: {w}"), err=True)
 
 
+REPORT_MARK = b'<meta name="generator" content="mweval '  # in the head of every report (base.html.j2)
+
+
+def refuse_foreign_file(path: Path, force: bool) -> None:
+    """A report replaces an earlier mweval report; any other file only with --force (it was
+    replaced without a word, its .errors.csv and .errors.parquet written beside it)."""
+    if force or not path.is_file():
+        return
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        head = b""
+    if REPORT_MARK not in head:
+        raise MwevalError("exists and is not an mweval report; pass --force to replace it", where=str(path))
+
+
 optional_ckpt_options = options(
     click.option("--run", "run_dir", default=None, type=click.Path(), help="A run directory written by mweval eval."),
     click.option("--ckpt", default=None, help="Evaluate this checkpoint first (or reuse the cached run)."),
@@ -357,11 +374,14 @@ optional_ckpt_options = options(
               help="Examples the console prints per category (the HTML report shows its own spread; the error table has every error).")
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed of the console's example sample.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
-@click.option("--out", default=None, type=click.Path(), help="HTML report path (default reports/<run>.html; with --tags, reports/<run>__<tag>+<tag>.html).")
+@click.option("--out", default=None, type=click.Path(),
+              help="HTML report path (default reports/<run>.html; --tags, --buckets upstream and --adversarial non-latin add "
+                   "__<tag>+<tag>, __buckets-upstream and __adv-non-latin to the name).")
 @click.option("--no-html", is_flag=True, help="Skip the HTML report and the error table.")
+@click.option("--force", is_flag=True, help="Replace a report file (--out or the default) that is not an mweval report (a run directory is never forced).")
 @guarded
 def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_roots, no_cache, quiet,
-                 scheme, adversarial, tags, examples, seed, as_json, out, no_html):
+                 scheme, adversarial, tags, examples, seed, as_json, out, no_html, force):
     """Per-tag FP/FN error categories in three views (all / excluding / only adversarial) + HTML report."""
     import json as _json
 
@@ -379,6 +399,8 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         raise MwevalError(f"{' and '.join(given)} choose{'s' if len(given) == 1 else ''} the console's examples; --json prints none")
     if out and no_html:
         raise MwevalError("--out names the HTML report, which --no-html skips")
+    if force and no_html:
+        raise MwevalError("--force replaces a report file that is not an mweval report, which --no-html does not write")
     if out and not no_html:
         refuse_directory(out)
     said: set[str] = set()
@@ -390,15 +412,20 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         from mailwoman_eval.report.render import render_diagnose_html
         from mailwoman_eval.run import run_inputs
 
-        # a report of some tags is named for them: under the run's name it replaced the full report
+        # a report of some tags, in the upstream scheme or with non-Latin rows as adversarial is named
+        # for it: under the run's name it replaced the full default report
         focus = "__" + "+".join(re.sub(r"[^\w-]", "_", t) for t in d.tags) if tags else ""
+        focus += ("__buckets-upstream" if scheme == "upstream" else "") + ("__adv-non-latin" if adversarial == "non-latin" else "")
         html_path = Path(out) if out else Path("reports") / f"{run.path.name}{focus}.html"
         refuse_directory(str(html_path))  # the default name may be taken by a directory
         csv_path = html_path.with_name(html_path.stem + ".errors.csv")
         # the report and its error tables land together or not at all (a full disk on the HTML left
         # new tables beside a stale report)
         files = {html_path: render_diagnose_html(d, csv_path.name).encode("utf-8"), **error_tables(d, csv_path)}
-        refuse_overwriting_inputs(files, run_inputs(run))
+        refuse_overwriting_inputs(files, run_inputs(run))  # --force or not
+        # after the evaluation (a run evaluated for it is in runs/ and the cache), and after the check
+        # of the inputs, which --force does not lift
+        refuse_foreign_file(html_path, force)
         write_files(files)
         written = list(files)
     if as_json:
@@ -419,7 +446,7 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
     if not (quiet and scheme == "upstream"):
         # absolute: the default reports/ is relative to where mweval ran, which is not always where the user is
         if evaluated is not None:  # compare, gate and export-scores take it
-            click.echo(f"run: {evaluated.resolve()}", err=scheme == "upstream")
+            click.echo(f"run: {evaluated.resolve()} (cache {run.meta['timings'].get('cache', 'miss')})", err=scheme == "upstream")
         if written:
             click.echo(f"report: {written[0].resolve()}", err=scheme == "upstream")
             click.echo("error table: " + ", ".join(str(p.resolve()) for p in written[1:]), err=scheme == "upstream")
@@ -487,7 +514,7 @@ def golden_verify(name, strict):
 
 @golden.command("pull")
 @click.argument("name")
-@click.option("--from", "source", default=None, help="Base URL or local directory laid out as <base>/data/eval/golden/<version>/<file>.")
+@click.option("--from", "source", default=None, help="Base URL, or a local directory: an upstream checkout (<base>/data/eval/golden/<version>/<file>) or one holding <version>/<file> or golden/<version>/<file>.")
 @guarded
 def golden_pull(name, source):
     """Fetch a pinned upstream golden version, verify sha256s, install it in the user data dir."""

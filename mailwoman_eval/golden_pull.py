@@ -52,11 +52,15 @@ def _fetch(base: str, rel: str) -> tuple[bytes, str]:
     """The bytes of `rel` under `base` (a directory or a URL), and the path or URL they came from."""
     local = Path(base)
     if local.is_dir():
-        p = local / rel
+        # an upstream checkout (<base>/data/eval/golden/<version>/…), or a copy of its golden/ or of
+        # the version directory's parent: the sha256s are checked against the pinned ones either way
+        tails = [rel, rel.removeprefix("data/eval/"), rel.removeprefix("data/eval/golden/")]
+        p = next((local / t for t in tails if (local / t).parent.is_dir()), local / rel)
         try:
             return p.read_bytes(), str(p)
         except OSError as e:
-            layout = "" if p.parent.is_dir() else f" (--from takes a directory laid out as <base>/data/eval/golden/<version>/<file>; {base} is not)"
+            layout = "" if p.parent.is_dir() else (" (--from takes an upstream checkout, <base>/data/eval/golden/<version>/<file>, "
+                                                   f"or a directory holding <version>/<file> or golden/<version>/<file>; {base} is none)")
             raise MwevalError(f"cannot read: {e.strerror}{layout}", where=str(p)) from None
     if "://" not in base:  # not a URL: a directory that is not there (urllib said "unknown url type")
         raise MwevalError("--from is neither a directory nor a URL", where=base)
@@ -65,7 +69,8 @@ def _fetch(base: str, rel: str) -> tuple[bytes, str]:
         with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 - http(s) from the user or pinned
             return r.read(), url
     except (urllib.error.URLError, OSError, ValueError) as e:
-        raise MwevalError(f"download failed ({getattr(e, 'reason', e)})", where=url) from None
+        raise MwevalError(f"download failed ({getattr(e, 'reason', e)}); without network, pass --from a directory that holds "
+                          "the golden sets, or set MWEVAL_GOLDEN_PATH to it", where=url) from None
 
 
 def pull(name: str, source: str | None = None, log=lambda s: None) -> Path:

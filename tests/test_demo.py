@@ -246,3 +246,32 @@ def test_the_diagnose_console_says_fp_only_where_a_view_has_no_gold(demo_runs):
     row = next(line for line in r.output.splitlines() if line.startswith("dependent_locality "))
     assert row.split()[1:5] == ["0.6400", "0.6667", "FP-only", "+0.0267"]
     assert "FP-only: no gold value in that view, only false positives" in r.output
+
+
+def test_diagnose_replaces_only_reports_and_names_each_kind_of_report(demo_runs, tmp_path):
+    """--out over any file was replaced without a word (with .errors.csv and .errors.parquet written
+    beside it); the upstream scheme and --adversarial non-latin replaced the default report."""
+    run = str(demo_runs["step-002200"])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    r = CliRunner().invoke(main, ["diagnose", "--run", run, "--out", str(notes), "-q"])
+    assert r.exit_code == 2 and r.output.strip().splitlines() == [
+        f"mweval: error: {notes}: exists and is not an mweval report; pass --force to replace it"]
+    assert notes.read_text() == "mine\n" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    r = CliRunner().invoke(main, ["diagnose", "--run", run, "--out", str(notes), "-q", "--force"])
+    assert r.exit_code == 0, r.output
+    assert notes.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert CliRunner().invoke(main, ["diagnose", "--run", run, "--out", str(notes), "-q"]).exit_code == 0  # a report now
+    assert CliRunner().invoke(main, ["diagnose", "--run", run, "--no-html", "--force"]).exit_code == 2
+    for extra in ([], ["--buckets", "upstream"], ["--adversarial", "non-latin"], ["--buckets", "upstream", "--adversarial", "non-latin"]):
+        assert CliRunner().invoke(main, ["diagnose", "--run", run, "-q", *extra]).exit_code == 0
+    assert sorted(p.name for p in Path("reports").glob("*.html")) == [
+        "step-002200.html", "step-002200__adv-non-latin.html", "step-002200__buckets-upstream.html",
+        "step-002200__buckets-upstream__adv-non-latin.html"]
+
+
+def test_diagnose_of_a_checkpoint_says_whether_the_run_came_from_the_cache():
+    lines = [CliRunner().invoke(main, ["diagnose", "--ckpt", "step-001800", "--golden", "demo-v1", "--no-html"]).output.splitlines()
+             for _ in range(2)]
+    runs = [[x for x in out if x.startswith("run: ")] for out in lines]
+    assert runs[0][0].endswith(" (cache miss)") and runs[1][0].endswith(" (cache hit)"), runs

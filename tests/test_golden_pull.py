@@ -85,8 +85,26 @@ def test_pull_replaces_an_installed_set_and_an_unwritable_data_dir_is_a_one_line
     assert "Traceback" not in r.output
 
 
-def test_a_local_source_in_another_layout_says_which_layout_it_needs(tmp_path, shared):
-    r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", str(shared)])  # golden/v0.1.2, not data/eval/golden/v0.1.2
+def test_a_local_source_in_another_layout_says_which_layouts_it_takes(tmp_path, shared):
+    (tmp_path / "elsewhere" / "v0.1").mkdir(parents=True)
+    r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", str(tmp_path / "elsewhere")])
     assert r.exit_code == 2
-    assert "--from takes a directory laid out as <base>/data/eval/golden/<version>/<file>" in r.output
+    assert ("--from takes an upstream checkout, <base>/data/eval/golden/<version>/<file>, or a directory holding "
+            "<version>/<file> or golden/<version>/<file>") in r.output
     assert not (user_data_dir() / "v0.1.2").exists()
+
+
+@pytest.mark.parametrize("layout", ["golden", "version"])
+def test_a_copy_of_the_golden_sets_is_a_source_too(tmp_path, shared, layout):
+    """--from needed an upstream checkout's data/eval/golden/; a copy of golden/ (as ../shared/upstream
+    has it) or of the version directories was refused. The sha256s are checked all the same."""
+    src = shared if layout == "golden" else GOLDEN_ROOT
+    r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", str(src)])
+    assert r.exit_code == 0, r.output
+    assert resolve_golden("v0.1.2")[0] == user_data_dir() / "v0.1.2"
+
+
+def test_a_failed_download_says_what_to_do_without_network():
+    r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", "http://127.0.0.1:9"])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
+    assert "download failed" in r.output and "pass --from a directory that holds the golden sets, or set MWEVAL_GOLDEN_PATH" in r.output
