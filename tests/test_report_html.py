@@ -512,3 +512,20 @@ def test_invisible_chars_are_shown_not_obeyed():
     assert display("12\u200b3") == "12\u25cc3" and display("\ufeffRue\u00ad") == "\u25ccRue\u25cc"
     assert display("👩\u200d💻 \u0645\u200c") == "👩\u200d💻 \u0645\u200c"
     assert has_hidden(None, "12\u200b3") and not has_hidden("👩\u200d💻", None, "")
+
+
+def test_example_tables_have_column_headers(hostile_report):
+    """The column titles were a div above the lists: a screen reader read the cells without them."""
+    import re
+
+    _, html = hostile_report
+    src = html.read_text(encoding="utf-8")
+    tables = src.split('<table class="ex">')[1:]
+    assert tables
+    for t in tables:
+        body = t.split("</table>")[0]
+        head = re.search(r'<thead class="sr-only"><tr>(.*?)</tr></thead>', body)
+        assert head and head.group(1).count('<th scope="col">') == 4
+        # the widths the fixed layout needs come from <col>s: the header row is not laid out
+        assert body.startswith('<colgroup><col class="meta"><col class="cats"><col class="vals"><col></colgroup>')
+        assert all(r.count("<td") == 4 for r in body.split('<tr class="ex"')[1:])
