@@ -308,11 +308,16 @@ def eval_cmd(ckpt, golden, profile, tokenizer, labels, pad_to, engine, ckpt_root
         click.echo(f"zero_fed_inputs ({len(zero)}): {', '.join(zero)}")
     warn(m["warnings"], said)
     click.echo(per_tag_table(m["metrics"]["views"]["all"], run.tags))
-    click.echo(f"run written to {os.path.abspath(out_dir)}/ (cache {m['timings'].get('cache', 'miss')})")
+    click.echo(f"run written to {os.path.abspath(out_dir)}/ ({cache_word(run, no_cache)})")
 
 
 # ---------------------------------------------------------------------------------------------
 # diagnose
+
+def cache_word(run, no_cache: bool) -> str:
+    """What the run cache did for an evaluated run: hit, miss, or off (--no-cache never looks)."""
+    return "cache off" if no_cache else f"cache {run.meta['timings'].get('cache', 'miss')}"
+
 
 def load_or_eval(run_dir, ckpt, golden, eval_args, quiet, said=None):
     """A run directory, or --ckpt/--golden evaluated first (reusing a cached run when it matches).
@@ -341,18 +346,24 @@ def warn(warnings, said: set[str] | None = None) -> None:
 REPORT_MARK = b'<meta name="generator" content="mweval '  # in the head of every report (base.html.j2)
 
 
-def refuse_foreign_file(path: Path, force: bool) -> None:
+def refuse_foreign_files(report: Path, tables: list[Path], force: bool) -> None:
     """A report replaces an earlier mweval report; any other file only with --force (it was
-    replaced without a word, its .errors.csv and .errors.parquet written beside it)."""
-    if force or not path.is_file():
+    replaced without a word, its .errors.csv and .errors.parquet written beside it). The error
+    tables are written only beside their report: without one, a file of their name is not ours."""
+    if force:
         return
-    try:
-        with path.open("rb") as f:
-            head = f.read(4096)
-    except OSError:
-        head = b""
-    if REPORT_MARK not in head:
-        raise MwevalError("exists and is not an mweval report; pass --force to replace it", where=str(path))
+    if report.is_file():
+        try:
+            with report.open("rb") as f:
+                head = f.read(4096)
+        except OSError:
+            head = b""
+        if REPORT_MARK not in head:
+            raise MwevalError("exists and is not an mweval report; pass --force to replace it", where=str(report))
+        return
+    taken = next((t for t in tables if t.exists()), None)
+    if taken is not None:
+        raise MwevalError(f"exists, and no mweval report {report.name} beside it wrote it; pass --force to replace it", where=str(taken))
 
 
 optional_ckpt_options = options(
@@ -425,7 +436,7 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         refuse_overwriting_inputs(files, run_inputs(run))  # --force or not
         # after the evaluation (a run evaluated for it is in runs/ and the cache), and after the check
         # of the inputs, which --force does not lift
-        refuse_foreign_file(html_path, force)
+        refuse_foreign_files(html_path, [p for p in files if p != html_path], force)
         write_files(files)
         written = list(files)
     if as_json:
@@ -446,7 +457,7 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
     if not (quiet and scheme == "upstream"):
         # absolute: the default reports/ is relative to where mweval ran, which is not always where the user is
         if evaluated is not None:  # compare, gate and export-scores take it
-            click.echo(f"run: {evaluated.resolve()} (cache {run.meta['timings'].get('cache', 'miss')})", err=scheme == "upstream")
+            click.echo(f"run: {evaluated.resolve()} ({cache_word(run, no_cache)})", err=scheme == "upstream")
         if written:
             click.echo(f"report: {written[0].resolve()}", err=scheme == "upstream")
             click.echo("error table: " + ", ".join(str(p.resolve()) for p in written[1:]), err=scheme == "upstream")

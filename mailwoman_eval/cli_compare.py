@@ -94,7 +94,9 @@ def base_and_candidate(base, cand, golden, eval_args, quiet, allow_mismatch=Fals
     evaluated = [r for r in refs.values() if r is not None]
     refuse_inapplicable_knobs(evaluated, labels, pad_to, engine)
     gset = None
-    if evaluated and not allow_mismatch:  # with a mismatch allowed, only the rows both sides have are paired
+    # with a mismatch allowed, a saved side pairs only the rows both sides have; two checkpoints
+    # evaluated on one golden set pair every row
+    if evaluated and (not allow_mismatch or len(evaluated) == len(refs)):
         gset = load_golden(*resolve_golden(golden))  # what the checkpoints are then evaluated on
         if len(evaluated) < len(refs):
             heads = {spec: saved_side_header(spec) for spec, r in refs.items() if r is None}

@@ -235,13 +235,23 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
 
 
 def refuse_oversized_bootstrap(gset, thresholds: Thresholds, adversarial: str) -> None:
-    """Before any checkpoint is evaluated: the defaults' resamples against the golden set's rows in
-    each view they gate (what `resample_weights` would refuse after the evaluations). Per-tag
-    resamples are checked when the gate runs: a tag may have no gold value, and then resamples nothing."""
-    adv = np.array([e.adversarial or (adversarial == "non-latin" and e.non_latin) for e in gset.entries], dtype=bool)
+    """Before any checkpoint is evaluated, what `resample_weights` would refuse after the
+    evaluations: each (view, resamples) a test would draw, for the defaults (if the view has any gold
+    value) and for every tag the thresholds name (if it has a gold value in the view: a tag without
+    one is not resampled)."""
+    entries = gset.entries
+    adv = np.array([e.adversarial or (adversarial == "non-latin" and e.non_latin) for e in entries], dtype=bool)
     masks = view_masks(adv)
-    for view in thresholds.defaults["views"]:
-        check_resample_size(int(masks[view].sum()), int(thresholds.defaults["resamples"]))
+
+    def has_gold(view: str, tag: str | None = None) -> bool:
+        return any(e.components.get(tag) if tag else any(e.components.values()) for e, m in zip(entries, masks[view], strict=True) if m)
+
+    draws = {(v, int(thresholds.defaults["resamples"])) for v in thresholds.defaults["views"] if has_gold(v)}
+    for tag in thresholds.tags:
+        th = thresholds.for_tag(tag)
+        draws |= {(v, int(th["resamples"])) for v in th["views"] if has_gold(v, tag)}
+    for view, resamples in sorted(draws, key=lambda d: (VIEWS.index(d[0]), -d[1])):
+        check_resample_size(int(masks[view].sum()), resamples)
 
 
 def refuse_unreachable_alpha(tests: list[tuple[str, str, dict]], where: str | None, allowed: int = MAX_RESAMPLES) -> None:

@@ -48,29 +48,32 @@ PINNED: dict[str, tuple[str, str, dict[str, str]]] = {
 }
 
 
-def _fetch(base: str, rel: str) -> tuple[bytes, str]:
-    """The bytes of `rel` under `base` (a directory or a URL), and the path or URL they came from."""
+def _fetch(base: str, version: str, rel: str) -> tuple[bytes, str]:
+    """The bytes of `rel` (a file of golden `version`) under `base` (a directory or a URL laid out
+    as upstream, data/eval/golden/<version>/<rel>), and the path or URL they came from."""
     local = Path(base)
     if local.is_dir():
-        # an upstream checkout (<base>/data/eval/golden/<version>/…), or a copy of its golden/ or of
-        # the version directory's parent: the sha256s are checked against the pinned ones either way
-        tails = [rel, rel.removeprefix("data/eval/"), rel.removeprefix("data/eval/golden/")]
-        p = next((local / t for t in tails if (local / t).parent.is_dir()), local / rel)
+        # an upstream checkout, or a copy of its golden/ or of the version directories: the sha256s
+        # are checked against the pinned ones either way
+        roots = [local / "data" / "eval" / "golden" / version, local / "golden" / version, local / version]
+        root = next((r for r in roots if r.is_dir()), None)
+        if root is None:
+            raise MwevalError(f"no {version}/ directory: --from takes an upstream checkout (<base>/data/eval/golden/{version}/) "
+                              f"or a directory holding {version}/ or golden/{version}/", where=base)
+        p = root / rel
         try:
             return p.read_bytes(), str(p)
         except OSError as e:
-            layout = "" if p.parent.is_dir() else (" (--from takes an upstream checkout, <base>/data/eval/golden/<version>/<file>, "
-                                                   f"or a directory holding <version>/<file> or golden/<version>/<file>; {base} is none)")
-            raise MwevalError(f"cannot read: {e.strerror}{layout}", where=str(p)) from None
+            raise MwevalError(f"cannot read: {e.strerror}", where=str(p)) from None
     if "://" not in base:  # not a URL: a directory that is not there (urllib said "unknown url type")
         raise MwevalError("--from is neither a directory nor a URL", where=base)
-    url = base.rstrip("/") + "/" + rel
+    url = f"{base.rstrip('/')}/data/eval/golden/{version}/{rel}"
     try:
         with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 - http(s) from the user or pinned
             return r.read(), url
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise MwevalError(f"download failed ({getattr(e, 'reason', e)}); without network, pass --from a directory that holds "
-                          "the golden sets, or set MWEVAL_GOLDEN_PATH to it", where=url) from None
+                          "the golden sets (their sha256s are checked as a download's)", where=url) from None
 
 
 def pull(name: str, source: str | None = None, log=lambda s: None) -> Path:
@@ -82,7 +85,7 @@ def pull(name: str, source: str | None = None, log=lambda s: None) -> Path:
     staging = staging_dir(dest, "the golden data directory")
     try:
         for rel, want in files.items():
-            data, origin = _fetch(base, f"data/eval/golden/{version}/{rel}")
+            data, origin = _fetch(base, version, rel)
             got = sha256_bytes(data)
             if got != want:
                 raise MwevalError(f"sha256 {got[:12]}… does not match the pinned {want[:12]}… for {name}", where=origin)

@@ -606,6 +606,15 @@ def test_a_bootstrap_too_large_for_the_golden_set_is_refused_before_evaluating(t
         assert f"1000000 resamples of {n} entries need about" in lines[0]
         assert f"at most {200_000_000 // n} resamples for this golden set" in lines[0]
         assert not (tmp_path / out).exists()
+    # two checkpoints on one golden set pair every row, --allow-mismatch or not
+    r = CliRunner().invoke(main, ["compare", *sides, *common, "--allow-mismatch", "--out", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "1000000 resamples of 456 entries" in r.output, r.output
+    # a tag's own views and resamples draw too (the defaults here are small)
+    th = tmp_path / "th.toml"
+    th.write_text('[defaults]\nviews = ["adversarial_only"]\n\n[tags.street]\nviews = ["all"]\nresamples = 1000000\n')
+    r = CliRunner().invoke(main, ["gate", "--baseline", sides[0], "--candidate", sides[1], *common[:-2], "--thresholds", str(th),
+                                  "--out", str(tmp_path / "g")])
+    assert r.exit_code == 2 and "1000000 resamples of 456 entries" in r.output, r.output
 
 
 def test_the_resamples_an_unreachable_alpha_asks_for_fit_the_golden_set():

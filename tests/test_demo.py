@@ -263,6 +263,11 @@ def test_diagnose_replaces_only_reports_and_names_each_kind_of_report(demo_runs,
     assert notes.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert CliRunner().invoke(main, ["diagnose", "--run", run, "--out", str(notes), "-q"]).exit_code == 0  # a report now
     assert CliRunner().invoke(main, ["diagnose", "--run", run, "--no-html", "--force"]).exit_code == 2
+    # an error table's name taken, with no report beside it that wrote it
+    (tmp_path / "new.errors.csv").write_text("mine\n")
+    r = CliRunner().invoke(main, ["diagnose", "--run", run, "--out", str(tmp_path / "new.html"), "-q"])
+    assert r.exit_code == 2 and "new.errors.csv: exists, and no mweval report new.html beside it wrote it" in r.output
+    assert (tmp_path / "new.errors.csv").read_text() == "mine\n" and not (tmp_path / "new.html").exists()
     for extra in ([], ["--buckets", "upstream"], ["--adversarial", "non-latin"], ["--buckets", "upstream", "--adversarial", "non-latin"]):
         assert CliRunner().invoke(main, ["diagnose", "--run", run, "-q", *extra]).exit_code == 0
     assert sorted(p.name for p in Path("reports").glob("*.html")) == [
@@ -275,3 +280,5 @@ def test_diagnose_of_a_checkpoint_says_whether_the_run_came_from_the_cache():
              for _ in range(2)]
     runs = [[x for x in out if x.startswith("run: ")] for out in lines]
     assert runs[0][0].endswith(" (cache miss)") and runs[1][0].endswith(" (cache hit)"), runs
+    out = CliRunner().invoke(main, ["diagnose", "--ckpt", "step-001800", "--golden", "demo-v1", "--no-html", "--no-cache"]).output
+    assert next(x for x in out.splitlines() if x.startswith("run: ")).endswith(" (cache off)")

@@ -89,8 +89,12 @@ def test_a_local_source_in_another_layout_says_which_layouts_it_takes(tmp_path, 
     (tmp_path / "elsewhere" / "v0.1").mkdir(parents=True)
     r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", str(tmp_path / "elsewhere")])
     assert r.exit_code == 2
-    assert ("--from takes an upstream checkout, <base>/data/eval/golden/<version>/<file>, or a directory holding "
-            "<version>/<file> or golden/<version>/<file>") in r.output
+    assert r.output.strip() == (f"mweval: error: {tmp_path / 'elsewhere'}: no v0.1.2/ directory: --from takes an upstream checkout "
+                                "(<base>/data/eval/golden/v0.1.2/) or a directory holding v0.1.2/ or golden/v0.1.2/")
+    # a copy of the version that lacks a file: that file is named, not the layout
+    shutil.copytree(GOLDEN_ROOT / "v0.1.2", tmp_path / "part" / "v0.1.2", ignore=shutil.ignore_patterns("dev"))
+    r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", str(tmp_path / "part")])
+    assert r.exit_code == 2 and f"{tmp_path / 'part' / 'v0.1.2' / 'dev'}/" in r.output and "cannot read: No such file" in r.output
     assert not (user_data_dir() / "v0.1.2").exists()
 
 
@@ -107,4 +111,4 @@ def test_a_copy_of_the_golden_sets_is_a_source_too(tmp_path, shared, layout):
 def test_a_failed_download_says_what_to_do_without_network():
     r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", "http://127.0.0.1:9"])
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
-    assert "download failed" in r.output and "pass --from a directory that holds the golden sets, or set MWEVAL_GOLDEN_PATH" in r.output
+    assert "download failed" in r.output and "pass --from a directory that holds the golden sets (their sha256s are checked" in r.output

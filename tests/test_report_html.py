@@ -529,3 +529,18 @@ def test_example_tables_have_column_headers(hostile_report):
         # the widths the fixed layout needs come from <col>s: the header row is not laid out
         assert body.startswith('<colgroup><col class="meta"><col class="cats"><col class="vals"><col></colgroup>')
         assert all(r.count("<td") == 4 for r in body.split('<tr class="ex"')[1:])
+
+
+def test_every_format_char_is_shown_as_hidden_or_kept_on_purpose():
+    """Tag chars (U+E0020-E007F, "ASCII smuggling"), U+206A-206F, U+034F and U+180E rendered as
+    nothing and were not marked; every Cf char is now either shown as ◌ or kept for a reason."""
+    import unicodedata
+
+    from mailwoman_eval.report.render import HIDDEN, KEPT_FORMAT, has_hidden
+
+    cf = {c for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"}
+    assert cf <= set(HIDDEN) | set(KEPT_FORMAT), sorted(hex(c) for c in cf - set(HIDDEN) - set(KEPT_FORMAT))
+    assert not set(HIDDEN) & set(KEPT_FORMAT)
+    for c in (0xE0041, 0x206A, 0x034F, 0x180E, 0x3164):
+        assert display(f"12{chr(c)}3") == "12\u25cc3" and has_hidden(f"12{chr(c)}3")
+    assert display("❤\ufe0f") == "❤\ufe0f"  # a variation selector picks the emoji form

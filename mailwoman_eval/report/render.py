@@ -10,7 +10,7 @@ Safety rules (golden rows and model output are untrusted text):
 - Display only: C0 control chars (U+0000–U+001F except tab and newline) and DEL are shown as
   their Control Pictures (U+2400 + code, U+2421 for DEL), lone surrogates as U+FFFD, and the
   invisible chars that make two values look alike or reorder what follows them (`HIDDEN`: bidi
-  controls and marks, zero-width space, word joiner, BOM, soft hyphen) as U+25CC ◌, so gold
+  controls and marks, zero-width space, word joiner, BOM, soft hyphen, tag chars …) as U+25CC ◌, so gold
   "Main St" + U+202E + "evil.exe" no longer shows as "Main St exe.live", nor "12" + U+200B + "3"
   as "123". ZWJ and ZWNJ stay: they join emoji and shape Arabic and Indic script. The mapping
   is one char to one char, so offsets are unchanged; it is applied to every rendered value by
@@ -81,8 +81,20 @@ ADVERSARIAL_DEFINITIONS = {
 _DISPLAY = {c: 0x2400 + c for c in range(0x20) if c not in (0x09, 0x0A)}
 _DISPLAY[0x7F] = 0x2421
 _DISPLAY.update({c: 0xFFFD for c in range(0xD800, 0xE000)})
-# bidi embeddings, overrides, isolates and marks; zero-width space; word joiner; invisible operators; BOM; soft hyphen
-HIDDEN = (0x00AD, 0x061C, 0x200B, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2060, 0x2065), *range(0x2066, 0x206A), 0xFEFF)
+# Unicode's format chars (category Cf) that render as nothing or reorder text: soft hyphen, bidi
+# marks, embeddings, overrides and isolates, zero-width space, word joiner, invisible operators,
+# deprecated format chars, BOM, interlinear annotation, Egyptian/shorthand/musical format
+# controls, and the tag chars that can carry a whole invisible string; plus the other default-
+# ignorable chars that render blank (combining grapheme joiner, Hangul fillers, Khmer inherent
+# vowels). Kept: ZWNJ/ZWJ (they shape scripts and join emoji), the prepended concatenation marks
+# (visible), variation selectors (they pick emoji and CJK forms). tests/test_report_html.py checks
+# every Cf char is one or the other.
+HIDDEN = (
+    0x00AD, 0x034F, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180E, 0x200B, 0x200E, 0x200F, *range(0x202A, 0x202F),
+    *range(0x2060, 0x2065), *range(0x2066, 0x2070), 0x3164, 0xFEFF, 0xFFA0, *range(0xFFF9, 0xFFFC), *range(0x13430, 0x13439),
+    *range(0x1BCA0, 0x1BCA4), *range(0x1D173, 0x1D17B), 0xE0001, *range(0xE0020, 0xE0080),
+)  # fmt: skip
+KEPT_FORMAT = (0x200C, 0x200D, *range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2, 0x110BD, 0x110CD)
 _DISPLAY.update(dict.fromkeys(HIDDEN, 0x25CC))
 _HIDDEN_CHARS = re.compile("[" + "".join(map(chr, HIDDEN)) + "]")
 
