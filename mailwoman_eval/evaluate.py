@@ -7,7 +7,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 from mailwoman_eval import __version__
 from mailwoman_eval.align import gold_bio
 from mailwoman_eval.buckets import unreachable_reason
+from mailwoman_eval.checkpoints.backend import in_daemon, wait_briefly
 from mailwoman_eval.checkpoints.resolve import CheckpointRef, find_tokenizer, load_backend
 from mailwoman_eval.decode import (
     PieceScores,
@@ -299,6 +299,20 @@ def _load_tokenizer(ref: CheckpointRef, arg: str | None) -> tuple[Tokenizer, Pat
     return Tokenizer(path), path, source
 
 
+def _load_all(gset, out: Path, opts: EvalOptions, loading, tok_loading):
+    """The golden set (loaded here), the checks on `out`, the tokenization, and what the loader
+    threads made; errors in the order a user fixes them: golden set, --out, tokenizer, checkpoint."""
+    gset = gset() if callable(gset) else gset
+    check_output_dir(out, RUN_FILE, opts.force, opts.force_hint)  # refuse now, not after the whole evaluation
+    # --force into the golden set (a split's set root too: its *.jsonl are golden files as well)
+    refuse_overwriting_inputs([out], [gset.path, *(gset.path / f.name for f in gset.files),
+                                      *([gset.path.resolve().parent] if gset.path.resolve().name in ("dev", "test") else [])])
+    tokenizer, tok_path, tok_source = tok_loading.result()
+    encodings = tokenizer.encode_many([e.raw for e in gset.entries])
+    backend = loading.result()  # re-raises the loader's MwevalError
+    return gset, encodings, tokenizer, tok_path, tok_source, backend
+
+
 @gc_paused()
 def evaluate(
     ref: CheckpointRef,
@@ -319,20 +333,18 @@ def evaluate(
     # (Python), then the tokenization here while the model finishes (docs/benchmarks.md). Errors
     # still come in the order a user fixes them: golden set, --out, tokenizer, checkpoint. A
     # repeated run found in the cache wastes the tokenization, which costs no wall time here.
-    with ThreadPoolExecutor(2) as pool, short_gil_switch():  # the loader threads' Python parts wait less
-        loading = pool.submit(
-            load_backend, ref, labels=opts.labels, pad_to=opts.pad_to, engine=opts.engine, threads=opts.threads, workers=opts.workers
-        )
-        tok_loading = pool.submit(_load_tokenizer, ref, opts.tokenizer)
-        gset = gset() if callable(gset) else gset
-        check_output_dir(out, RUN_FILE, opts.force, opts.force_hint)  # refuse now, not after the whole evaluation
-        # --force into the golden set (a split's set root too: its *.jsonl are golden files as well)
-        refuse_overwriting_inputs([out], [gset.path, *(gset.path / f.name for f in gset.files),
-                                          *([gset.path.resolve().parent] if gset.path.resolve().name in ("dev", "test") else [])])
-        tokenizer, tok_path, tok_source = tok_loading.result()
-        entries = gset.entries
-        encodings = tokenizer.encode_many([e.raw for e in entries])
-        backend = loading.result()  # re-raises the loader's MwevalError
+    loading = in_daemon(
+        load_backend, ref, labels=opts.labels, pad_to=opts.pad_to, engine=opts.engine, threads=opts.threads, workers=opts.workers
+    )
+    tok_loading = in_daemon(_load_tokenizer, ref, opts.tokenizer)
+    try:
+        with short_gil_switch():  # the loader threads' Python parts wait less
+            gset, encodings, tokenizer, tok_path, tok_source, backend = _load_all(gset, out, opts, loading, tok_loading)
+    except BaseException:
+        wait_briefly([loading, tok_loading])  # an error or a Ctrl-C here: the loaders end first, or 10 s pass
+        raise
+
+    entries = gset.entries
     if backend.embedding_rows is not None and tokenizer.vocab_size > backend.embedding_rows:
         raise MwevalError(
             f"tokenizer vocab {tokenizer.vocab_size} is larger than the model's embedding ({backend.embedding_rows} rows)",

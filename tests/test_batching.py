@@ -224,3 +224,35 @@ def test_gc_paused_promotes_what_the_stage_built_and_cycles_are_still_collected(
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("how", ["a worker fails", "Ctrl-C in the main thread"])
+def test_workers_stop_taking_rows_when_one_fails_or_the_command_is_interrupted(how):
+    """Both workers drained the whole queue first: an error was raised only after every row, and a
+    Ctrl-C during a 30 s inference waited the 30 s. Counted in items, not timed."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from mailwoman_eval.checkpoints.backend import run_workers, shared_queue
+    from mailwoman_eval.errors import MwevalError
+
+    take = shared_queue(range(10_000))
+    done: list[int] = []
+    lock = threading.Lock()
+
+    def work(k: int) -> None:
+        while (i := take()) is not None:
+            time.sleep(0.001)
+            with lock:
+                done.append(i)
+            if i == 20:
+                if how == "a worker fails":
+                    raise MwevalError("the model failed on row 20 (test)")
+                os.kill(os.getpid(), signal.SIGINT)  # to the process, as Ctrl-C: the kernel wakes the main thread
+
+    with pytest.raises(MwevalError if how == "a worker fails" else KeyboardInterrupt):
+        run_workers(work, 2, take)
+    assert 20 in done and len(done) < 200, len(done)
+    assert take() is None  # stopped: nothing more is handed out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,6 +67,76 @@ def in_background(fn: Callable, *args, **kwargs) -> Future:
         pool.shutdown(wait=False)
 
 
+def in_daemon(fn: Callable, *args, **kwargs) -> Future:
+    """`in_background` in a daemon thread that nothing joins at exit. For the loaders that import
+    modules: a Ctrl-C that lands in the main thread's own import can leave that module's lock held,
+    and a loader importing it then waits forever (1 in ~230 interrupts hung the command until
+    SIGKILL). The caller waits for the Future, bounded (`wait_briefly`), before it unwinds."""
+    fut: Future = Future()
+
+    def run() -> None:
+        if not fut.set_running_or_notify_cancel():
+            return
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - handed to whoever calls .result()
+            fut.set_exception(e)
+
+    threading.Thread(target=run, daemon=True, name=f"mweval-{getattr(fn, '__name__', 'load')}").start()
+    return fut
+
+
+def wait_briefly(futures: Sequence[Future], seconds: float = 10.0) -> None:
+    """Let loaders finish before the command unwinds (a session still being made in C++ while the
+    interpreter exits can crash it), but not forever (see `in_daemon`)."""
+    wait(futures, timeout=seconds)
+
+
+class SharedQueue:
+    """`take()` hands out the next item to whichever worker asks (None when done), so a worker
+    that starts late or runs slower takes fewer: results are stored by index, so who ran which
+    item never changes a byte. After `stop()` every worker gets None: it ends after its current
+    item instead of working through the rest."""
+
+    def __init__(self, items: Sequence):
+        self._it = iter(items)
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def __call__(self) -> object | None:
+        with self._lock:
+            return None if self._stopped else next(self._it, None)
+
+    def stop(self) -> None:
+        self._stopped = True
+
+
+def run_workers(work: Callable[[int], None], n: int, take: SharedQueue) -> None:
+    """`work(0)` … `work(n - 1)` in n threads (in this one when n is 1), each taking items from
+    `take` until it is empty. The first exception in a worker, or a Ctrl-C / SIGTERM in the main
+    thread, stops the queue and is re-raised once the workers have ended their current item: the
+    others drained the whole queue first (a Ctrl-C during a 30 s inference waited 30 s)."""
+    if n == 1:
+        work(0)
+        return
+
+    def worker(k: int) -> None:
+        try:
+            work(k)
+        except BaseException:
+            take.stop()
+            raise
+
+    pool = ThreadPoolExecutor(n)
+    try:
+        list(pool.map(worker, range(n)))  # list() re-raises a worker's exception
+    except BaseException:
+        take.stop()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
 def ready(x):
     """A worker's session/forward, waiting for it if it is still being made (`in_background`)."""
     return x.result() if isinstance(x, Future) else x
@@ -85,18 +155,8 @@ def refuse_longer_than(ids: Sequence[np.ndarray], limit: int, what: str, where: 
         )
 
 
-def shared_queue(items: Sequence) -> Callable[[], object | None]:
-    """`take()` hands out the next item to whichever worker asks (None when done), so a worker
-    that starts late or runs slower takes fewer: results are stored by index, so who ran which
-    item never changes a byte."""
-    it = iter(items)
-    lock = threading.Lock()
-
-    def take():
-        with lock:
-            return next(it, None)
-
-    return take
+def shared_queue(items: Sequence) -> SharedQueue:
+    return SharedQueue(items)
 
 
 def length_batches(lengths: Sequence[int], max_rows: int = 64, max_tokens: int = 4096) -> list[list[int]]:
@@ -157,9 +217,5 @@ def run_batched(
                 with lock:
                     progress(len(rows))
 
-    if len(forwards) == 1:
-        work(0)
-    else:
-        with ThreadPoolExecutor(len(forwards)) as pool:
-            list(pool.map(work, range(len(forwards))))  # list() re-raises a worker's exception
+    run_workers(work, len(forwards), take)
     return out  # type: ignore[return-value]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from mailwoman_eval.checkpoints.backend import (
     in_background,
     ready,
     run_batched,
+    run_workers,
     shared_queue,
 )
 from mailwoman_eval.decode import CRFParams
@@ -395,9 +395,5 @@ class OnnxBackend(Backend):
                     with lock:
                         progress(1)
 
-        if self.workers > 1:
-            with ThreadPoolExecutor(self.workers) as pool:
-                list(pool.map(work, range(self.workers)))  # list() re-raises a worker's exception
-        else:
-            work(0)
+        run_workers(work, self.workers, take)
         return out  # type: ignore[return-value]
