@@ -162,9 +162,11 @@ def store_in_cache(key: str, pred_bytes: bytes, run_bytes: bytes) -> str | None:
             shutil.rmtree(dest, ignore_errors=True)  # stale or damaged (a sound entry is a hit, not stored again)
         os.rename(stage, dest)
         stage = None
-    except OSError as e:
+    except (OSError, MwevalError) as e:  # atomic_write_bytes says a full disk as MwevalError: exit 2 for a run already written
         if dest.is_dir():
             return None  # another process just renamed in an entry of this key: it holds the same run
+        if isinstance(e, MwevalError):
+            return e.message.removeprefix("cannot write: ")
         return e.strerror or type(e).__name__  # only a slower next run: said, not an error
     finally:
         if stage is not None:

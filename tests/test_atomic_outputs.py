@@ -121,3 +121,28 @@ def test_sigterm_unwinds_like_ctrl_c():
         assert e.value.code == 128 + signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_full_cache_disk_is_a_warning_not_a_failed_command(tmp_path, monkeypatch):
+    """The run directory was written, then storing it in the cache hit ENOSPC: write_files says that
+    as an MwevalError, which the cache store did not catch, so eval, diagnose, gate and sweep all
+    exited 2 (gate's "bad input", not its verdict) naming a staging path that no longer existed."""
+    from mailwoman_eval.checkpoints.resolve import BUNDLED_RUNS
+
+    if not (BUNDLED_RUNS / "regressed" / "step-002200").is_dir():
+        pytest.skip("demo runs not built")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MWEVAL_CACHE", str(cache))
+    real = os.fdopen
+
+    def fdopen(fd, *a, **k):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(cache)):
+            os.close(fd)
+            raise ENOSPC
+        return real(fd, *a, **k)
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    r = CliRunner().invoke(main, ["eval", "--ckpt", "step-002200", "--golden", "demo-v1", "--out", str(tmp_path / "run"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert f"warning: the run cache at {cache} cannot be written (No space left on device)" in r.stderr
+    assert (tmp_path / "run" / "run.json").is_file() and not list((cache / "runs").iterdir())
