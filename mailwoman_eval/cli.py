@@ -41,8 +41,29 @@ def guarded(fn):
                 raise
             bad = e.object[max(0, e.start - 40) : e.end + 20].encode("utf-8", "backslashreplace").decode()
             fail(f"a file or directory name is not valid UTF-8 (…{one_line(bad)}…); rename it")
+        except RuntimeError as e:  # Path.resolve() on a symlink loop (an --out, a golden or checkpoint path)
+            if not str(e).startswith("Symlink loop from "):
+                raise
+            fail(f"{one_line(str(e).removeprefix('Symlink loop from ').strip(chr(39)))}: a symlink loop")
+        except Exception as e:  # a Ctrl-C inside a module's import surfaces as its ImportError
+            if not interrupted(e):
+                raise
+            raise KeyboardInterrupt from e
 
     return wrapper
+
+
+def interrupted(e: BaseException) -> bool:
+    """`e` was caused by a Ctrl-C (sentencepiece's import, interrupted, raises "ImportError:
+    initialization failed" with the KeyboardInterrupt as its context): exit 130, not a traceback
+    with exit 1, the gate's "regression" code."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def one_line(text: str) -> str:

@@ -7,8 +7,10 @@ import glob
 import hashlib
 import os
 import shutil
+import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,6 +55,8 @@ def write_files(files: dict[Path, bytes]) -> None:
     temps: list[tuple[str, Path]] = []
     try:
         for path, data in files.items():
+            if path.is_symlink():  # the file it names is updated, as a run directory's symlink is; the link stays
+                path = Path(os.path.realpath(path))
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -64,11 +68,12 @@ def write_files(files: dict[Path, bytes]) -> None:
                 os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; outputs are shared like any file
             except OSError as e:  # disk full, quota, I/O error: the user's to fix, not a bug
                 raise MwevalError(f"cannot write: {e.strerror or e}", where=str(path)) from None
-        for tmp, path in temps:
-            try:
-                os.replace(tmp, path)
-            except OSError as e:
-                raise MwevalError(f"cannot write: {e.strerror or e}", where=str(path)) from None
+        with signals_deferred():  # all renamed, or (on an error) the rest not
+            for tmp, path in temps:
+                try:
+                    os.replace(tmp, path)
+                except OSError as e:
+                    raise MwevalError(f"cannot write: {e.strerror or e}", where=str(path)) from None
     finally:
         for tmp, _ in temps:
             try:
@@ -200,10 +205,37 @@ def move_into_place(staging: Path, out: Path, marker: str) -> None:
         raise MwevalError(f"cannot move the output into place: {e.strerror or e}", where=str(out)) from None
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the renames inside are done, then act as they would have: one
+    between the two renames of `replace_dir_atomically` left no run directory at all (the old one
+    moved aside, the new one not in yet), one between `write_files`' renames a new report beside
+    the old error tables. Python runs signal handlers in the main thread only, so only there."""
+    got: list[int] = []
+    old: dict[int, object] = {}
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    # a handler not set from Python (None) could not be put back: left alone then
+    if threading.current_thread() is threading.main_thread() and all(signal.getsignal(s) is not None for s in sigs):
+        for s in sigs:
+            old[s] = signal.signal(s, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if got:
+            signal.raise_signal(got[0])  # now, to the handler it was meant for
+
+
 def replace_dir_atomically(staging: Path, final: Path) -> None:
     """Move a fully written `staging` directory into place as `final`. If that fails, the previous
     `final` is put back. Another process may put a `final` there between the two renames (two runs
-    of one command at once): then it is tried again, and the last one wins."""
+    of one command at once): then it is tried again, and the last one wins. Signals wait (`signals_deferred`)."""
+    with signals_deferred():
+        _replace_dir(staging, final)
+
+
+def _replace_dir(staging: Path, final: Path) -> None:
     for attempt in range(10):
         backup = None
         if final.exists():

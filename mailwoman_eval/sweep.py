@@ -23,6 +23,7 @@ import json
 import math
 import os
 import re
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -306,8 +307,6 @@ class SweepOptions:
 def _quiet_on_interrupt() -> None:
     """Ctrl-C reaches the workers too (one process group): they end without a traceback each, and
     the parent, which got the same signal, says it once and removes its staging directory."""
-    import signal
-
     signal.signal(signal.SIGINT, lambda *a: os._exit(130))
 
 
@@ -374,7 +373,13 @@ def evaluate_steps(
 
     # spawn, not fork: the parent may hold onnxruntime / BLAS thread pools that fork would copy mid-state
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_on_interrupt) as pool:
-        futures = {pool.submit(_evaluate_step, *args[s.step]): s.step for s in steps}
+        # workers are spawned by the submits: they start with Ctrl-C ignored (a disposition exec keeps)
+        # until their initializer takes it; one that got it while importing printed a traceback
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            futures = {pool.submit(_evaluate_step, *args[s.step]): s.step for s in steps}
+        finally:
+            signal.signal(signal.SIGINT, before)
         try:
             for f in as_completed(futures):
                 done(futures[f], f.result())

@@ -146,3 +146,57 @@ def test_a_full_cache_disk_is_a_warning_not_a_failed_command(tmp_path, monkeypat
     assert r.exit_code == 0, r.output
     assert f"warning: the run cache at {cache} cannot be written (No space left on device)" in r.stderr
     assert (tmp_path / "run" / "run.json").is_file() and not list((cache / "runs").iterdir())
+
+
+def test_a_ctrl_c_between_the_renames_waits_for_them(tmp_path, monkeypatch):
+    """A signal after the old run directory was moved aside and before the new one was moved in
+    left no directory at all (and the next eval deleted the backup as stale)."""
+    final, staging = tmp_path / "run", tmp_path / ".run.staging"
+    final.mkdir()
+    (final / "run.json").write_text("old")
+    staging.mkdir()
+    (staging / "run.json").write_text("new")
+    real = os.replace
+    calls = []
+
+    def replace(a, b):
+        calls.append((a, b))
+        real(a, b)
+        if len(calls) == 1:  # the old one is aside now
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        replace_dir_atomically(staging, final)
+    assert (final / "run.json").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_between_a_reports_renames_waits_for_them(tmp_path, monkeypatch):
+    files = {tmp_path / "r.html": b"<html>new", tmp_path / "r.errors.csv": b"new\n"}
+    for p in files:
+        p.write_bytes(b"old")
+    real = os.replace
+    calls = []
+
+    def replace(a, b):
+        calls.append(b)
+        real(a, b)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        write_files(files)
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == files  # both new, not a new report beside old tables
+
+
+def test_a_symlinked_report_updates_the_file_it_names(tmp_path):
+    """diagnose --out LINK replaced the link with a regular file (a run directory's link was kept)."""
+    (tmp_path / "shared").mkdir()
+    target = tmp_path / "shared" / "r.html"
+    target.write_bytes(b"old")
+    (tmp_path / "r.html").symlink_to(target)
+    write_files({tmp_path / "r.html": b"new"})
+    assert (tmp_path / "r.html").is_symlink() and target.read_bytes() == b"new"
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["r.html"]

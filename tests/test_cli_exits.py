@@ -53,3 +53,29 @@ def test_a_closed_stdout_keeps_the_commands_exit_code(tmp_path):
         assert p.wait(timeout=300) == 0, (args, err)
         assert all(s.startswith("warning: ") for s in err.splitlines()), (args, err)  # the same run on both sides says so
     assert (tmp_path / "gate" / "verdict.json").is_file()
+
+
+def test_a_ctrl_c_inside_an_import_exits_130_not_1(tmp_path, monkeypatch):
+    """sentencepiece's import, interrupted, raises "ImportError: initialization failed" caused by the
+    KeyboardInterrupt: a traceback and exit 1, the gate's "regression" code."""
+    from click.testing import CliRunner
+
+    import mailwoman_eval.evaluate as ev
+    from mailwoman_eval.cli import main
+
+    def interrupted_import(*a, **k):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise ImportError("initialization failed") from e
+
+    monkeypatch.setattr(ev, "evaluate", interrupted_import)
+    r = CliRunner().invoke(main, ["eval", "--ckpt", "step-002200", "--golden", "demo-v1", "-q", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 130 and r.stderr.strip() == f"mweval: interrupted; {STOPPED}", (r.exit_code, r.stderr)
+
+
+def test_a_symlink_loop_is_one_line(tmp_path):
+    (tmp_path / "loop").symlink_to("loop")
+    p = subprocess.run([sys.executable, "-m", "mailwoman_eval", "eval", "--ckpt", "step-002200", "--golden", "demo-v1", "-q",
+                        "--out", "loop"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and p.stderr.strip() == f"mweval: error: {tmp_path / 'loop'}: a symlink loop", p.stderr
