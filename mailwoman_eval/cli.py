@@ -45,25 +45,28 @@ def guarded(fn):
             if not str(e).startswith("Symlink loop from "):
                 raise
             fail(f"{one_line(str(e).removeprefix('Symlink loop from ').strip(chr(39)))}: a symlink loop")
-        except Exception as e:  # a Ctrl-C inside a module's import surfaces as its ImportError
-            if not interrupted(e):
+        except Exception as e:  # a Ctrl-C or SIGTERM inside a module's import surfaces as its ImportError
+            stop = interruption(e)
+            if stop is None:
                 raise
+            if isinstance(stop, SystemExit):
+                raise stop from None  # SIGTERM: _terminated said so, exit 143
             raise KeyboardInterrupt from e
 
     return wrapper
 
 
-def interrupted(e: BaseException) -> bool:
-    """`e` was caused by a Ctrl-C (sentencepiece's import, interrupted, raises "ImportError:
-    initialization failed" with the KeyboardInterrupt as its context): exit 130, not a traceback
-    with exit 1, the gate's "regression" code."""
+def interruption(e: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt (Ctrl-C) or SystemExit (SIGTERM, `_terminated`) that caused `e`, if
+    one did: sentencepiece's import, interrupted, raises "ImportError: initialization failed" with
+    it as its cause, a traceback with exit 1, the gate's "regression" code."""
     seen: set[int] = set()
     while e is not None and id(e) not in seen:
-        if isinstance(e, KeyboardInterrupt):
-            return True
+        if isinstance(e, KeyboardInterrupt | SystemExit):
+            return e
         seen.add(id(e))
         e = e.__cause__ or e.__context__
-    return False
+    return None
 
 
 def one_line(text: str) -> str:
@@ -449,6 +452,8 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
         focus = "__" + "+".join(re.sub(r"[^\w-]", "_", t) for t in d.tags) if tags else ""
         focus += ("__buckets-upstream" if scheme == "upstream" else "") + ("__adv-non-latin" if adversarial == "non-latin" else "")
         html_path = Path(out) if out else Path("reports") / f"{run.path.name}{focus}.html"
+        if html_path.is_symlink():  # the report it names is updated, its tables beside it (not beside the link)
+            html_path = Path(os.path.realpath(html_path))
         refuse_directory(str(html_path))  # the default name may be taken by a directory
         csv_path = html_path.with_name(html_path.stem + ".errors.csv")
         # the report and its error tables land together or not at all (a full disk on the HTML left

@@ -194,12 +194,13 @@ def move_into_place(staging: Path, out: Path, marker: str) -> None:
         if not out.exists() or (out / marker).is_file() or not any(out.iterdir()):
             replace_dir_atomically(staging, out)
             return
-        for item in sorted(staging.iterdir()):
-            target = out / item.name
-            if target.is_dir() and not target.is_symlink():
-                replace_dir_atomically(item, target)
-            else:
-                os.replace(item, target)
+        with signals_deferred():  # all the names, or (on an error) the rest not
+            for item in sorted(staging.iterdir()):
+                target = out / item.name
+                if target.is_dir() and not target.is_symlink():
+                    replace_dir_atomically(item, target)
+                else:
+                    os.replace(item, target)
         staging.rmdir()
     except OSError as e:
         raise MwevalError(f"cannot move the output into place: {e.strerror or e}", where=str(out)) from None
@@ -214,15 +215,22 @@ def signals_deferred() -> Iterator[None]:
     got: list[int] = []
     old: dict[int, object] = {}
     sigs = (signal.SIGINT, signal.SIGTERM)
-    # a handler not set from Python (None) could not be put back: left alone then
-    if threading.current_thread() is threading.main_thread() and all(signal.getsignal(s) is not None for s in sigs):
-        for s in sigs:
-            old[s] = signal.signal(s, lambda signum, frame: got.append(signum))
     try:
+        # a handler not set from Python (None) could not be put back: left alone then. signal.signal()
+        # runs a pending handler first, so a signal can raise here: what was replaced is put back below
+        if threading.current_thread() is threading.main_thread() and all(signal.getsignal(s) is not None for s in sigs):
+            for s in sigs:
+                old[s] = signal.signal(s, lambda signum, frame: got.append(signum))
         yield
     finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+        raised: BaseException | None = None
+        for s, handler in old.items():  # every one put back, even if a signal comes in meanwhile
+            try:
+                signal.signal(s, handler)
+            except BaseException as e:  # noqa: BLE001 - re-raised once all are restored
+                raised = raised or e
+        if raised is not None:
+            raise raised
         if got:
             signal.raise_signal(got[0])  # now, to the handler it was meant for
 

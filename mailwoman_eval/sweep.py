@@ -24,6 +24,7 @@ import math
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -374,13 +375,16 @@ def evaluate_steps(
     # spawn, not fork: the parent may hold onnxruntime / BLAS thread pools that fork would copy mid-state
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_on_interrupt) as pool:
         # workers are spawned by the submits: they start with Ctrl-C ignored (a disposition exec keeps)
-        # until their initializer takes it; one that got it while importing printed a traceback
-        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # until their initializer takes it; one that got it while importing printed a traceback. A
+        # Ctrl-C in those few milliseconds is dropped (main thread only: signal.signal is refused elsewhere)
+        own = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not None
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN) if own else None
         try:
-            futures = {pool.submit(_evaluate_step, *args[s.step]): s.step for s in steps}
-        finally:
-            signal.signal(signal.SIGINT, before)
-        try:
+            try:
+                futures = {pool.submit(_evaluate_step, *args[s.step]): s.step for s in steps}
+            finally:
+                if before is not None:
+                    signal.signal(signal.SIGINT, before)
             for f in as_completed(futures):
                 done(futures[f], f.result())
         except BaseException:

@@ -200,3 +200,49 @@ def test_a_symlinked_report_updates_the_file_it_names(tmp_path):
     write_files({tmp_path / "r.html": b"new"})
     assert (tmp_path / "r.html").is_symlink() and target.read_bytes() == b"new"
     assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["r.html"]
+
+
+def test_a_ctrl_c_between_the_renames_into_a_forced_directory_waits_for_them(tmp_path, monkeypatch):
+    """--force into a directory of other files moves each name in on its own: a Ctrl-C after the
+    first left predictions.jsonl new and no run.json."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    real = os.replace
+    calls = []
+
+    def replace(a, b):
+        calls.append(b)
+        real(a, b)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        with output_dir(out, "run.json", force=True) as d:
+            (d / "predictions.jsonl").write_text("new")
+            (d / "run.json").write_text("new")
+    assert {p.name: p.read_text() for p in out.iterdir()} == {"notes.txt": "mine", "predictions.jsonl": "new", "run.json": "new"}
+
+
+def test_handlers_are_put_back_when_a_signal_comes_in_while_they_are_swapped(monkeypatch):
+    """signal.signal() runs a pending handler first: a SIGTERM arriving between the two swaps raised
+    outside the try and left Ctrl-C recorded, and so swallowed, for good."""
+    from mailwoman_eval.fsutil import signals_deferred
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    real = signal.signal
+    calls = []
+
+    def swap(s, h):
+        calls.append(s)
+        if len(calls) == 2:  # the second swap: a pending SIGTERM's handler runs before it changes anything
+            raise SystemExit(143)
+        return real(s, h)
+
+    monkeypatch.setattr(signal, "signal", swap)
+    with pytest.raises(SystemExit):
+        with signals_deferred():
+            pass
+    monkeypatch.undo()
+    assert {s: signal.getsignal(s) for s in before} == before

@@ -268,6 +268,14 @@ def test_diagnose_replaces_only_reports_and_names_each_kind_of_report(demo_runs,
     r = CliRunner().invoke(main, ["diagnose", "--run", run, "--out", str(tmp_path / "new.html"), "-q"])
     assert r.exit_code == 2 and "new.errors.csv: exists, and no mweval report new.html beside it wrote it" in r.output
     assert (tmp_path / "new.errors.csv").read_text() == "mine\n" and not (tmp_path / "new.html").exists()
+    # a symlinked --out: the report it names is updated, with its tables beside it (not beside the link)
+    (tmp_path / "shared").mkdir()
+    assert CliRunner().invoke(main, ["diagnose", "--run", run, "--out", str(tmp_path / "shared" / "r.html"), "-q"]).exit_code == 0
+    (tmp_path / "link.html").symlink_to(tmp_path / "shared" / "r.html")
+    stale = (tmp_path / "shared" / "r.errors.csv").stat().st_mtime_ns
+    assert CliRunner().invoke(main, ["diagnose", "--run", run, "--out", str(tmp_path / "link.html"), "-q"]).exit_code == 0
+    assert (tmp_path / "link.html").is_symlink() and not (tmp_path / "link.errors.csv").exists()
+    assert (tmp_path / "shared" / "r.errors.csv").stat().st_mtime_ns != stale
     for extra in ([], ["--buckets", "upstream"], ["--adversarial", "non-latin"], ["--buckets", "upstream", "--adversarial", "non-latin"]):
         assert CliRunner().invoke(main, ["diagnose", "--run", run, "-q", *extra]).exit_code == 0
     assert sorted(p.name for p in Path("reports").glob("*.html")) == [

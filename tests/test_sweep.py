@@ -505,3 +505,27 @@ def test_a_sweep_says_once_that_the_run_cache_cannot_be_written(tmp_path, shared
     assert said == [f"warning: the run cache at {tmp_path / 'cachefile'} cannot be written (Not a directory); "
                     "runs are not cached (set MWEVAL_CACHE, or pass --no-cache)"], r.stderr
     assert json.loads((tmp_path / "o" / "sweep.json").read_text())["timings"]["cache"] == {"100": "miss", "200": "miss"}
+
+
+def test_a_sweep_with_worker_processes_runs_from_a_thread_too(tmp_path, shared):
+    """Starting the workers with Ctrl-C ignored swaps a signal handler, which only the main thread
+    may do: from another thread the swap is skipped, not a ValueError."""
+    import threading
+
+    from mailwoman_eval.sweep import SweepOptions, sweep
+
+    run = make_run(tmp_path / "run", [100, 200], [(100, 1e-3), (200, 1e-3)])
+    opts = SweepOptions(tokenizer=str(TOKENIZER_V010), jobs=2, use_cache=False)
+    got: dict = {}
+
+    def go() -> None:
+        try:
+            got["doc"] = sweep(str(run), TEST_SET, opts, tmp_path / "o")[0]
+        except BaseException as e:  # noqa: BLE001 - asserted below
+            got["error"] = e
+
+    t = threading.Thread(target=go)
+    t.start()
+    t.join()
+    assert "error" not in got, got.get("error")
+    assert [s["step"] for s in got["doc"]["steps"]] == [100, 200]
