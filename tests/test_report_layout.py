@@ -99,6 +99,8 @@ function probe() {
   };
   var wrongNone = document.querySelector(".cvals .wrong .val em"), wrongVal = wrongNone && wrongNone.closest(".val");
   out.none = wrongNone ? [getComputedStyle(wrongNone).color, getComputedStyle(wrongVal).color] : null;
+  out.notes = Array.prototype.filter.call(document.querySelectorAll(".notes"), function (el) { return el.getClientRects().length; })
+    .map(function (el) { return [el.scrollWidth, el.clientWidth, el.getBoundingClientRect().height / parseFloat(getComputedStyle(el).lineHeight || 16)]; });
   var first = document.querySelector("#steps tbody th");
   out.sticky = first ? getComputedStyle(first).position : null;
   return out;
@@ -324,3 +326,17 @@ def test_view_filter_counts_shown_rows_out_of_the_views_rows(demo, tmp_path, kin
         for x in sections:
             assert x["visible"] == x["in_view"] > 0, (kind, view, x)
             assert x["vis"] == f"{x['in_view']} of {x['in_view']} shown", (kind, view, x)
+
+
+def test_row_notes_wrap_where_there_is_no_room_to_hover(tmp_path):
+    """At phone width the notes were cut to one line with an ellipsis, readable only by hovering."""
+    gold = tmp_path / "g"
+    gold.mkdir()
+    note = "kryptonite/long: " + "a note that explains at length why this row is hard for the model " * 3
+    rows = [{"raw": f"{n} Main St, Springfield, IL 62701", "components": {"venue": str(n), "street": "Main St"}, "notes": note}
+            for n in (12, 34, 56)]
+    (gold / "us.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli("diagnose", "--ckpt", "step-002200", "--golden", gold, "--out", tmp_path / "d.html", "-q", "--no-cache")
+    narrow = run_probe(tmp_path, tmp_path / "d.html", 540, "done(probe());")["notes"]
+    assert narrow and not [n for n in narrow if n[0] > n[1] + 1], narrow  # nothing cut off ...
+    assert all(n[2] >= 2.5 for n in narrow), narrow  # ... because the notes wrap (headless Chromium has no hover either)
