@@ -148,6 +148,20 @@ def test_a_full_cache_disk_is_a_warning_not_a_failed_command(tmp_path, monkeypat
     assert (tmp_path / "run" / "run.json").is_file() and not list((cache / "runs").iterdir())
 
 
+def ctrl_c_after_the_first_rename(monkeypatch) -> None:
+    """os.replace does its rename, and the first one is followed by a Ctrl-C to the process."""
+    real = os.replace
+    calls = []
+
+    def replace(a, b):
+        calls.append(b)
+        real(a, b)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # to the process, as Ctrl-C
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
 def test_a_ctrl_c_between_the_renames_waits_for_them(tmp_path, monkeypatch):
     """A signal after the old run directory was moved aside and before the new one was moved in
     left no directory at all (and the next eval deleted the backup as stale)."""
@@ -156,16 +170,7 @@ def test_a_ctrl_c_between_the_renames_waits_for_them(tmp_path, monkeypatch):
     (final / "run.json").write_text("old")
     staging.mkdir()
     (staging / "run.json").write_text("new")
-    real = os.replace
-    calls = []
-
-    def replace(a, b):
-        calls.append((a, b))
-        real(a, b)
-        if len(calls) == 1:  # the old one is aside now
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(os, "replace", replace)
+    ctrl_c_after_the_first_rename(monkeypatch)  # the old one is aside then
     with pytest.raises(KeyboardInterrupt):
         replace_dir_atomically(staging, final)
     assert (final / "run.json").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
@@ -176,16 +181,7 @@ def test_a_ctrl_c_between_a_reports_renames_waits_for_them(tmp_path, monkeypatch
     files = {tmp_path / "r.html": b"<html>new", tmp_path / "r.errors.csv": b"new\n"}
     for p in files:
         p.write_bytes(b"old")
-    real = os.replace
-    calls = []
-
-    def replace(a, b):
-        calls.append(b)
-        real(a, b)
-        if len(calls) == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(os, "replace", replace)
+    ctrl_c_after_the_first_rename(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         write_files(files)
     assert {p: p.read_bytes() for p in tmp_path.iterdir()} == files  # both new, not a new report beside old tables
@@ -208,16 +204,7 @@ def test_a_ctrl_c_between_the_renames_into_a_forced_directory_waits_for_them(tmp
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    real = os.replace
-    calls = []
-
-    def replace(a, b):
-        calls.append(b)
-        real(a, b)
-        if len(calls) == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(os, "replace", replace)
+    ctrl_c_after_the_first_rename(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         with output_dir(out, "run.json", force=True) as d:
             (d / "predictions.jsonl").write_text("new")
