@@ -27,6 +27,18 @@ def signed(x: float, digits: int) -> str:
     return f"{round(float(x), digits) + 0.0:+.{digits}f}"  # float(): numpy's round differs from Python's at halves
 
 
+def value_and_threshold(value: float, threshold: float, digits: tuple[int, ...] = (4, 6, 8, 10, 12), scale: float = 1.0,
+                        unit: str = "") -> tuple[str, str]:
+    """A value and its threshold printed to the fewest of `digits` decimals that do not print them
+    equal unless they are ("0.0069 is not ≤ 0.0069" for a drift of 0.006934; a threshold of
+    0.8293351 against 0.829335 needs 7)."""
+    for d in digits:
+        a, b = f"{value * scale:.{d}f}{unit}", f"{threshold * scale:.{d}f}{unit}"
+        if a != b or value == threshold:
+            break
+    return a, b
+
+
 def _fmt(c: object) -> str:
     if isinstance(c, float):
         return f"{c:.4f}"

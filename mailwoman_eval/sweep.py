@@ -32,6 +32,7 @@ from pathlib import Path
 
 from mailwoman_eval import __version__
 from mailwoman_eval.checkpoints.backend import cpu_count
+from mailwoman_eval.console import value_and_threshold
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import (
     atomic_write_text,
@@ -410,22 +411,10 @@ def _drift(values: list[float | None]) -> float | None:
     return round(max(vals) - min(vals), 6) if vals else None
 
 
-def _pair(value: float, threshold: float, digits: tuple[int, ...] = (4, 6, 8, 10, 12), scale: float = 1.0,
-          unit: str = "") -> tuple[str, str]:
-    """A value and its threshold printed to the fewest of `digits` decimals that do not print them
-    equal unless they are ("0.0069 is not ≤ 0.0069" for a drift of 0.006934; a threshold of
-    0.8293351 against 0.829335 needs 7)."""
-    for d in digits:
-        a, b = f"{value * scale:.{d}f}{unit}", f"{threshold * scale:.{d}f}{unit}"
-        if a != b or value == threshold:
-            break
-    return a, b
-
-
 def pct_pair(frac: float, floor: float) -> tuple[str, str]:
     """A fraction of peak LR and the floor, in percent: whole percent unless that prints an LR
     below the floor as equal to it ("below 60% … = 60%" for 59.93%)."""
-    return _pair(frac, floor, digits=(0, 1, 2, 3, 4, 5, 6), scale=100, unit="%")
+    return value_and_threshold(frac, floor, digits=(0, 1, 2, 3, 4, 5, 6), scale=100, unit="%")
 
 
 def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str]) -> dict:
@@ -476,7 +465,7 @@ def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str]) -> 
 
     rules = {}
     if opts.min_peak is not None:
-        v, th = _pair(macro[pi], opts.min_peak)
+        v, th = value_and_threshold(macro[pi], opts.min_peak)
         rules["min_peak"] = {"threshold": opts.min_peak, "value": macro[pi], "pass": macro[pi] >= opts.min_peak,
                              "text": f"peak macro F1 {v} (step {rows[pi]['step']}) ≥ {th}"}
     if opts.max_drift is not None:
@@ -486,7 +475,7 @@ def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str]) -> 
             rules["max_drift"] = {"threshold": opts.max_drift, "value": d, "pass": False,
                                   "text": f"drift of macro F1 needs at least 2 evaluated steps; {held}"}
         else:
-            v, th = _pair(d, opts.max_drift)
+            v, th = value_and_threshold(d, opts.max_drift)
             rules["max_drift"] = {"threshold": opts.max_drift, "value": d, "pass": d <= opts.max_drift,
                                   "text": f"drift of macro F1 over the last {k} steps {v} ≤ {th}"}
     for r in rules.values():  # the text says what was found: "0.0318 ≤ 0.0100" read as a false claim on a FAIL line

@@ -229,3 +229,40 @@ def test_a_golden_set_off_its_manifest_is_said_in_every_output(tmp_path):
     (w,) = doc["warnings"]
     assert w.startswith("golden set does not match its manifest: ") and "us.jsonl" in w
     assert r.stderr.count(w) == 1 and w not in r.stdout and w in (out / "parity.md").read_text()  # warnings on stderr, as eval's
+
+
+@pytest.mark.parametrize(("args", "verdict"), [
+    (["--min-agreement-int8", "99.81809"], "FAIL"),  # 9328/9345 = 99.818085%, stored as 99.8181
+    (["--min-agreement-int8", "99.81808"], "PASS"),
+])
+def test_the_verdict_takes_the_unrounded_agreement(tmp_path, args, verdict):
+    """parity.json rounds to 4 places, and the verdict compared the rounded figure: a floor of
+    99.81809 passed 99.818085%."""
+    from click.testing import CliRunner
+
+    from mailwoman_eval.checkpoints.resolve import BUNDLED_RUNS
+    from mailwoman_eval.cli import main
+
+    base = BUNDLED_RUNS / "baseline"
+    r = CliRunner().invoke(main, ["parity", "--ckpt", str(base / "step-001800"), "--onnx", str(base / "onnx" / "model.int8.onnx"),
+                                  "--golden", "demo-v1", "--out", str(tmp_path / "p"), "-q", *args])
+    a = json.loads((tmp_path / "p" / "parity.json").read_text())["artifacts"][0]
+    assert (a["agreement"]["pieces_differ"], a["agreement"]["pieces_total"], a["agreement"]["pieces_pct"]) == (17, 9345, 99.8181)
+    assert a["verdict"] == verdict and r.exit_code == (1 if verdict == "FAIL" else 0), r.output
+    if verdict == "FAIL":
+        assert a["reasons"] == ["piece agreement 99.81808% < 99.81809%"]
+
+
+def test_the_verdict_takes_the_unrounded_f1_change(tmp_path):
+    """po_box moves -2.083333 pp (44/48 to 43/48), stored as -2.0833: an allowance of 2.08332 passed it."""
+    from click.testing import CliRunner
+
+    from mailwoman_eval.checkpoints.resolve import BUNDLED_RUNS
+    from mailwoman_eval.cli import main
+
+    reg = BUNDLED_RUNS / "regressed"
+    r = CliRunner().invoke(main, ["parity", "--ckpt", str(reg / "step-002200"), "--onnx", str(reg / "onnx" / "model.int8.onnx"),
+                                  "--golden", "demo-v1", "--out", str(tmp_path / "p"), "-q", "--max-delta-pp", "2.08332"])
+    a = json.loads((tmp_path / "p" / "parity.json").read_text())["artifacts"][0]
+    assert a["f1"]["po_box"]["delta_pp"] == -2.0833 and r.exit_code == 1
+    assert a["reasons"] == ["po_box F1 moved -2.083333 pp (> 2.08332 pp)"]

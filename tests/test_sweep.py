@@ -210,7 +210,7 @@ def test_one_step_measures_no_drift(tmp_path, shared):
 
 
 def test_a_rule_prints_enough_decimals_to_show_why_it_failed():
-    from mailwoman_eval.sweep import _pair
+    from mailwoman_eval.console import value_and_threshold as _pair
 
     assert _pair(0.006934, 0.0069) == ("0.006934", "0.006900")
     assert _pair(0.0123, 0.01) == ("0.0123", "0.0100")
