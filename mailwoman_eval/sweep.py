@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from mailwoman_eval import __version__
 from mailwoman_eval.checkpoints.backend import cpu_count
 from mailwoman_eval.console import value_and_threshold
@@ -42,6 +44,7 @@ from mailwoman_eval.fsutil import (
 )
 from mailwoman_eval.labels import STAGE2_TAGS
 from mailwoman_eval.metrics import VIEWS
+from mailwoman_eval.stats import f1_from_counts
 
 SCHEMA = "mweval.sweep/1"
 STEP_RE = re.compile(r"^step-(\d+)$")
@@ -417,8 +420,21 @@ def pct_pair(frac: float, floor: float) -> tuple[str, str]:
     return value_and_threshold(frac, floor, digits=(0, 1, 2, 3, 4, 5, 6), scale=100, unit="%")
 
 
-def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str]) -> dict:
-    """Peaks, drift over the last `window` evaluated steps, the cosine-tail guard and the verdict."""
+def exact_macro_f1(view: dict) -> float:
+    """A view's macro F1 unrounded, from its per-tag counts as metrics.summarize computes it (run.json
+    rounds it to 6 places: a drift of 0.0100004 read as 0.01 passed --max-drift 0.01)."""
+    used = view["macro_f1_denominator"]["tags"]
+    if not used:
+        return 0.0
+    tp, fp, fn = (np.array([view["per_tag"][t][k] for t in used], dtype=np.int64) for k in ("tp", "fp", "fn"))
+    return float(np.mean(f1_from_counts(tp, fp, fn)))
+
+
+def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str], exact: list[float] | None = None) -> dict:
+    """Peaks, drift over the last `window` evaluated steps, the cosine-tail guard and the verdict.
+    `exact`: each row's unrounded macro F1 (`exact_macro_f1`), which the rules judge; the rows'
+    rounded values when not given."""
+    exact = exact if exact is not None else [r["macro_f1"] for r in rows]
     k = min(opts.window, len(rows))
     win = rows[-k:]
     macro = [r["macro_f1"] for r in rows]
@@ -465,18 +481,20 @@ def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str]) -> 
 
     rules = {}
     if opts.min_peak is not None:
-        v, th = value_and_threshold(macro[pi], opts.min_peak)
-        rules["min_peak"] = {"threshold": opts.min_peak, "value": macro[pi], "pass": macro[pi] >= opts.min_peak,
+        top = max(exact)
+        v, th = value_and_threshold(top, opts.min_peak)
+        rules["min_peak"] = {"threshold": opts.min_peak, "value": macro[pi], "pass": top >= opts.min_peak,
                              "text": f"peak macro F1 {v} (step {rows[pi]['step']}) ≥ {th}"}
     if opts.max_drift is not None:
         d = drift["macro_f1"]
+        d_exact = max(exact[-k:]) - min(exact[-k:])
         if k < 2:  # max - min of one value is 0: no stability was measured, so the rule cannot pass
             held = f"the run has {len(rows)}" if k == len(rows) else f"the window has {k} (--window {opts.window})"
             rules["max_drift"] = {"threshold": opts.max_drift, "value": d, "pass": False,
                                   "text": f"drift of macro F1 needs at least 2 evaluated steps; {held}"}
         else:
-            v, th = value_and_threshold(d, opts.max_drift)
-            rules["max_drift"] = {"threshold": opts.max_drift, "value": d, "pass": d <= opts.max_drift,
+            v, th = value_and_threshold(d_exact, opts.max_drift)
+            rules["max_drift"] = {"threshold": opts.max_drift, "value": d, "pass": d_exact <= opts.max_drift,
                                   "text": f"drift of macro F1 over the last {k} steps {v} ≤ {th}"}
     for r in rules.values():  # the text says what was found: "0.0318 ≤ 0.0100" read as a false claim on a FAIL line
         if not r["pass"]:
@@ -624,7 +642,7 @@ def _sweep_into(out: Path, run_dir: Path, run_name: str, steps: list[StepDir], g
         warnings.append(f"LR of steps {', '.join(map(str, interp))} interpolated between train_log.csv rows")
     if len(rows) < 2:
         warnings.append(f"only {len(rows)} evaluated step: the drift over it measures no stability")
-    judged = judge(rows, lr, opts, tags)
+    judged = judge(rows, lr, opts, tags, [exact_macro_f1(results[s.step]["views"][opts.view]) for s in steps])
     doc = {
         "schema": SCHEMA,
         "mweval_version": __version__,

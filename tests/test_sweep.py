@@ -529,3 +529,25 @@ def test_a_sweep_with_worker_processes_runs_from_a_thread_too(tmp_path, shared):
     t.join()
     assert "error" not in got, got.get("error")
     assert [s["step"] for s in got["doc"]["steps"]] == [100, 200]
+
+
+def test_the_rules_judge_the_unrounded_macro_f1():
+    """run.json rounds macro F1 to 6 places: a drift of 0.0100004 read as 0.01 passed --max-drift
+    0.01, and a peak of 0.8999996 read as 0.9 passed --min-peak 0.9."""
+    from mailwoman_eval.sweep import LRInfo, StepLR, SweepOptions, judge
+
+    rows = [{"step": s, "lr": 1e-3, "macro_f1": round(m, 6), "f1": {}} for s, m in ((100, 0.89), (200, 0.8999996))]
+    lr = LRInfo([StepLR(r["step"], 1e-3, "train_log.csv") for r in rows], 1e-3, "train_log.csv", None, {}, None)
+    exact = [0.8899992, 0.8999996]  # rounded: 0.889999 and 0.9, a drift of 0.010001; exact 0.0100004
+    opts = SweepOptions(window=2, max_drift=0.0100003, min_peak=0.9, verdict=True)
+    rules = judge(rows, lr, opts, [], exact)["rules"]
+    assert not rules["min_peak"]["pass"] and "0.89999960 (step 200) is not ≥ 0.90000000" in rules["min_peak"]["text"]
+    assert not rules["max_drift"]["pass"] and "0.01000040 is not ≤ 0.01000030" in rules["max_drift"]["text"]
+    assert judge(rows, lr, SweepOptions(window=2, max_drift=0.0100005, min_peak=0.8999995), [], exact)["verdict"]["result"] == "PASS"
+
+
+def test_the_unrounded_macro_f1_is_what_run_json_rounds(tiny_test_run):
+    from mailwoman_eval.sweep import exact_macro_f1
+
+    for view in tiny_test_run.meta["metrics"]["views"].values():
+        assert round(exact_macro_f1(view), 6) == view["macro_f1"]
