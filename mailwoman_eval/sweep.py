@@ -481,10 +481,10 @@ def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str], exa
 
     rules = {}
     if opts.min_peak is not None:
-        top = max(exact)
-        v, th = value_and_threshold(top, opts.min_peak)
-        rules["min_peak"] = {"threshold": opts.min_peak, "value": macro[pi], "pass": top >= opts.min_peak,
-                             "text": f"peak macro F1 {v} (step {rows[pi]['step']}) ≥ {th}"}
+        ti = _argmax_first(exact)  # the step of the unrounded peak (rounding can tie it with an earlier one)
+        v, th = value_and_threshold(exact[ti], opts.min_peak)
+        rules["min_peak"] = {"threshold": opts.min_peak, "value": macro[pi], "pass": exact[ti] >= opts.min_peak,
+                             "text": f"peak macro F1 {v} (step {rows[ti]['step']}) ≥ {th}"}
     if opts.max_drift is not None:
         d = drift["macro_f1"]
         d_exact = max(exact[-k:]) - min(exact[-k:])
