@@ -444,7 +444,7 @@ def diagnose_cmd(run_dir, ckpt, golden, profile, tokenizer, labels, pad_to, engi
     written = []
     if not no_html:
         from mailwoman_eval.fsutil import refuse_overwriting_inputs, write_files
-        from mailwoman_eval.report.render import render_diagnose_html
+        from mailwoman_eval.report.diagnose_page import render_diagnose_html
         from mailwoman_eval.run import run_inputs
 
         # a report of some tags, in the upstream scheme or with non-Latin rows as adversarial is named

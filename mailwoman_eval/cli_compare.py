@@ -177,7 +177,7 @@ def compare_cmd(base, cand, golden, profile, tokenizer, labels, pad_to, engine, 
     safe = lambda s: s.replace("/", "-")  # noqa: E731
     on = f"__{safe(cand_run.meta['golden']['name'])}__{cand_run.profile.name}"  # the same pair on another set is another report
     out_dir = Path(out) if out else Path("reports") / f"compare__{safe(cand_run.label)}__vs__{safe(base_run.label)}{on}"
-    from mailwoman_eval.report.render import render_compare
+    from mailwoman_eval.report.compare_page import render_compare
 
     md = markdown(c)
     with output_dir(out_dir, "compare.json", force) as d:

@@ -929,6 +929,6 @@ def page_context(doc: dict, lr: LRInfo) -> dict:
 
 
 def render_html(doc: dict, lr: LRInfo) -> str:
-    from mailwoman_eval.report.render import environment
+    from mailwoman_eval.report.common import environment
 
     return environment().get_template("sweep.html.j2").render(**page_context(doc, lr))

@@ -168,7 +168,7 @@ def child_reanalyse(out: Path) -> dict:
     html = out.parent / "report.html"
     write_error_table(d, html.with_name("report.errors.csv"))
     try:
-        from mailwoman_eval.report.render import render_diagnose
+        from mailwoman_eval.report.diagnose_page import render_diagnose
 
         render_diagnose(d, html, "report.errors.csv")
         with_html = True

@@ -21,7 +21,7 @@ from test_report_html import assert_offline, browser, dump_dom, dump_dom_with_fi
 from mailwoman_eval.checkpoints.resolve import BUNDLED_RUNS
 from mailwoman_eval.cli import main
 from mailwoman_eval.compare import compare
-from mailwoman_eval.report.render import fmt_ci, fmt_pp, render_compare_html
+from mailwoman_eval.report.compare_page import fmt_ci, fmt_pp, render_compare_html
 from mailwoman_eval.run import load_run
 
 SCRIPT = "<script>document.title='PWNED'</script>"
@@ -173,7 +173,7 @@ def test_render_is_deterministic_and_formats_signs(tmp_path):
     assert fmt_pp(-12.34) == "−12.3" and fmt_pp(0.04) == "0.0" and fmt_pp(1.0) == "+1.0"
     assert fmt_ci([0.04, 3.3]) == "[+0.04, +3.3]" and fmt_ci([-2.0, -0.001]) == "[−2.0, −0.001]"  # a non-zero endpoint never prints as 0.0
     assert fmt_ci([-14.1, -10.5]) == "[−14.1, −10.5]"
-    from mailwoman_eval.report.render import compare_summary_rows, delta_cell
+    from mailwoman_eval.report.compare_page import compare_summary_rows, delta_cell
 
     assert delta_cell({"delta_pp": -0.014, "ci95_pp": [-0.1, 0.05], "p": 0.5})["text"] == "−0.01"  # it printed "0.0"
     conf = next(r for r in compare_summary_rows(res) if r["label"] == "mean token conf.")
@@ -239,7 +239,7 @@ def test_a_fixed_row_that_moved_shows_the_baselines_own_prediction(tmp_path):
     """Across golden versions rows are paired by what they hold, so a pair can sit at two line
     numbers: the wrong side of a newly fixed row was looked up by the candidate's id, which in the
     baseline is another address (its prediction was drawn over this row's raw)."""
-    from mailwoman_eval.report.render import compare_blocks
+    from mailwoman_eval.report.compare_page import compare_blocks
 
     rows_b = [(f"Town {10000 + i}", {"postcode": f"{10000 + i}"}, {"postcode": f"{10000 + i}"} if i != 10 else {"postcode": "Town"})
               for i in range(40)]

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 from mailwoman_eval.cli import main
 from mailwoman_eval.diagnose import diagnose
-from mailwoman_eval.report.render import display, find_span, pred_line, render_diagnose
+from mailwoman_eval.report.common import display, find_span, pred_line
+from mailwoman_eval.report.diagnose_page import render_diagnose
 from mailwoman_eval.run import Run, load_run
 
 MAX_REPORT_BYTES = 5 * 1024 * 1024
@@ -413,7 +414,7 @@ def test_examples_are_topped_up_for_views_the_spread_misses():
     (0, 5, …, 95) has neither, so the adversarial view would show counts and no example."""
     from types import SimpleNamespace
 
-    from mailwoman_eval.report.render import sample_rows
+    from mailwoman_eval.report.diagnose_page import sample_rows
 
     errs = [SimpleNamespace(entry=i) for i in range(100)]
     adv = [i in (3, 57) for i in range(100)]
@@ -506,7 +507,7 @@ def test_find_span_case_insensitive_keeps_offsets():
 def test_invisible_chars_are_shown_not_obeyed():
     """An RLO made gold "Main St" + U+202E + "evil.exe" read "Main St exe.live", and a zero-width
     space made "12" + U+200B + "3" look like the "123" beside it; joiners stay (they build emoji)."""
-    from mailwoman_eval.report.render import has_hidden
+    from mailwoman_eval.report.common import has_hidden
 
     assert display("Main St\u202eevil.exe") == "Main St\u25ccevil.exe"
     assert display("12\u200b3") == "12\u25cc3" and display("\ufeffRue\u00ad") == "\u25ccRue\u25cc"
@@ -536,7 +537,7 @@ def test_every_format_char_is_shown_as_hidden_or_kept_on_purpose():
     nothing and were not marked; every Cf char is now either shown as ◌ or kept for a reason."""
     import unicodedata
 
-    from mailwoman_eval.report.render import HIDDEN, KEPT_FORMAT, has_hidden
+    from mailwoman_eval.report.common import HIDDEN, KEPT_FORMAT, has_hidden
 
     cf = {c for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"}
     assert cf <= set(HIDDEN) | set(KEPT_FORMAT), sorted(hex(c) for c in cf - set(HIDDEN) - set(KEPT_FORMAT))

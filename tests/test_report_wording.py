@@ -25,10 +25,10 @@ from mailwoman_eval.checkpoints.resolve import BUNDLED_RUNS
 from mailwoman_eval.cli import main
 from mailwoman_eval.compare import compare, markdown
 from mailwoman_eval.diagnose import console, diagnose, to_json
-from mailwoman_eval.report.render import (
+from mailwoman_eval.report.compare_page import render_compare_html
+from mailwoman_eval.report.diagnose_page import (
     EXAMPLE_CAP,
     diagnose_context,
-    render_compare_html,
     render_diagnose_html,
 )
 from mailwoman_eval.run import load_run
@@ -374,7 +374,7 @@ def test_quiet_upstream_diagnose_writes_nothing_to_stderr(tmp_path):
 
 def test_the_commit_carries_a_dirty_flag_for_uncommitted_changes(tmp_path, monkeypatch):
     from mailwoman_eval import run as run_module
-    from mailwoman_eval.report.render import provenance
+    from mailwoman_eval.report.common import provenance
 
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -1,10 +1,12 @@
-"""Self-contained offline HTML reports (jinja2 templates + render).
+"""Self-contained offline HTML reports (jinja2 templates + one view-model module per page).
 
-`render.render_diagnose` writes the `mweval diagnose` report. The base layout and the macros in
-`templates/` (provenance header, warnings banner, metric tables, stacked bar SVG, example rows)
-are meant to be reused by the regression/compare report.
+`diagnose_page.render_diagnose` writes the `mweval diagnose` report and
+`compare_page.render_compare` the `mweval compare` one; `common` holds what they share (the jinja2
+environment, the display-only text mapping, provenance, warnings, bars). The base layout and the
+macros in `templates/` (provenance header, warnings banner, metric tables, stacked bar SVG, example
+rows) are shared by both pages.
 """
 
-from mailwoman_eval.report.render import render_diagnose
+from mailwoman_eval.report.diagnose_page import render_diagnose
 
 __all__ = ["render_diagnose"]
