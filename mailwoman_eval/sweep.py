@@ -6,21 +6,16 @@ measured while its LR was near zero, and the recipe diverged in the full run at 
 sweep states the LR of each evaluated step, and the cosine-tail guard says loudly when the drift
 window sat under a decayed LR.
 
-LR per step: `RUN/train_log.csv` (`step`, `lr`), the row with that step; else the §10.4 schedule
-from the step's `training_state.json` (`config.train.learning_rate`, `warmup_steps`, `max_steps`)
-when that schedule reproduces every logged row (or there is no log); else linear interpolation
-between the log's neighbouring rows; said in `lr_source`. Peak LR: the schedule's
-`learning_rate` when it reproduces the log (upstream logs every 25 steps, so the log's largest row
-misses the warmup's last step and sits below the peak), else the log's largest row.
+This module finds the steps, evaluates them (one process per step, reusing the run cache), judges
+peaks, drift, the guard and the verdict, and writes sweep.csv, sweep.json and the console summary;
+the LR per step comes from learning_rate.py, the HTML page from report/sweep_page.py.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
-import math
 import os
 import re
 import signal
@@ -42,7 +37,7 @@ from mailwoman_eval.fsutil import (
     output_dir,
     sha256_file,
 )
-from mailwoman_eval.labels import STAGE2_TAGS
+from mailwoman_eval.learning_rate import LRInfo, fmt_lr, learning_rates
 from mailwoman_eval.metrics import VIEWS
 from mailwoman_eval.stats import f1_from_counts
 
@@ -117,176 +112,6 @@ def incomplete_steps(run_dir: Path) -> list[str]:
             if missing:
                 out.append(f"{d.name} skipped: no {' or '.join(missing)}")
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# learning rate
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """upstream train.py: linear warmup, then cosine to zero at max_steps (upstream-formats.md §10.4)."""
-
-    learning_rate: float
-    warmup_steps: int
-    max_steps: int
-
-    def lr(self, step: int) -> float:
-        peak, warmup = self.learning_rate, self.warmup_steps
-        if step < warmup:
-            return peak * step / warmup
-        span = self.max_steps - warmup
-        progress = min(1.0, (step - warmup) / span) if span > 0 else 1.0  # past max_steps: stays at 0
-        return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    def to_json(self) -> dict:
-        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps, "max_steps": self.max_steps}
-
-
-def read_schedule(step_dir: Path) -> Schedule | None:
-    """`training_state.json` config.train; None when absent, or when it holds no complete schedule.
-    A file that is there but unreadable or not JSON is refused: silently falling back to another
-    step's schedule (or to none) would change what the cosine-tail guard says."""
-    path = step_dir / "training_state.json"
-    if not path.is_file():
-        return None
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, RecursionError) as e:
-        raise MwevalError(f"unreadable training_state.json ({e})", where=str(path)) from None
-    except json.JSONDecodeError as e:
-        raise MwevalError(f"malformed training_state.json ({e.msg})", where=f"{path}:{e.lineno}") from None
-    except ValueError as e:  # an integer over 4300 digits
-        raise MwevalError(f"malformed training_state.json ({e})", where=str(path)) from None
-    try:
-        train = state["config"]["train"]
-        sched = Schedule(float(train["learning_rate"]), int(train["warmup_steps"]), int(train["max_steps"]))
-    except (ValueError, KeyError, TypeError, OverflowError):
-        return None
-    if not (sched.learning_rate > 0 and sched.warmup_steps >= 0 and sched.max_steps > 0):
-        return None
-    return sched
-
-
-def read_train_log(path: Path) -> dict[int, float]:
-    """step -> lr from upstream's `train_log.csv`; rows with an empty lr are skipped; for a step
-    logged twice (a resumed run appends) the last row wins. Errors name the file line
-    (`line_num`: blank lines are skipped by the reader but still counted)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise MwevalError(f"unreadable train_log.csv ({e})", where=str(path)) from None
-    reader = csv.DictReader(io.StringIO(text))
-    out: dict[int, float] = {}
-    try:
-        if not reader.fieldnames or "step" not in reader.fieldnames or "lr" not in reader.fieldnames:
-            raise MwevalError("train_log.csv has no `step` and `lr` columns", where=str(path))
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            step, lr = (row.get("step") or "").strip(), (row.get("lr") or "").strip()
-            if not step or not lr:
-                continue
-            try:
-                s, v = int(float(step)), float(lr)
-            except (ValueError, OverflowError):  # OverflowError: int(float("1e400"))
-                raise MwevalError(f"train_log.csv: step {step!r} / lr {lr!r} is not a number", where=where) from None
-            if not math.isfinite(v) or v < 0:
-                raise MwevalError(f"train_log.csv: lr {lr!r} is not a finite non-negative number", where=where)
-            out[s] = v
-    except csv.Error as e:  # e.g. a field over the csv module's size limit; line_num counts lines read before it
-        raise MwevalError(f"malformed train_log.csv ({e})", where=f"{path}:{reader.line_num + 1}") from None
-    return dict(sorted(out.items()))
-
-
-@dataclass(frozen=True)
-class StepLR:
-    step: int
-    lr: float | None
-    source: str  # "train_log.csv" | "train_log.csv (interpolated …)" | "schedule (…)" | "unknown"
-
-
-def interpolate(log: dict[int, float], step: int) -> tuple[float, str] | None:
-    if step in log:
-        return log[step], "train_log.csv"
-    below = [s for s in log if s < step]
-    above = [s for s in log if s > step]
-    if not below or not above:
-        return None
-    a, b = max(below), min(above)
-    lr = log[a] + (log[b] - log[a]) * (step - a) / (b - a)
-    return lr, f"train_log.csv (step not logged; interpolated between steps {a} and {b})"
-
-
-@dataclass
-class LRInfo:
-    points: list[StepLR]
-    peak: float | None
-    peak_source: str
-    log_path: Path | None
-    log: dict[int, float]
-    schedule: Schedule | None
-
-    def to_json(self) -> dict:
-        return {
-            "peak": self.peak,
-            "peak_source": self.peak_source,
-            "train_log": str(self.log_path) if self.log_path else None,
-            "schedule": self.schedule.to_json() if self.schedule else None,
-            "sources": sorted({p.source for p in self.points}),
-        }
-
-
-def reproduces(sched: Schedule, log: dict[int, float]) -> bool:
-    """The §10.4 schedule gives every logged LR (the log prints 8 decimals: within 1e-8, or 1e-6 relative)."""
-    return all(abs(sched.lr(s) - lr) <= max(1e-8, 1e-6 * abs(lr)) for s, lr in log.items())
-
-
-def learning_rates(run_dir: Path, steps: list[StepDir]) -> LRInfo:
-    log_path = run_dir / "train_log.csv"
-    log = read_train_log(log_path) if log_path.is_file() else {}
-    schedules = {s.step: read_schedule(s.path) for s in steps}
-    fallback = next((schedules[s.step] for s in reversed(steps) if schedules[s.step]), None)
-    # A schedule that reproduces the log is the run's LR at every step, logged or not; one that
-    # does not (a resumed run with another recipe, a hand-edited log) yields to the log's rows.
-    fits = {sc: not log or reproduces(sc, log) for sc in schedules.values() if sc}
-    points = []
-    for s in steps:
-        sched = schedules[s.step] or fallback
-        where = "its" if schedules[s.step] else "another step's"
-        if s.step in log:
-            points.append(StepLR(s.step, log[s.step], "train_log.csv"))
-        elif sched is not None and fits[sched]:
-            why = "; step not logged, and the schedule reproduces every train_log.csv row" if log else ""
-            points.append(StepLR(s.step, sched.lr(s.step), f"schedule §10.4 ({where} training_state.json{why})"))
-        elif (hit := interpolate(log, s.step) if log else None) is not None:
-            points.append(StepLR(s.step, hit[0], hit[1]))
-        elif sched is not None:
-            points.append(StepLR(s.step, sched.lr(s.step), f"schedule §10.4 ({where} training_state.json; step outside train_log.csv)"))
-        else:
-            points.append(StepLR(s.step, None, "unknown"))
-    fitting = [sc.learning_rate for sc, ok in fits.items() if ok]
-    # Without a fitting schedule, the log's max is the peak only if the log reaches back to where the
-    # peak is (the end of the warmup). A log that starts later (a resumed run, a truncated log) can
-    # hold only cosine-tail rows: its max is below the peak, and taking it alone would clear the
-    # guard on a decayed window. Then the configured peak counts as well.
-    scheduled = max((sc.learning_rate for sc in schedules.values() if sc), default=None)
-    warmup_end = max((sc.warmup_steps for sc in schedules.values() if sc), default=None)
-    log_covers_peak = bool(log) and (warmup_end is None or min(log) <= warmup_end)
-    if log and fitting:
-        peak = max(max(fitting), max(log.values()))
-        peak_source = "schedule peak: training_state.json learning_rate, whose §10.4 schedule reproduces every train_log.csv row"
-    elif log and (log_covers_peak or scheduled is None or max(log.values()) >= scheduled):
-        peak, peak_source = max(log.values()), "max lr in train_log.csv"
-    elif scheduled is not None:
-        peak = scheduled
-        peak_source = "schedule peak (training_state.json learning_rate)" + (
-            f"; train_log.csv starts at step {min(log)}, after the warmup ends ({warmup_end}), and stays below it"
-            if log
-            else ""
-        )
-    else:
-        peak, peak_source = None, "unknown (no train_log.csv, no training_state.json)"
-    return LRInfo(points, peak, peak_source, log_path if log else None, log, fallback)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -665,19 +490,11 @@ def _sweep_into(out: Path, run_dir: Path, run_name: str, steps: list[StepDir], g
                     "cache": {str(s.step): results[s.step]["cache"] for s in steps}},
     }
     atomic_write_text(out / "sweep.csv", to_csv(doc))
+    from mailwoman_eval.report.sweep_page import render_html  # jinja2 only when the page is written
+
     atomic_write_text(out / "sweep.html", render_html(doc, lr))
     atomic_write_text(out / MARKER, json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
     return doc
-
-
-def fmt_lr(x: float, decimals: int = 2) -> str:
-    """A learning rate for people, in one notation wherever it is printed: 3 significant digits in
-    scientific form ("8.57e-4", "3.04e-5"); %.3g switched to it below 1e-4 only ("0.000857" beside
-    "3.04e-05"). The CSV and sweep.json keep the full value."""
-    if x == 0:
-        return "0"
-    mant, exp = f"{x:.{decimals}e}".split("e")
-    return f"{mant}e{int(exp)}"
 
 
 def to_csv(doc: dict) -> str:
@@ -711,224 +528,3 @@ def console_summary(doc: dict) -> str:
     v = doc["verdict"]
     lines.append(f"verdict {v['result']}" + ("" if v["requested"] else " (not enforced: no --verdict, exit 0)"))
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# the HTML page (view model here; markup in report/templates/sweep.html.j2)
-
-# One colour per tag, the same in every sweep page: the tags of the upstream label lists (the v0.4.0
-# stage-2 tags, then the en-us model's others) each own an entry, in this order; any other tag takes
-# the free entry its name hashes to. Colours were assigned by position among the tags with data, so
-# cedex was pink in one page and brown in another. Every entry is far lighter than the macro line's
-# #111 (CIE L* >= 40; the old #393b79 was 27) and at least 25 CIE76 ΔE from every other (the old
-# #3182bd was 4.6 from #1f77b4); tests/test_sweep.py checks both.
-MACRO_COLOR = "#111"
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-           "#7f7f7f", "#a6761d", "#009e73", "#ff9896", "#637939", "#aec7e8", "#e7298a")
-TAG_COLOR_ORDER = STAGE2_TAGS + ("street_prefix", "street_suffix", "unit", "po_box", "intersection_a", "intersection_b")
-
-
-def tag_colors(tags: list[str]) -> dict[str, str]:
-    """{tag: colour} for a page's tags: known tags by their place in TAG_COLOR_ORDER, others by a hash of
-    the name (sha256, not Python's salted hash), moved to the next free entry when taken (colours repeat
-    only past len(PALETTE) tags)."""
-    out: dict[str, str] = {}
-    used: set[int] = set()
-    for t in tags:
-        if t in TAG_COLOR_ORDER:
-            k = TAG_COLOR_ORDER.index(t) % len(PALETTE)
-            out[t] = PALETTE[k]
-            used.add(k)
-    for t in sorted(t for t in tags if t not in out):
-        k = int(hashlib.sha256(t.encode("utf-8")).hexdigest(), 16) % len(PALETTE)
-        if len(used) < len(PALETTE):
-            while k in used:
-                k = (k + 1) % len(PALETTE)
-        used.add(k)
-        out[t] = PALETTE[k]
-    return out
-
-
-CHART_W, MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 900, 58, 24, 12, 34
-
-
-def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if hi <= lo:
-        return [lo]
-    raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step - 1e-9) * step
-    ticks, v = [], first
-    while v <= hi + 1e-9 * step:
-        ticks.append(round(v, 12))
-        v += step
-    return ticks
-
-
-class _Scale:
-    def __init__(self, lo: float, hi: float, a: float, b: float):
-        if hi <= lo:
-            lo, hi = lo - 1, hi + 1
-        self.lo, self.hi, self.a, self.b = lo, hi, a, b
-
-    def __call__(self, v: float) -> float:
-        return round(self.a + (v - self.lo) / (self.hi - self.lo) * (self.b - self.a), 2)
-
-
-def _segments(xs: list[float], ys: list[float | None]) -> list[str]:
-    """SVG polyline point strings, broken where a value is missing."""
-    out, cur = [], []
-    for x, y in zip(xs, ys, strict=True):
-        if y is None:
-            if cur:
-                out.append(" ".join(cur))
-            cur = []
-        else:
-            cur.append(f"{x},{y}")
-    if cur:
-        out.append(" ".join(cur))
-    return out
-
-
-def _x_axis(doc: dict) -> tuple[_Scale, list[dict]]:
-    steps = [r["step"] for r in doc["steps"]]
-    lo, hi = min(steps), max(steps)
-    if lo == hi:
-        lo, hi = lo - 1, hi + 1
-    pad = (hi - lo) * 0.03
-    x = _Scale(lo - pad, hi + pad, MARGIN_L, CHART_W - MARGIN_R)
-    ticks = steps if len(steps) <= 12 else [t for t in nice_ticks(lo, hi, 8) if lo <= t <= hi]
-    return x, [{"x": x(t), "label": f"{t:g}"} for t in ticks]
-
-
-def _window_band(doc: dict, x: _Scale) -> dict:
-    ws = doc["drift"]["steps"]
-    a, b = x(ws[0]), x(ws[-1])
-    if b - a < 10:
-        a, b = a - 5, b + 5
-    return {"x": a, "w": round(b - a, 2), "title": f"drift window: last {len(ws)} evaluated steps ({ws[0]}–{ws[-1]})"}
-
-
-def f1_chart(doc: dict, height: int = 320) -> dict:
-    x, xticks = _x_axis(doc)
-    rows = doc["steps"]
-    tags = [t for t in doc["tags"] if any(r["f1"][t] is not None for r in rows)]
-    vals = [r["macro_f1"] for r in rows] + [r["f1"][t] for r in rows for t in tags if r["f1"][t] is not None]
-    lo = max(0.0, math.floor((min(vals) - 0.02) * 20) / 20)
-    hi = min(1.0, math.ceil((max(vals) + 0.02) * 20) / 20)
-    y = _Scale(lo, hi, height - MARGIN_B, MARGIN_T)
-    xs = [x(r["step"]) for r in rows]
-    series = []
-    colors = tag_colors(doc["tags"])
-    for t in tags:
-        ys = [y(r["f1"][t]) if r["f1"][t] is not None else None for r in rows]
-        pk = doc["peaks"]["per_tag"].get(t)
-        series.append({
-            "name": t, "color": colors[t], "width": 1.6, "cls": "tag",
-            "lines": _segments(xs, ys),
-            "dots": [{"x": xx, "y": yy, "peak": pk is not None and r["step"] == pk["step"],
-                      "title": f"{t} · step {r['step']} · F1 {r['f1'][t] * 100:.2f}"}
-                     for xx, yy, r in zip(xs, ys, rows, strict=True) if yy is not None],
-        })
-    mk = doc["peaks"]["macro_f1"]
-    ys = [y(r["macro_f1"]) for r in rows]
-    series.append({
-        "name": "macro F1", "color": MACRO_COLOR, "width": 3.2, "cls": "macro", "lines": _segments(xs, ys),
-        "dots": [{"x": xx, "y": yy, "peak": r["step"] == mk["step"], "title": f"macro F1 · step {r['step']} · {r['macro_f1'] * 100:.2f}"}
-                 for xx, yy, r in zip(xs, ys, rows, strict=True)],
-    })
-    yticks = [{"y": y(t), "label": f"{t * 100:.0f}" if abs(t * 100 - round(t * 100)) < 1e-6 else f"{t * 100:.1f}"}
-              for t in nice_ticks(lo, hi, 5)]
-    return {"width": CHART_W, "height": height, "x0": MARGIN_L, "x1": CHART_W - MARGIN_R, "y0": height - MARGIN_B,
-            "y1": MARGIN_T, "xticks": xticks, "yticks": yticks, "series": series, "band": _window_band(doc, x),
-            "ylabel": "F1 (%)"}
-
-
-def lr_chart(doc: dict, lr: LRInfo, height: int = 200) -> dict | None:
-    rows = doc["steps"]
-    known = [r["lr"] for r in rows if r["lr"] is not None]
-    if not known and not lr.log:
-        return None
-    x, xticks = _x_axis(doc)
-    peak = lr.peak or max(known)
-    y = _Scale(0.0, peak * 1.08, height - MARGIN_B, MARGIN_T)
-    lo, hi = x.lo, x.hi
-    if lr.log:
-        pts = [(s, v) for s, v in lr.log.items() if lo <= s <= hi]
-        curve_source = "train_log.csv"
-    elif lr.schedule is not None:
-        pts = [(lo + (hi - lo) * i / 200, 0.0) for i in range(201)]
-        pts = [(s, lr.schedule.lr(int(round(s)))) for s, _ in pts if s >= 0]
-        curve_source = "§10.4 schedule"
-    else:
-        pts, curve_source = [], None
-    curve = " ".join(f"{x(s)},{y(v)}" for s, v in pts)
-    floor = doc["guard"]["threshold_lr"]
-    dots = []
-    for r in rows:
-        if r["lr"] is None:
-            continue
-        low = floor is not None and r["lr"] < floor
-        dots.append({"x": x(r["step"]), "y": y(r["lr"]), "low": low,
-                     "title": f"step {r['step']} · LR {fmt_lr(r['lr'])}" + (f" ({r['lr'] / peak:.0%} of peak)" if peak else "")
-                     + f" · {r['lr_source']}"})
-    yticks = [{"y": y(t), "label": fmt_lr(t, 1)} for t in nice_ticks(0.0, peak * 1.08, 4)]  # the notation of the table
-    return {"width": CHART_W, "height": height, "x0": MARGIN_L, "x1": CHART_W - MARGIN_R, "y0": height - MARGIN_B,
-            "y1": MARGIN_T, "xticks": xticks, "yticks": yticks, "curve": curve, "curve_source": curve_source,
-            "dots": dots, "band": _window_band(doc, x),
-            "floor": {"y": y(floor), "label": f"{doc['guard']['lr_floor']:.0%} of peak"} if floor is not None and doc["guard"]["lr_floor"] > 0 else None,
-            "peak": {"y": y(peak), "label": f"peak {fmt_lr(peak)}"}}
-
-
-def page_context(doc: dict, lr: LRInfo) -> dict:
-    rows = doc["steps"]
-    tags = doc["tags"]
-    last = rows[-1]
-    tag_rows = []
-    has_data = {t for t in tags if any(r["f1"][t] is not None for r in rows)}
-    colors = {t: c for t, c in tag_colors(tags).items() if t in has_data}  # no line, no swatch
-    for t in tags:
-        pk = doc["peaks"]["per_tag"].get(t)
-        tag_rows.append({"tag": t, "color": colors.get(t), "support": last["support"][t], "peak": pk,
-                         "last": last["f1"][t], "drift": doc["drift"]["per_tag"][t],
-                         "from_peak": (last["f1"][t] - pk["f1"]) if pk and last["f1"][t] is not None else None})
-    g = doc["guard"]
-    prov = [
-        {"key": "run", "value": doc["run"]["name"], "title": doc["run"]["path"]},
-        {"key": "golden", "value": f"{doc['golden']['name']} · {doc['golden']['rows']} rows", "title": doc["golden"]["sha256"]},
-        {"key": "golden sha256", "value": doc["golden"]["sha256"][:12], "title": doc["golden"]["sha256"], "mono": True},
-        {"key": "profile", "value": doc["profile"]},
-        {"key": "macro F1 view", "value": doc["view"].replace("_", " ")},
-        {"key": "tokenizer sha256", "value": doc["tokenizer"]["sha256"][:12], "title": doc["tokenizer"]["path"], "mono": True},
-        {"key": "transitions", "value": doc["transitions"]},
-        {"key": "LR from", "value": "; ".join(doc["lr"]["sources"])},
-        {"key": "peak LR", "value": "unknown" if lr.peak is None else f"{fmt_lr(lr.peak)} ({lr.peak_source})"},
-        {"key": "checkpoints", "value": f"{len(rows)} steps ({rows[0]['step']}–{rows[-1]['step']})"},
-    ]
-    v = doc["verdict"]
-    return {
-        "title": f"{doc['run']['name']} on {doc['golden']['name']} — mweval sweep",
-        "version": __version__,
-        "doc": doc,
-        "provenance": prov,
-        "warnings": [{"text": w, "loud": False} for w in doc["warnings"]],
-        "guard": g,
-        "guard_loud": g["status"] in ("fired", "unknown"),
-        "verdict": v,
-        "f1_chart": f1_chart(doc),
-        "lr_chart": lr_chart(doc, lr),
-        "tag_rows": tag_rows,
-        "colors": colors,
-        "rows": rows,
-        "tags": tags,
-        "window_steps": set(doc["drift"]["steps"]),
-        "lr_text": {r["step"]: fmt_lr(r["lr"]) for r in rows if r["lr"] is not None},
-        "of_peak": {r["step"]: pct_pair(r["lr_fraction_of_peak"], g["lr_floor"])[0] for r in rows if r["lr_fraction_of_peak"] is not None},
-    }
-
-
-def render_html(doc: dict, lr: LRInfo) -> str:
-    from mailwoman_eval.report.common import environment
-
-    return environment().get_template("sweep.html.j2").render(**page_context(doc, lr))

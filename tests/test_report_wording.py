@@ -309,7 +309,7 @@ def test_parity_md_gives_counts_for_entries_as_for_pieces(tmp_path):
 
 
 def test_lr_has_one_notation():
-    from mailwoman_eval.sweep import fmt_lr
+    from mailwoman_eval.learning_rate import fmt_lr
 
     assert fmt_lr(0.000857) == "8.57e-4" and fmt_lr(3.04e-5) == "3.04e-5" and fmt_lr(1e-3) == "1.00e-3" and fmt_lr(0.0) == "0"
     shown = [fmt_lr(x) for x in (0.000857, 3.04e-5, 2.5e-4, 9.99e-4)]
@@ -341,7 +341,7 @@ def _lab(hex_color: str) -> tuple[float, float, float]:
 
 
 def test_sweep_tag_colours_belong_to_the_tag_not_its_position():
-    from mailwoman_eval.sweep import MACRO_COLOR, PALETTE, TAG_COLOR_ORDER, tag_colors
+    from mailwoman_eval.report.sweep_page import MACRO_COLOR, PALETTE, TAG_COLOR_ORDER, tag_colors
 
     demo = ["country", "region", "locality", "dependent_locality", "postcode", "subregion", "cedex", "venue", "street",
             "house_number", "unit", "po_box"]

@@ -11,14 +11,14 @@ from click.testing import CliRunner
 from conftest import GOLDEN_ROOT, REPO, TINY, TINY_STEP, TOKENIZER_V010
 
 from mailwoman_eval.cli import main
-from mailwoman_eval.sweep import (
+from mailwoman_eval.learning_rate import (
     Schedule,
-    find_steps,
     interpolate,
     learning_rates,
     read_schedule,
     read_train_log,
 )
+from mailwoman_eval.sweep import find_steps
 
 TEST_SET = str(GOLDEN_ROOT / "v0.1.2" / "test")
 DEMO = REPO / "demo" / "runs"
@@ -534,7 +534,8 @@ def test_a_sweep_with_worker_processes_runs_from_a_thread_too(tmp_path, shared):
 def test_the_rules_judge_the_unrounded_macro_f1():
     """run.json rounds macro F1 to 6 places: a drift of 0.0100004 read as 0.01 passed --max-drift
     0.01, and a peak of 0.8999996 read as 0.9 passed --min-peak 0.9."""
-    from mailwoman_eval.sweep import LRInfo, StepLR, SweepOptions, judge
+    from mailwoman_eval.learning_rate import LRInfo, StepLR
+    from mailwoman_eval.sweep import SweepOptions, judge
 
     rows = [{"step": s, "lr": 1e-3, "macro_f1": round(m, 6), "f1": {}} for s, m in ((100, 0.89), (200, 0.8999996))]
     lr = LRInfo([StepLR(r["step"], 1e-3, "train_log.csv") for r in rows], 1e-3, "train_log.csv", None, {}, None)

@@ -2,7 +2,7 @@
 formatting filters), the display-only text mapping, the split of a raw string at a value's span for
 highlighting, the provenance header, the warnings banner, the category colours, the stacked bar and
 the spread of example rows. diagnose_page.py and compare_page.py build their view models from
-these; sweep.py renders its page with the same environment and safety rules.
+these; sweep_page.py renders its page with the same environment and safety rules.
 
 Safety rules (golden rows and model output are untrusted text):
 - jinja2 autoescaping is on for every template; nothing from a golden row or the model is ever
