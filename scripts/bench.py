@@ -167,14 +167,10 @@ def child_reanalyse(out: Path) -> dict:
     d = diagnose(run)
     html = out.parent / "report.html"
     write_error_table(d, html.with_name("report.errors.csv"))
-    try:
-        from mailwoman_eval.report.diagnose_page import render_diagnose
+    from mailwoman_eval.report.diagnose_page import render_diagnose
 
-        render_diagnose(d, html, "report.errors.csv")
-        with_html = True
-    except ImportError:
-        with_html = False
-    return {"seconds": time.perf_counter() - t, "rows": len(run.predictions), "html": with_html}
+    render_diagnose(d, html, "report.errors.csv")
+    return {"seconds": time.perf_counter() - t, "rows": len(run.predictions)}
 
 
 def child_upstream(workload: dict) -> dict:

@@ -21,7 +21,7 @@ from mailwoman_eval.sweep import pct_pair
 # the free entry its name hashes to. Colours were assigned by position among the tags with data, so
 # cedex was pink in one page and brown in another. Every entry is far lighter than the macro line's
 # #111 (CIE L* >= 40; the old #393b79 was 27) and at least 25 CIE76 ΔE from every other (the old
-# #3182bd was 4.6 from #1f77b4); tests/test_sweep.py checks both.
+# #3182bd was 4.6 from #1f77b4); tests/test_report_wording.py checks both.
 MACRO_COLOR = "#111"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f", "#a6761d", "#009e73", "#ff9896", "#637939", "#aec7e8", "#e7298a")
