@@ -208,3 +208,28 @@ def test_precision_recall_f1_round_as_eval_py_does_at_the_sixth_decimal():
     assert c["per_tag"]["a"]["precision"]["base"] == 0.023437
     assert c["per_tag"]["a"]["f1"]["base"] == s["per_tag"]["a"]["f1"]
     assert c["per_tag"]["a"]["f1"]["delta_pp"] == 0.0  # equal counts: exactly no change
+
+
+def test_the_first_astral_letter_is_trimmed_like_any_surrogate_pair():
+    """U+10000 (LINEAR B SYLLABLE B008 A, a letter) is the first code point above the BMP: in UTF-16
+    it is two surrogates, and each fails /[\\p{L}\\p{N}]/u, so trimBoundary trims it at an edge.
+    The BMP's last letters stay (U+FFDC HALFWIDTH HANGUL LETTER I)."""
+    raw = "\U00010000Paris\U00010000"
+    assert trim_boundary(raw, 0, len(raw)) == (1, 6)
+    assert trim_boundary("\uffdcParis\uffdc", 0, 7) == (0, 7)
+
+
+def test_upstream_strip_removes_trailing_whitespace_exactly_and_confidence_is_the_spans_own_mean():
+    """eval.py `raw[first.char_begin:last.char_end].strip()`: a span whose last piece ends on
+    whitespace (a bare '▁' piece labelled I-) loses that whitespace only. A component's confidence
+    is the mean over the span's own pieces (§5.2), not over a piece after it."""
+    raw = "Main St  Paris"
+    begin, end = [0, 4, 7, 8], [4, 7, 8, 14]  # 'Main', ' St', ' ', ' Paris'
+    conf = [0.25, 0.75, 0.5, 1.0]
+    for profile in (UPSTREAM_EVAL, RUNTIME):
+        comps = components_from_labels(raw, ["B-street", "I-street", "I-street", "B-locality"], begin, end, conf, profile)
+        assert (comps["street"].value, comps["street"].start, comps["street"].end) == ("Main St", 0, 7)
+        assert comps["street"].confidence == 0.5  # (0.25 + 0.75 + 0.5) / 3
+        assert (comps["locality"].value, comps["locality"].confidence) == ("Paris", 1.0)
+    comps = components_from_labels(raw, ["B-street", "I-street", "O", "O"], begin, end, conf, UPSTREAM_EVAL)
+    assert comps["street"].confidence == 0.5  # (0.25 + 0.75) / 2: the O piece after it is not counted
