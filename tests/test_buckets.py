@@ -336,3 +336,74 @@ def test_a_report_of_some_tags_does_not_replace_the_full_report(tmp_path, monkey
     assert (tmp_path / "reports" / "run.html").read_bytes() == full
     assert (tmp_path / "reports" / "run__postcode+locality.html").is_file()
     assert (tmp_path / "reports" / "run__postcode+locality.errors.csv").is_file()
+
+
+# ---- rules found unpinned by mutation testing ----------------------------------------------------
+
+
+def test_gold_absent_from_raw_in_any_case_is_unreachable_under_runtime():
+    from mailwoman_eval.buckets import unreachable_reason
+
+    assert unreachable_reason("Lyon", "Paris 75008", RUNTIME) == "not in raw"
+    assert unreachable_reason("Lyon", "Paris 75008", UPSTREAM_EVAL) == "not in raw"
+    assert unreachable_reason("PARIS", "Paris 75008", RUNTIME) is None  # in raw, case aside
+
+
+def test_bio_slip_folds_case_only_under_a_case_insensitive_profile():
+    """design.md bio_slip, "compared case-folded under a case-insensitive profile": on a runtime run
+    "PARIS," for gold "Paris" is a trailing-punctuation slip; on an upstream-eval run "paris," for
+    gold "Paris" differs in case as well, and is `other`."""
+    assert is_bio_slip("PARIS,", "Paris", fold=True) and not is_bio_slip("PARIS,", "Paris", fold=False)
+    rows = [("PARIS, 75008", {"locality": "Paris"}, {"locality": "PARIS,"})]
+    rt = bucket_errors(make_run(rows, ["locality"], "runtime").predictions, ["locality"], RUNTIME)
+    assert [(e.kind, e.primary, e.categories) for e in rt] == [("FP", "bio_slip", ("bio_slip",)), ("FN", "bio_slip", ("bio_slip",))]
+    rows = [("paris, 75008", {"locality": "Paris"}, {"locality": "paris,"})]
+    up = bucket_errors(make_run(rows, ["locality"]).predictions, ["locality"], UPSTREAM_EVAL)
+    assert [(e.kind, e.primary) for e in up] == [("FP", "other"), ("FN", "other")]
+
+
+@pytest.mark.parametrize("pred,gold", [
+    ("Paris", "Paris"), ("PARIS", "Paris"),  # no difference (case-folded): not a slip
+    ("Main  St", "Main St"),  # the same words, spaced otherwise: neither edge punctuation nor words added
+    ("12 Main (St", "Main St"),  # punctuation on an inner side of the shared words
+    ("  ", "Paris"),  # nothing predicted
+])
+def test_not_bio_slip_folded_or_not(pred, gold):
+    assert not is_bio_slip(pred, gold, fold=True)
+    assert not is_bio_slip(pred, gold, fold=False)
+
+
+def test_a_case_only_difference_is_not_also_a_bio_slip_when_folding():
+    assert cls("FN", "PARIS", "Paris", tag="locality", fold=True) == ("case_only", ("case_only",), None)
+
+
+def test_punctuation_on_the_outer_side_of_the_shared_words_is_a_slip():
+    """RULES["default"]["bio_slip"]: punctuation may differ on the outer sides of the run of shared
+    words, so "(Main" at the start and "St)" at the end match "Main" and "St"; "(St" at the end does not."""
+    assert is_bio_slip("12 (Main St", "Main St", fold=False)
+    assert is_bio_slip("12 Main St) Springfield", "Main St", fold=False)
+    assert not is_bio_slip("12 Main (St", "Main St", fold=False)
+
+
+def test_num_confused_records_the_tag_that_took_or_owns_the_value():
+    """design.md: record which tag took the gold value (FN) / whose gold value a numeric prediction
+    is (FP); a tag holding another number is not that tag, and a non-numeric gold's FN is not
+    num_confused even when its prediction is another tag's gold."""
+    gold_all = {"postcode": "75008", "unit": "22", "locality": "Paris"}
+    pred_all = {"unit": "4", "postcode": "22", "house_number": "75 008", "locality": "75008"}
+    fp = classify_default("postcode", "FP", "75008", "22", "x", pred_all, gold_all, False)
+    fn = classify_default("postcode", "FN", "75008", "22", "x", pred_all, gold_all, False)
+    assert fp == ("num_confused", ("num_confused",), "unit")
+    assert fn == ("num_confused", ("num_confused",), "house_number")
+    assert classify_default("locality", "FP", "Paris", "75008", "x", pred_all, gold_all, False) == (
+        "num_confused", ("num_confused",), "postcode")
+    assert classify_default("locality", "FN", "Paris", "75008", "x", pred_all, gold_all, False) == ("other", ("other",), None)
+    # a numeric gold no other tag predicted, and a numeric prediction that is no other tag's gold: no other_tag
+    assert cls("FN", "75008", "", pred_all={"unit": "4", "house_number": "22"}) == ("empty_pred", ("empty_pred",), None)
+    assert cls("FP", "", "22", gold_all={"unit": "4", "postcode": "22"}, tag="postcode") == ("hallucinated", ("hallucinated",), None)
+
+
+@pytest.mark.parametrize("raw,want", [("Paris ~ 75008", "empty_pred"), ("Paris \x7f 75008", "empty_pred"),
+                                      ("Paris \x80 75008", "non_latin")])
+def test_upstream_non_latin_is_a_code_point_above_127(raw, want):
+    assert classify_upstream(raw, "75008", "", "postcode") == want
