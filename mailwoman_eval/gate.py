@@ -12,13 +12,14 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import numpy as np
 
 from mailwoman_eval.compare import entry_counts, md_cell, md_code, pair_runs, run_summary, warning_lines
-from mailwoman_eval.console import signed
+from mailwoman_eval.console import signed, value_and_threshold
 from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.fsutil import refuse_special_file
 from mailwoman_eval.metrics import VIEWS, view_masks
@@ -188,7 +189,8 @@ def gate(base: Run, cand: Run, thresholds: Thresholds, seed: int = 0, adversaria
                     "thresholds": th,
                     # unrounded, for the decisions: Holm on p rounded to 6 places moved 1/2001 to
                     # 0.0005, so m x that could equal an alpha the refusal below had let through
-                    "_exact": {"p": p, "cand_f1": float(cf[k]), "delta_pp": d_obs},
+                    "_exact": {"p": p, "cand_f1": float(cf[k]), "delta_pp": d_obs,
+                               "cand_counts": (int(ctp[:, k].sum()), int(cfp[:, k].sum()), int(cfn[:, k].sum()))},
                 })
             )
     # the resamples the advice may name: within MAX_RESAMPLES and, for the largest gated view, the size cap
@@ -320,16 +322,30 @@ def fmt_p(p: float, alpha: float | None = None, digits: int = 4) -> str:
     return text
 
 
+def below_min_f1(x: dict, min_f1: float) -> bool:
+    """Is the candidate's F1 below the floor? From its counts when given, as an exact fraction
+    (2tp / (2tp + fp + fn), in percent) against the floor as typed: eval.py's 1e-9 guards put a
+    perfect F1 at 99.99999995, which failed `min_f1 = 100` ("candidate F1 100.00 < min_f1 100.0")."""
+    counts = x.get("cand_counts")
+    if counts is None:
+        return x["cand_f1"] < min_f1
+    tp, fp, fn = counts
+    d = 2 * tp + fp + fn
+    return (Fraction(200 * tp, d) if d else Fraction(0)) < Fraction(repr(min_f1))
+
+
 def judge(row: dict, th: dict, n_tests: int = 1, exact: dict | None = None) -> tuple[str, str]:
     """The verdict of one (view, tag) test. `row` holds the rounded figures the reason prints;
-    `exact`, if given, the unrounded ones the decisions use (p_holm, cand_f1, delta_pp)."""
+    `exact`, if given, the unrounded ones the decisions use (p_holm, cand_f1, delta_pp, and the
+    candidate's tp/fp/fn for the min_f1 floor)."""
     x = {**row, **(exact or {})}
     drop = -row["delta_pp"]
     m = th["max_drop_pp"]
     if x["p_holm"] < th["alpha"]:
         return "FAIL", f"F1 dropped {drop:.2f} pp (> {m} pp allowed), significant: Holm p {fmt_p(x['p_holm'], th['alpha'])} < alpha {th['alpha']}"
-    if "min_f1" in th and x["cand_f1"] < th["min_f1"] and row["support"] >= th["min_support"]:
-        return "FAIL", f"candidate F1 {row['cand_f1']:.2f} < min_f1 {th['min_f1']}"
+    if "min_f1" in th and row["support"] >= th["min_support"] and below_min_f1(x, th["min_f1"]):
+        shown = value_and_threshold(x["cand_f1"], th["min_f1"], digits=(2, 4, 6, 8))[0]  # never "90.00 < min_f1 90"
+        return "FAIL", f"candidate F1 {shown} < min_f1 {th['min_f1']}"
     if row["support"] < th["min_support"]:
         return "WARN", f"support {row['support']} < min_support {th['min_support']}: too few entries to gate"
     if x["delta_pp"] < -m:

@@ -3,9 +3,11 @@
 import json
 
 import numpy as np
+import pytest
 from conftest import TINY_STEP, TOKENIZER_V010, need_shared
 
 from mailwoman_eval.decode import components_from_labels, label_spans, trim_boundary
+from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.metrics import (
     FN,
     FP,
@@ -17,7 +19,7 @@ from mailwoman_eval.metrics import (
     outcome_row,
     summarize,
 )
-from mailwoman_eval.profiles import RUNTIME, UPSTREAM_EVAL
+from mailwoman_eval.profiles import PROFILES, RUNTIME, UPSTREAM_EVAL, get_profile
 
 
 def words(raw):
@@ -233,3 +235,28 @@ def test_upstream_strip_removes_trailing_whitespace_exactly_and_confidence_is_th
         assert (comps["locality"].value, comps["locality"].confidence) == ("Paris", 1.0)
     comps = components_from_labels(raw, ["B-street", "I-street", "O", "O"], begin, end, conf, UPSTREAM_EVAL)
     assert comps["street"].confidence == 0.5  # (0.25 + 0.75) / 2: the O piece after it is not counted
+
+
+# ---- the profile records themselves (design.md Decisions, profiles table) ---------------------
+
+def test_the_two_profiles_record_the_designs_choices():
+    assert (UPSTREAM_EVAL.name, UPSTREAM_EVAL.transitions, UPSTREAM_EVAL.no_crf, UPSTREAM_EVAL.spans, UPSTREAM_EVAL.compare) == \
+        ("upstream-eval", "python-masked", "argmax", "strip", "exact")
+    assert (RUNTIME.name, RUNTIME.transitions, RUNTIME.no_crf, RUNTIME.spans, RUNTIME.compare) == \
+        ("runtime", "structural", "structural", "trim-boundary", "casefold")
+    assert list(PROFILES) == ["runtime", "upstream-eval"] and get_profile("runtime") is RUNTIME
+    assert get_profile("upstream-eval") is UPSTREAM_EVAL
+    assert RUNTIME.to_json() == {"name": "runtime", "transitions": "structural", "no_crf": "structural",
+                                 "spans": "trim-boundary", "compare": "casefold", "description": RUNTIME.description}
+    with pytest.raises(MwevalError, match="unknown profile 'upstream'"):
+        get_profile("upstream")
+
+
+def test_both_comparisons_strip_whitespace_on_both_sides_and_only_runtime_folds_case():
+    """upstream-eval: `p.strip() == g.strip()`, case-sensitive; runtime: `p.strip().lower() ==
+    g.strip().lower()` (the TS harness's trim().toLowerCase(): lower, not casefold, so ß ≠ SS)."""
+    for profile in (UPSTREAM_EVAL, RUNTIME):
+        assert profile.same(" Paris\t", "Paris") and profile.same("Paris", "\nParis ")
+        assert not profile.same("Paris,", "Paris") and not profile.same("Pa ris", "Paris")
+    assert not UPSTREAM_EVAL.same("paris", "Paris") and RUNTIME.same(" PARIS", "paris ")
+    assert RUNTIME.same("ÉVRY", "évry") and not RUNTIME.same("STRASSE", "Straße")
