@@ -552,3 +552,13 @@ def test_the_unrounded_macro_f1_is_what_run_json_rounds(tiny_test_run):
 
     for view in tiny_test_run.meta["metrics"]["views"].values():
         assert round(exact_macro_f1(view), 6) == view["macro_f1"]
+
+
+def test_a_perfect_macro_f1_meets_min_peak_one():
+    """eval.py's 1e-9 guards put a perfect tag's F1 at 0.9999999995: --min-peak 1 failed a perfect run."""
+    from mailwoman_eval.sweep import exact_macro_f1
+
+    perfect = {"macro_f1_denominator": {"tags": ["a", "b"]}, "per_tag": {"a": {"tp": 7, "fp": 0, "fn": 0}, "b": {"tp": 1, "fp": 0, "fn": 0}}}
+    assert exact_macro_f1(perfect) == 1.0
+    one_off = {"macro_f1_denominator": {"tags": ["a", "b"]}, "per_tag": {"a": {"tp": 3, "fp": 1, "fn": 0}, "b": {"tp": 0, "fp": 0, "fn": 2}}}
+    assert exact_macro_f1(one_off) == (6 / 7 + 0.0) / 2
