@@ -26,6 +26,7 @@ from mailwoman_eval.metrics import VIEWS, view_masks
 from mailwoman_eval.run import OOD_PREFIX, Run, loudest_first
 from mailwoman_eval.stats import (
     check_resample_size,
+    exact_f1,
     f1_from_counts,
     holm,
     max_resamples,
@@ -324,14 +325,12 @@ def fmt_p(p: float, alpha: float | None = None, digits: int = 4) -> str:
 
 def below_min_f1(x: dict, min_f1: float) -> bool:
     """Is the candidate's F1 below the floor? From its counts when given, as an exact fraction
-    (2tp / (2tp + fp + fn), in percent) against the floor as typed: eval.py's 1e-9 guards put a
-    perfect F1 at 99.99999995, which failed `min_f1 = 100` ("candidate F1 100.00 < min_f1 100.0")."""
+    (`stats.exact_f1`, in percent) against the floor as typed: eval.py's 1e-9 guards put a perfect
+    F1 at 99.99999995, which failed `min_f1 = 100` ("candidate F1 100.00 < min_f1 100.0")."""
     counts = x.get("cand_counts")
     if counts is None:
         return x["cand_f1"] < min_f1
-    tp, fp, fn = counts
-    d = 2 * tp + fp + fn
-    return (Fraction(200 * tp, d) if d else Fraction(0)) < Fraction(repr(min_f1))
+    return 100 * exact_f1(*counts) < Fraction(repr(min_f1))
 
 
 def judge(row: dict, th: dict, n_tests: int = 1, exact: dict | None = None) -> tuple[str, str]:

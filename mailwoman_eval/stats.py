@@ -7,6 +7,8 @@ statistic comes from W @ per-entry counts. scipy.stats.bootstrap resamples one s
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 
 from mailwoman_eval.errors import MwevalError
@@ -55,6 +57,14 @@ def f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray
     """F1 of pooled counts, by `prf_from_counts` (observed and resampled values alike: a Δ of
     exactly 0 between equal counts stays exactly 0)."""
     return prf_from_counts(tp, fp, fn)[2]
+
+
+def exact_f1(tp: int, fp: int, fn: int) -> Fraction:
+    """F1 as an exact fraction, 2tp / (2tp + fp + fn) (0 with nothing to score): for rules against a
+    threshold. eval.py's 1e-9 guards (`prf_from_counts`, what the F1 columns show) put a perfect F1
+    at 0.9999999995, which failed a floor of 100% (gate's min_f1, sweep's --min-peak 1)."""
+    d = 2 * tp + fp + fn
+    return Fraction(2 * tp, d) if d else Fraction(0)
 
 
 def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

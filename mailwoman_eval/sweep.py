@@ -39,6 +39,7 @@ from mailwoman_eval.fsutil import (
 )
 from mailwoman_eval.learning_rate import LRInfo, fmt_lr, learning_rates
 from mailwoman_eval.metrics import VIEWS
+from mailwoman_eval.stats import exact_f1
 
 SCHEMA = "mweval.sweep/1"
 STEP_RE = re.compile(r"^step-(\d+)$")
@@ -247,14 +248,12 @@ def pct_pair(frac: float, floor: float) -> tuple[str, str]:
 def exact_macro_f1(view: dict) -> float:
     """A view's macro F1 unrounded, from its per-tag counts over the tags metrics.summarize averages
     (run.json rounds it to 6 places: a drift of 0.0100004 read as 0.01 passed --max-drift 0.01).
-    Each F1 is exact, 2tp / (2tp + fp + fn), without eval.py's 1e-9 guards, which put a perfect
+    Each F1 is exact (`stats.exact_f1`), without eval.py's 1e-9 guards, which put a perfect
     run at 0.9999999995 and failed --min-peak 1 (the same value to ~1e-9; it rounds as run.json's)."""
     used = view["macro_f1_denominator"]["tags"]
     if not used:
         return 0.0
-    tp, fp, fn = (np.array([view["per_tag"][t][k] for t in used], dtype=np.int64) for k in ("tp", "fp", "fn"))
-    d = 2 * tp + fp + fn
-    return float(np.mean(np.divide(2 * tp, d, out=np.zeros(len(used)), where=d > 0)))
+    return float(np.mean([float(exact_f1(*(int(view["per_tag"][t][k]) for k in ("tp", "fp", "fn")))) for t in used]))
 
 
 def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str], exact: list[float] | None = None) -> dict:
