@@ -13,8 +13,10 @@ compared as ratios.
 
 Measurements per workload:
   floor      bare onnxruntime / torch loop over the same pieces (batch-1 graphs: batch 1 at the
-             given padding, 1 session x N threads and N sessions x 1 thread taking rows from one
-             queue; batchable models: length-bucketed batches)
+             given padding, 1 session x N threads, N sessions x 1 thread, and N workers calling one
+             single-threaded session (arena off), the workers taking rows from one queue;
+             batchable models: length-bucketed batches); ratios are against the fastest floor at the
+             same padding (its median), and per round against that round's fastest
   eval       mweval eval through the library (tokenize, infer, Viterbi, spans, metrics, write run);
              "[inference …]" is run.json's inference_s, which includes the per-entry decoding the
              inference workers do between batches; the line below it splits the eval's time into
@@ -74,19 +76,25 @@ def child_floor(workload: dict, variant: str) -> dict:
     if workload["kind"] == "onnx":
         import onnxruntime as ort
 
-        pad, sessions = variant.split(":")  # "128:1" = padded to 128, one session x all threads
-        n_sess = int(sessions)
+        # "128:1" = padded to 128, one session x all threads; "own:2" = two sessions x 1 thread;
+        # "own:shared" = one worker per core calling one single-threaded session, its arena off (the
+        # layout the eval uses at own length: on some hosts it is the fastest bare loop, 0.85-1.02x
+        # of two sessions, so the floor has to include it)
+        pad, sessions = variant.split(":")
         cores = len(os.sched_getaffinity(0))
+        shared = sessions == "shared"
+        n_sess = cores if shared else int(sessions)
         model = str(workload["ckpt"] / "model.onnx")
 
-        def session(threads):
+        def session(threads, arena=True):
             so = ort.SessionOptions()
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
+            so.enable_cpu_mem_arena = so.enable_mem_pattern = arena
             so.log_severity_level = 4
             return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
 
-        sess = [session(max(1, cores // n_sess)) for _ in range(n_sess)]
+        sess = [session(1, arena=False)] * n_sess if shared else [session(max(1, cores // n_sess)) for _ in range(n_sess)]
         extra = [(i.name, [d if isinstance(d, int) else 1 for d in i.shape[2:]]) for i in sess[0].get_inputs() if i.name not in ("input_ids", "attention_mask")]
 
         def run(k, rows):
@@ -283,8 +291,9 @@ def main() -> None:
         plan: list[tuple[str, str, list[str]]] = []
         if w["kind"] == "onnx":
             for pad in ("own",) if args.quick else ("128", "own"):
-                plan.append((f"floor pad-{pad} 1 session", "floor", [py, me, "--child", "floor", name, f"{pad}:1", "-"]))
-                plan.append((f"floor pad-{pad} {cores} sessions", "floor", [py, me, "--child", "floor", name, f"{pad}:{cores}", "-"]))
+                plan.append((f"floor pad-{pad} 1 session x {cores} threads", "floor", [py, me, "--child", "floor", name, f"{pad}:1", "-"]))
+                plan.append((f"floor pad-{pad} {cores} sessions x 1 thread", "floor", [py, me, "--child", "floor", name, f"{pad}:{cores}", "-"]))
+                plan.append((f"floor pad-{pad} {cores} workers, shared session", "floor", [py, me, "--child", "floor", name, f"{pad}:shared", "-"]))
                 plan.append((f"eval pad-{pad}", "eval", [py, me, "--child", "eval", name, pad, str(tmp / name / f"run-{pad}")]))
         else:
             plan.append(("floor torch batched", "floor", [py, me, "--child", "floor", name, "-", "-"]))
@@ -292,7 +301,7 @@ def main() -> None:
                 plan.append((f"eval engine={engine}", "eval", [py, me, "--child", "eval", name, engine, str(tmp / name / f"run-{engine}")]))
         reanalyse_dir = tmp / name / ("run-own" if w["kind"] == "onnx" else "run-onnx")
         if args.quick:
-            plan = [p for p in plan if p[1] != "floor" or "1 session" not in p[0]]
+            plan = [p for p in plan if p[1] != "floor" or "1 session x" not in p[0]]
         plan.append(("reanalyse (diagnose+HTML from run)", "reanalyse", [py, me, "--child", "reanalyse", name, "-", str(reanalyse_dir)]))
         diag = [sys.executable, "-m", "mailwoman_eval", "diagnose", "--ckpt", str(w["ckpt"]), "--golden", str(GOLDEN), "--no-cache", "-q",
                 "--out", str(tmp / name / "diag.html")]
@@ -329,12 +338,13 @@ def main() -> None:
         for label, v in med.items():
             if label.startswith("eval"):
                 same = [f for f in floors if label.split()[-1] in f] or list(floors)
-                best = min(floors[f] for f in same)
+                best_floor = min(same, key=floors.get)
+                best = floors[best_floor]
                 key = lambda x: x["seconds"]  # noqa: E731
                 paired = sorted(key(e) / min(key(results[f][r]) for f in same) for r, e in enumerate(results[label]))
                 print(
                     f"    {label:38s} / best matching floor = {v / best:5.2f}x   per round: median {statistics.median(paired):.2f}x,"
-                    f" range {paired[0]:.2f}-{paired[-1]:.2f}x ({len(paired)} rounds)"
+                    f" range {paired[0]:.2f}-{paired[-1]:.2f}x ({len(paired)} rounds); best floor: {best_floor.removeprefix('floor ')}"
                 )
         if "upstream-style loop" in med:
             print(f"    upstream-style loop / diagnose end to end = {med['upstream-style loop'] / med['diagnose end to end (CLI)']:5.1f}x")
