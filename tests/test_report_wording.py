@@ -405,3 +405,44 @@ def test_the_commit_carries_a_dirty_flag_for_uncommitted_changes(tmp_path, monke
     assert item["value"].endswith(f" · {head[:10]}-dirty")
     clean = next(i for i in provenance({"mweval_git_commit": head}) if i["key"] == "mweval")
     assert clean["value"].endswith(f" · {head[:10]}")
+
+
+def _series(name: str, last_y: float, x: float = 700.0) -> dict:
+    return {"name": name, "color": "#123456", "cls": "macro" if name == "macro F1" else "tag",
+            "dots": [{"x": 100.0, "y": 50.0}, {"x": x, "y": last_y}]}
+
+
+def test_sweep_end_labels_name_every_line_in_order_without_overlap():
+    """The F1 chart's lines are told apart by name, not only colour: one label per line at its last
+    point's height, pushed apart to LABEL_GAP, in the order of the points, inside the plot."""
+    from mailwoman_eval.report.sweep_page import LABEL_GAP, end_labels
+
+    # five lines ending within 6 px of each other near the bottom, one far above, one without points
+    series = [_series(f"t{k}", 280.0 + k) for k in range(5)] + [_series("macro F1", 40.0)]
+    series.append({"name": "empty", "color": "#000", "cls": "tag", "dots": []})
+    labels = end_labels(series, x1=772.0, top=16.0, bottom=286.0)
+    assert [lab["name"] for lab in labels] == ["macro F1", "t0", "t1", "t2", "t3", "t4"]  # top to bottom, no "empty"
+    ys = [lab["y"] for lab in labels]
+    assert all(b - a >= LABEL_GAP - 1e-9 for a, b in zip(ys, ys[1:], strict=False)), ys
+    assert ys[-1] == 286.0 and ys[0] == 40.0  # pushed up from the bottom edge; the lone label stays at its line
+    assert [lab["y0"] for lab in labels][1:] == [280.0, 281.0, 282.0, 283.0, 284.0]  # leaders start at the lines
+    assert all(lab["x"] > 772.0 for lab in labels)
+    # lines far apart keep their own heights
+    apart = end_labels([_series("a", 100.0), _series("b", 200.0)], x1=772.0, top=16.0, bottom=286.0)
+    assert [(lab["name"], lab["y"]) for lab in apart] == [("a", 100.0), ("b", 200.0)]
+    # a line ending at an earlier step is labelled at its own last point's height
+    early = end_labels([_series("early", 150.0, x=300.0)], x1=772.0, top=16.0, bottom=286.0)
+    assert early[0]["y"] == early[0]["y0"] == 150.0
+
+
+@pytest.mark.skipif(not (BUNDLED_RUNS / "regressed" / "train_log.csv").is_file(), reason="demo runs not built")
+def test_demo_sweep_chart_names_each_line(tmp_path):
+    r = cli("sweep", BUNDLED_RUNS / "regressed", "--golden", "demo-v1", "--out", tmp_path / "s", "-q")
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "s" / "sweep.html").read_text(encoding="utf-8")
+    chart = html.split('aria-label="per-tag and macro F1 against training step"')[1].split("</svg>")[0]
+    named = re.findall(r'<g class="endlabel">.*?<text[^>]*>([^<]*)</text>', chart)
+    lines = re.findall(r"<g><title>([^<]*)</title>", chart)
+    assert named and sorted(named) == sorted(lines), (named, lines)
+    ys = sorted(float(y) for y in re.findall(r'<g class="endlabel">.*?<text x="[^"]*" y="([^"]*)"', chart))
+    assert all(b - a >= 11.99 for a, b in zip(ys, ys[1:], strict=False)), ys  # LABEL_GAP apart: no two overlap

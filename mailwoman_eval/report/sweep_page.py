@@ -49,7 +49,10 @@ def tag_colors(tags: list[str]) -> dict[str, str]:
     return out
 
 
-CHART_W, MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 900, 58, 24, 12, 34
+# MARGIN_R holds the F1 chart's end labels (the longest upstream tag, intersection_a, is ~85 px at
+# 11 px); the LR chart keeps the same margins so both charts put a step at the same x.
+CHART_W, MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 900, 58, 140, 12, 34
+LABEL_GAP = 12  # px between the centres of two end labels (11 px text)
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -89,6 +92,32 @@ def _segments(xs: list[float], ys: list[float | None]) -> list[str]:
     if cur:
         out.append(" ".join(cur))
     return out
+
+
+def end_labels(series: list[dict], x1: float, top: float, bottom: float, gap: float = LABEL_GAP) -> list[dict]:
+    """A label per line right of the plot, at the height of the line's last point, so a line is
+    told by its name and not only by its colour. Labels closer than `gap` are pushed apart (down
+    first, then up where they would leave the plot), keeping their order; each gets a leader, in the
+    line's colour, from the plot's edge at the height of the line's last point."""
+    ends = sorted(
+        ((s["dots"][-1]["y"], k, s) for k, s in enumerate(series) if s["dots"]),
+        key=lambda e: (e[0], e[1]),
+    )
+    if not ends:
+        return []
+    ys = [max(top, min(bottom, y)) for y, _, _ in ends]
+    for i in range(1, len(ys)):  # down the list: at least `gap` below the previous label
+        ys[i] = max(ys[i], ys[i - 1] + gap)
+    if ys[-1] > bottom:  # past the bottom: push back up from there
+        ys[-1] = bottom
+        for i in range(len(ys) - 2, -1, -1):
+            ys[i] = min(ys[i], ys[i + 1] - gap)
+    # with more lines than fit, the top ones go above the plot rather than overlapping
+    return [
+        {"name": s["name"], "color": s["color"], "cls": s["cls"], "y0": y0,
+         "x": round(x1 + 26, 2), "y": round(ly, 2)}
+        for (y0, _, s), ly in zip(ends, ys, strict=True)
+    ]
 
 
 def _x_axis(doc: dict) -> tuple[_Scale, list[dict]]:
@@ -142,7 +171,7 @@ def f1_chart(doc: dict, height: int = 320) -> dict:
               for t in nice_ticks(lo, hi, 5)]
     return {"width": CHART_W, "height": height, "x0": MARGIN_L, "x1": CHART_W - MARGIN_R, "y0": height - MARGIN_B,
             "y1": MARGIN_T, "xticks": xticks, "yticks": yticks, "series": series, "band": _window_band(doc, x),
-            "ylabel": "F1 (%)"}
+            "ylabel": "F1 (%)", "labels": end_labels(series, CHART_W - MARGIN_R, MARGIN_T + 4, height - MARGIN_B)}
 
 
 def lr_chart(doc: dict, lr: LRInfo, height: int = 200) -> dict | None:
