@@ -83,3 +83,35 @@ def test_a_symlink_loop_is_one_line(tmp_path):
     p = subprocess.run([sys.executable, "-m", "mailwoman_eval", "eval", "--ckpt", "step-002200", "--golden", "demo-v1", "-q",
                         "--out", "loop"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and p.stderr.strip() == f"mweval: error: {tmp_path / 'loop'}: a symlink loop", p.stderr
+
+
+# A loader that has not finished when the command ends: the real case is an onnxruntime session
+# still being made in C++ past wait_briefly's bound, which aborts the process (exit 134, "terminate
+# called without an active exception") if it returns while the interpreter finalizes. Here the
+# loader waits on an Event nobody sets, and an atexit handler shows whether the interpreter
+# finalized: it must not while a loader runs, and must as usual when none does.
+LOADER_STILL_RUNNING = r"""
+import atexit, sys, threading
+import mailwoman_eval.evaluate as ev
+atexit.register(lambda: sys.stderr.write("FINALIZED\n"))
+if sys.argv[1] == "stuck":
+    never = threading.Event()
+    ev.load_backend = lambda *a, **k: never.wait()
+    ev.wait_briefly = lambda futures, seconds=10.0: None
+sys.argv = ["mweval", "eval", "--ckpt", "step-002200", "--golden", "demo-v1", "--out", sys.argv[2], "-q", "--no-cache"]
+from mailwoman_eval.__main__ import run
+run()
+"""
+
+
+@pytest.mark.parametrize("loader", ["stuck", "done"])
+def test_a_command_ending_while_a_loader_runs_exits_with_its_code_without_finalizing(tmp_path, loader):
+    out = tmp_path / "out"
+    out.write_text("not a run\n")  # refused after the golden set loads, while the loaders work
+    r = subprocess.run([sys.executable, "-c", LOADER_STILL_RUNNING, loader, str(out)], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("mweval: error:") and str(out) in lines[0], r.stderr
+    assert ("FINALIZED" in lines) == (loader == "done"), r.stderr
+    assert out.read_text() == "not a run\n"
