@@ -446,3 +446,17 @@ def test_demo_sweep_chart_names_each_line(tmp_path):
     assert named and sorted(named) == sorted(lines), (named, lines)
     ys = sorted(float(y) for y in re.findall(r'<g class="endlabel">.*?<text x="[^"]*" y="([^"]*)"', chart))
     assert all(b - a >= 11.99 for a, b in zip(ys, ys[1:], strict=False)), ys  # LABEL_GAP apart: no two overlap
+
+
+def test_sweep_chart_grows_to_fit_one_label_per_line():
+    """30 tags with data: the plot is made tall enough that every end label sits inside it, 12 px apart."""
+    from mailwoman_eval.report.sweep_page import LABEL_GAP, f1_chart
+
+    tags = [f"tag{k:02d}" for k in range(30)]
+    steps = [{"step": s, "macro_f1": 0.9, "f1": {t: 0.9 + k * 1e-4 for k, t in enumerate(tags)}} for s in (100, 200)]
+    doc = {"steps": steps, "tags": tags, "peaks": {"per_tag": {}, "macro_f1": {"step": 200}}, "drift": {"steps": [100, 200]}}
+    c = f1_chart(doc)
+    ys = sorted(lab["y"] for lab in c["labels"])
+    assert len(ys) == 31 and c["height"] > 320
+    assert c["y1"] <= ys[0] and ys[-1] <= c["y0"], (ys[0], ys[-1], c["y1"], c["y0"])
+    assert all(b - a >= LABEL_GAP - 1e-9 for a, b in zip(ys, ys[1:], strict=False))

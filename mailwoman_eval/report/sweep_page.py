@@ -112,7 +112,7 @@ def end_labels(series: list[dict], x1: float, top: float, bottom: float, gap: fl
         ys[-1] = bottom
         for i in range(len(ys) - 2, -1, -1):
             ys[i] = min(ys[i], ys[i + 1] - gap)
-    # with more lines than fit, the top ones go above the plot rather than overlapping
+    # f1_chart makes the plot tall enough for every label, so none is pushed above it
     return [
         {"name": s["name"], "color": s["color"], "cls": s["cls"], "y0": y0,
          "x": round(x1 + 26, 2), "y": round(ly, 2)}
@@ -143,6 +143,8 @@ def f1_chart(doc: dict, height: int = 320) -> dict:
     x, xticks = _x_axis(doc)
     rows = doc["steps"]
     tags = [t for t in doc["tags"] if any(r["f1"][t] is not None for r in rows)]
+    # taller when the end labels (a line per tag with data, and macro F1) would not fit beside the plot
+    height = max(height, MARGIN_T + 4 + (len(tags) + 1) * LABEL_GAP + MARGIN_B)
     vals = [r["macro_f1"] for r in rows] + [r["f1"][t] for r in rows for t in tags if r["f1"][t] is not None]
     lo = max(0.0, math.floor((min(vals) - 0.02) * 20) / 20)
     hi = min(1.0, math.ceil((max(vals) + 0.02) * 20) / 20)
