@@ -264,7 +264,10 @@ def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str], exa
     k = min(opts.window, len(rows))
     win = rows[-k:]
     macro = [r["macro_f1"] for r in rows]
-    pi = _argmax_first(macro)
+    # the peak step is the unrounded peak's, which --min-peak judges: with run.json's 6 places two
+    # steps can tie (0.9000001 and 0.9000004 both read 0.9), and the earlier one was named as the
+    # peak while --min-peak's text named the later
+    pi = _argmax_first(exact)
     peaks = {"macro_f1": {"step": rows[pi]["step"], "f1": macro[pi]}, "per_tag": {}}
     drift_tags = {}
     for t in tags:
@@ -299,6 +302,12 @@ def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str], exa
             f"COSINE-TAIL GUARD CANNOT CHECK: LR unknown for steps {which} (no train_log.csv row and no "
             f"training_state.json schedule), so a decayed-LR window cannot be ruled out; --lr-floor 0 disables the guard"
         )
+    elif lr.peak is not None and lr.peak <= 0:  # no LR is below 0.6 x 0: "clear" passed a run that never learned
+        status = "unknown"
+        msg = (
+            f"COSINE-TAIL GUARD CANNOT CHECK: the peak LR is 0 ({lr.peak_source}), so the drift window's LR "
+            f"cannot be compared with it; --lr-floor 0 disables the guard"
+        )
     else:
         status = "clear"
         msg = f"LR stayed at or above {opts.lr_floor:.0%} of peak ({fmt_lr(lr.peak)}) throughout the drift window"
@@ -307,10 +316,9 @@ def judge(rows: list[dict], lr: LRInfo, opts: SweepOptions, tags: list[str], exa
 
     rules = {}
     if opts.min_peak is not None:
-        ti = _argmax_first(exact)  # the step of the unrounded peak (rounding can tie it with an earlier one)
-        v, th = value_and_threshold(exact[ti], opts.min_peak)
-        rules["min_peak"] = {"threshold": opts.min_peak, "value": macro[pi], "pass": exact[ti] >= opts.min_peak,
-                             "text": f"peak macro F1 {v} (step {rows[ti]['step']}) ≥ {th}"}
+        v, th = value_and_threshold(exact[pi], opts.min_peak)
+        rules["min_peak"] = {"threshold": opts.min_peak, "value": macro[pi], "pass": exact[pi] >= opts.min_peak,
+                             "text": f"peak macro F1 {v} (step {rows[pi]['step']}) ≥ {th}"}
     if opts.max_drift is not None:
         d = drift["macro_f1"]
         d_exact = max(exact[-k:]) - min(exact[-k:])

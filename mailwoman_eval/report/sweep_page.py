@@ -208,7 +208,7 @@ def lr_chart(doc: dict, lr: LRInfo, height: int = 200) -> dict | None:
     return {"width": CHART_W, "height": height, "x0": MARGIN_L, "x1": CHART_W - MARGIN_R, "y0": height - MARGIN_B,
             "y1": MARGIN_T, "xticks": xticks, "yticks": yticks, "curve": curve, "curve_source": curve_source,
             "dots": dots, "band": _window_band(doc, x),
-            "floor": {"y": y(floor), "label": f"{doc['guard']['lr_floor']:.0%} of peak"} if floor is not None and doc["guard"]["lr_floor"] > 0 else None,
+            "floor": {"y": y(floor), "label": f"{doc['guard']['lr_floor']:.0%} of peak"} if floor else None,  # none at --lr-floor 0, or at a peak LR of 0 (the guard cannot check)
             "peak": {"y": y(peak), "label": f"peak {fmt_lr(peak)}"}}
 
 
