@@ -316,11 +316,19 @@ def test_lr_has_one_notation():
     assert all(re.fullmatch(r"\d\.\d\de-\d", s) for s in shown)
 
 
-@pytest.mark.skipif(not (BUNDLED_RUNS / "regressed" / "train_log.csv").is_file(), reason="demo runs not built")
-def test_demo_sweep_page_prints_lr_in_one_notation(tmp_path):
+needs_demo_runs = pytest.mark.skipif(not (BUNDLED_RUNS / "regressed" / "train_log.csv").is_file(), reason="demo runs not built")
+
+
+def demo_sweep_html(tmp_path) -> str:
+    """The sweep page of the demo's regressed run."""
     r = cli("sweep", BUNDLED_RUNS / "regressed", "--golden", "demo-v1", "--out", tmp_path / "s", "-q")
     assert r.exit_code == 0, r.output
-    html = (tmp_path / "s" / "sweep.html").read_text(encoding="utf-8")
+    return (tmp_path / "s" / "sweep.html").read_text(encoding="utf-8")
+
+
+@needs_demo_runs
+def test_demo_sweep_page_prints_lr_in_one_notation(tmp_path):
+    html = demo_sweep_html(tmp_path)
     steps = html.split('id="steps"')[1].split("</table>")[0]
     lrs = re.findall(r'<td class="(?:win )?(?:low)?">([^<]*)</td>\s*<td(?: class="win")?>[^<]*%', steps)
     assert lrs and all(re.fullmatch(r"\d\.\d\de-\d", x) for x in lrs), lrs
@@ -435,11 +443,9 @@ def test_sweep_end_labels_name_every_line_in_order_without_overlap():
     assert early[0]["y"] == early[0]["y0"] == 150.0
 
 
-@pytest.mark.skipif(not (BUNDLED_RUNS / "regressed" / "train_log.csv").is_file(), reason="demo runs not built")
+@needs_demo_runs
 def test_demo_sweep_chart_names_each_line(tmp_path):
-    r = cli("sweep", BUNDLED_RUNS / "regressed", "--golden", "demo-v1", "--out", tmp_path / "s", "-q")
-    assert r.exit_code == 0, r.output
-    html = (tmp_path / "s" / "sweep.html").read_text(encoding="utf-8")
+    html = demo_sweep_html(tmp_path)
     chart = html.split('aria-label="per-tag and macro F1 against training step"')[1].split("</svg>")[0]
     named = re.findall(r'<g class="endlabel">.*?<text[^>]*>([^<]*)</text>', chart)
     lines = re.findall(r"<g><title>([^<]*)</title>", chart)
