@@ -8,7 +8,6 @@ train_log.csv reader, the LR per step with its source, the peak LR and `fmt_lr`.
 import json
 import math
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 
@@ -23,7 +22,7 @@ from mailwoman_eval.learning_rate import (
     read_train_log,
     reproduces,
 )
-from mailwoman_eval.sweep import SweepOptions, exact_macro_f1, judge, pct_pair
+from mailwoman_eval.sweep import StepDir, SweepOptions, exact_macro_f1, judge, pct_pair
 
 PEAK = 1e-3
 
@@ -378,19 +377,14 @@ def test_a_schedule_reproduces_a_log_within_its_8_printed_decimals():
 # the LR per step and the peak LR
 
 
-class Step(NamedTuple):  # what learning_rates reads of a sweep.StepDir
-    step: int
-    path: Path
-
-
-def make_steps(run: Path, schedules: dict[int, dict | None]) -> list[Step]:
+def make_steps(run: Path, schedules: dict[int, dict | None]) -> list[StepDir]:
     out = []
     for step, train in schedules.items():
         d = run / f"step-{step:06d}"
         d.mkdir(parents=True)
         if train is not None:
             write_state(d, **train)
-        out.append(Step(step, d))
+        out.append(StepDir(step, d))
     return out
 
 
