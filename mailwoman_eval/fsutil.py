@@ -173,7 +173,8 @@ def remove_stale_staging(final: Path) -> None:
     for kind in ("partial", "old"):
         for old in final.parent.glob(f".{glob.escape(final.name)}.{kind}-*"):
             pid = old.name[len(final.name) + len(kind) + 3 :].split("-", 1)[0]
-            if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            # ASCII digits of a plausible pid: str.isdigit() alone takes "²", which int() refuses
+            if pid.isascii() and pid.isdigit() and len(pid) <= 9 and int(pid) != os.getpid() and not _running(int(pid)):
                 shutil.rmtree(old, ignore_errors=True)
 
 

@@ -198,7 +198,8 @@ def cached_run(key: str, expect: dict[str, object]) -> Run | None:
         run = None
     if run is not None:
         want = {"timings.cache_key": key, **expect}
-        sound = bool(run.meta.get("predictions_sha256")) and len(run.predictions) == run.meta.get("counts", {}).get("entries")  # load_run checked the hash
+        counts = run.meta.get("counts")  # load_run accepts a run.json whose counts is not an object
+        sound = bool(run.meta.get("predictions_sha256")) and isinstance(counts, dict) and len(run.predictions) == counts.get("entries")  # load_run checked the hash
         if sound and all(_dotted(run.meta, k) == v for k, v in want.items()):
             return run
     shutil.rmtree(d, ignore_errors=True)
@@ -405,6 +406,12 @@ def row_identity(p: dict) -> str | None:
     return p["_row"] if "_row" in p else row_digest(p["raw"], p["gold"])
 
 
+def _line_number(text: str) -> int:
+    """The line of an id `file:line`, 0 when it is none. str.isdigit() alone also accepts what
+    int() refuses ("²"), and int() refuses over 4300 digits: a scores id is the user's text."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else 0
+
+
 def load_scores(path: str | Path, partner: Run) -> Run:
     """A committed scores JSON as a Run, borrowing raw/gold from `partner` (same golden, same ids)."""
     path = Path(path)
@@ -442,7 +449,7 @@ def load_scores(path: str | Path, partner: Run) -> Run:
             {
                 "id": e["id"],
                 "file": file,
-                "line": int(line) if line.isdigit() else 0,
+                "line": _line_number(line),
                 **{k: other[k] for k in ("raw", "country", "source", "notes", "gold")},
                 "adversarial": bool(e["adv"]),
                 "non_latin": bool(e["nl"]),

@@ -55,10 +55,13 @@ def test_staging_left_by_a_killed_process_is_removed_and_a_live_ones_kept(tmp_pa
     live = tmp_path / f".o.partial-{os.getppid()}-def"  # pytest's parent: running
     other = tmp_path / ".other.partial-1-x"
     backup = tmp_path / f".o.old-{int(dead.stdout)}-0"  # killed between the two renames of a replacement
-    for d in (stale, live, other, backup):
+    # names no mweval process made (int() refuses "²"; os.kill a pid of 30 digits): kept, no traceback
+    odd = [tmp_path / f".o.partial-{pid}-x" for pid in ("²", "9" * 30, "", "-1")]
+    for d in (stale, live, other, backup, *odd):
         (d / "runs").mkdir(parents=True)
     s = staging_dir(tmp_path / "o")
     assert not stale.exists() and not backup.exists() and live.exists() and other.exists() and s.is_dir()
+    assert all(d.is_dir() for d in odd)
 
 
 def test_two_processes_moving_into_one_place_both_finish(tmp_path, monkeypatch):
