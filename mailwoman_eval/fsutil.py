@@ -167,14 +167,20 @@ def staging_dir(final: Path, what: str = "output directory") -> Path:
     return path
 
 
+def ascii_int(text: str, max_digits: int) -> int | None:
+    """`text` as a number when it is 1 to `max_digits` ASCII digits, else None. str.isdigit() alone
+    also takes what int() refuses ("²"), and int() refuses over 4300 digits: for names and ids
+    that are the user's text."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= max_digits else None
+
+
 def remove_stale_staging(final: Path) -> None:
     """Staging (`.NAME.partial-PID-*`) and replaced outputs (`.NAME.old-PID-*`) that a killed process
     left beside `final`."""
     for kind in ("partial", "old"):
         for old in final.parent.glob(f".{glob.escape(final.name)}.{kind}-*"):
-            pid = old.name[len(final.name) + len(kind) + 3 :].split("-", 1)[0]
-            # ASCII digits of a plausible pid: str.isdigit() alone takes "²", which int() refuses
-            if pid.isascii() and pid.isdigit() and len(pid) <= 9 and int(pid) != os.getpid() and not _running(int(pid)):
+            pid = ascii_int(old.name[len(final.name) + len(kind) + 3 :].split("-", 1)[0], 9)
+            if pid is not None and pid != os.getpid() and not _running(pid):
                 shutil.rmtree(old, ignore_errors=True)
 
 

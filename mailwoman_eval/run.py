@@ -25,7 +25,14 @@ import orjson
 
 from mailwoman_eval import __version__
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import UMASK, atomic_write_bytes, output_dir, refuse_special_file, sha256_bytes
+from mailwoman_eval.fsutil import (
+    UMASK,
+    ascii_int,
+    atomic_write_bytes,
+    output_dir,
+    refuse_special_file,
+    sha256_bytes,
+)
 from mailwoman_eval.gcpause import gc_paused
 from mailwoman_eval.golden import REPO_ROOT
 from mailwoman_eval.metrics import EntryVectors, outcome_matrix, outcome_row, tag_index
@@ -406,12 +413,6 @@ def row_identity(p: dict) -> str | None:
     return p["_row"] if "_row" in p else row_digest(p["raw"], p["gold"])
 
 
-def _line_number(text: str) -> int:
-    """The line of an id `file:line`, 0 when it is none. str.isdigit() alone also accepts what
-    int() refuses ("²"), and int() refuses over 4300 digits: a scores id is the user's text."""
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else 0
-
-
 def load_scores(path: str | Path, partner: Run) -> Run:
     """A committed scores JSON as a Run, borrowing raw/gold from `partner` (same golden, same ids)."""
     path = Path(path)
@@ -449,7 +450,7 @@ def load_scores(path: str | Path, partner: Run) -> Run:
             {
                 "id": e["id"],
                 "file": file,
-                "line": _line_number(line),
+                "line": ascii_int(line, 18) or 0,  # a scores id is the user's text
                 **{k: other[k] for k in ("raw", "country", "source", "notes", "gold")},
                 "adversarial": bool(e["adv"]),
                 "non_latin": bool(e["nl"]),

@@ -32,6 +32,15 @@ def need_shared() -> None:
         pytest.skip(f"upstream test data not found at {UPSTREAM} (set MWEVAL_SHARED)")
 
 
+def error_text(fn, *args, **kwargs) -> str:
+    """The one-line message (`where: what`) of the MwevalError that `fn(*args, **kwargs)` must raise."""
+    from mailwoman_eval.errors import MwevalError
+
+    with pytest.raises(MwevalError) as e:
+        fn(*args, **kwargs)
+    return str(e.value)
+
+
 @pytest.fixture
 def shared() -> Path:
     need_shared()

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import UPSTREAM
+from conftest import UPSTREAM, error_text
 
 from mailwoman_eval import golden as G
 from mailwoman_eval.errors import MwevalError
@@ -43,12 +43,6 @@ def write(d: Path, name: str, lines, raw_bytes: bytes | None = None) -> Path:
     p = d / name
     p.write_bytes(raw_bytes if raw_bytes is not None else ("\n".join(lines) + "\n").encode())
     return p
-
-
-def err(fn, *a, **kw) -> str:
-    with pytest.raises(MwevalError) as ei:
-        fn(*a, **kw)
-    return str(ei.value)
 
 
 def sha(p: Path) -> str:
@@ -137,13 +131,13 @@ def test_only_top_level_regular_jsonl_files_in_sorted_order(tmp_path):
 
 
 def test_directory_errors_name_the_path(tmp_path):
-    assert err(load_golden, tmp_path / "nope") == f"{tmp_path / 'nope'}: golden directory does not exist"
+    assert error_text(load_golden, tmp_path / "nope") == f"{tmp_path / 'nope'}: golden directory does not exist"
     f = write(tmp_path, "g.jsonl", [row()])
-    assert err(load_golden, f) == f"{f}: golden path is not a directory"
+    assert error_text(load_golden, f) == f"{f}: golden path is not a directory"
     (tmp_path / "empty").mkdir()
-    assert err(load_golden, tmp_path / "empty").endswith("golden directory has no *.jsonl files")
+    assert error_text(load_golden, tmp_path / "empty").endswith("golden directory has no *.jsonl files")
     write(tmp_path / "blank", "g.jsonl", [], raw_bytes=b"\n \n\t\n")
-    assert err(load_golden, tmp_path / "blank") == f"{tmp_path / 'blank'}: golden set has no rows (every *.jsonl is empty)"
+    assert error_text(load_golden, tmp_path / "blank") == f"{tmp_path / 'blank'}: golden set has no rows (every *.jsonl is empty)"
 
 
 def test_one_empty_file_among_others_loads_with_zero_rows(tmp_path):
@@ -171,18 +165,18 @@ def test_read_jsonl_ids_lines_bom_crlf(tmp_path):
 def test_errors_name_the_full_path_and_line(tmp_path):
     """README: a bad golden row is a one-line error naming file and line."""
     p = write(tmp_path, "g.jsonl", [row(), "", '{"raw": "x", "components": {'])
-    assert err(read_jsonl, p).startswith(f"{p}:3: malformed JSON")
+    assert error_text(read_jsonl, p).startswith(f"{p}:3: malformed JSON")
     p = write(tmp_path, "g.jsonl", None, raw_bytes=row().encode() + b"\n" + b'{"raw": "caf\xe9"}\n')
-    assert err(read_jsonl, p) == f"{p}:2: not UTF-8 (byte 12)"
+    assert error_text(read_jsonl, p) == f"{p}:2: not UTF-8 (byte 12)"
     p = write(tmp_path, "g.jsonl", None, raw_bytes=(row() + "\r" + row() + "\r").encode())
-    assert "rows end in a bare CR" in err(read_jsonl, p)
+    assert "rows end in a bare CR" in error_text(read_jsonl, p)
     p = write(tmp_path, "g.jsonl", [row(), '{"raw": "x", "components": {}} {"raw": "y"}'])
-    e = err(read_jsonl, p)
+    e = error_text(read_jsonl, p)
     assert e.startswith(f"{p}:2: malformed JSON") and "bare CR" not in e
     # the hint is for a CR before the extra data, not for one further on
     p = write(tmp_path, "g.jsonl", None, raw_bytes=(row() + "x\r" + row() + "\n").encode())
-    assert "bare CR" not in err(read_jsonl, p)
-    assert err(read_jsonl, tmp_path / "missing.jsonl").startswith(f"{tmp_path / 'missing.jsonl'}: cannot read golden file")
+    assert "bare CR" not in error_text(read_jsonl, p)
+    assert error_text(read_jsonl, tmp_path / "missing.jsonl").startswith(f"{tmp_path / 'missing.jsonl'}: cannot read golden file")
 
 
 @pytest.mark.parametrize(
@@ -209,15 +203,15 @@ def test_errors_name_the_full_path_and_line(tmp_path):
     ],
 )
 def test_row_errors(text, message):
-    assert err(parse_row, text, "g.jsonl", 7) == f"g.jsonl:7: {message}"
-    assert err(parse_row, text, "g.jsonl", 7, where="/abs/g.jsonl:7") == f"/abs/g.jsonl:7: {message}"
+    assert error_text(parse_row, text, "g.jsonl", 7) == f"g.jsonl:7: {message}"
+    assert error_text(parse_row, text, "g.jsonl", 7, where="/abs/g.jsonl:7") == f"/abs/g.jsonl:7: {message}"
 
 
 def test_json_constants_and_deep_nesting_are_row_errors():
-    assert err(parse_row, '{"raw": "1 Main St", "components": {}, "s": NaN}', "g.jsonl", 1).startswith("g.jsonl:1: malformed JSON")
-    assert err(parse_row, '{"raw": "1 Main St", "components": {}, "s": -Infinity}', "g.jsonl", 1).startswith("g.jsonl:1: malformed")
+    assert error_text(parse_row, '{"raw": "1 Main St", "components": {}, "s": NaN}', "g.jsonl", 1).startswith("g.jsonl:1: malformed JSON")
+    assert error_text(parse_row, '{"raw": "1 Main St", "components": {}, "s": -Infinity}', "g.jsonl", 1).startswith("g.jsonl:1: malformed")
     deep = '{"raw": "1 Main St", "components": {}, "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
-    assert err(parse_row, deep, "g.jsonl", 1).startswith("g.jsonl:1: malformed JSON")
+    assert error_text(parse_row, deep, "g.jsonl", 1).startswith("g.jsonl:1: malformed JSON")
 
 
 def test_a_paired_surrogate_escape_is_fine():
@@ -229,7 +223,7 @@ def test_raw_length_limit_is_inclusive():
     ok = "a" * G.MAX_RAW_CHARS
     assert G.MAX_RAW_CHARS == 100_000
     assert parse_row(json.dumps({"raw": ok, "components": {}}), "g.jsonl", 1).raw == ok
-    msg = err(parse_row, json.dumps({"raw": ok + "b", "components": {}}), "g.jsonl", 1)
+    msg = error_text(parse_row, json.dumps({"raw": ok + "b", "components": {}}), "g.jsonl", 1)
     assert msg == "g.jsonl:1: `raw` is 100001 characters; a postal address is at most 100000"
 
 
@@ -249,7 +243,7 @@ def test_optional_fields_are_kept():
 
 
 def test_entry_invariants():
-    assert err(GoldenEntry, "g:1", "g", 1, " ", {}) == "g:1: `raw` must be a non-empty string"
+    assert error_text(GoldenEntry, "g:1", "g", 1, " ", {}) == "g:1: `raw` must be a non-empty string"
     with pytest.raises(MwevalError, match="component 'a' is not a string"):
         GoldenEntry("g:1", "g", 1, "x", {"a": 1})
     with pytest.raises(MwevalError, match="non-empty string"):
@@ -360,7 +354,7 @@ def test_check_manifest_directly(tmp_path):
 def test_an_unreadable_manifest_is_an_error_naming_it(tmp_path, text):
     write(tmp_path, "a.jsonl", [row()])
     (tmp_path / "MANIFEST.json").write_text(text)
-    msg = err(load_golden, tmp_path)
+    msg = error_text(load_golden, tmp_path)
     assert msg.startswith(f"{tmp_path / 'MANIFEST.json'}: ")
     assert ("unreadable manifest" in msg) or ("manifest has no `files` object" in msg)
 
@@ -406,16 +400,16 @@ def test_unknown_names_and_missing_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("MWEVAL_GOLDEN_PATH", str(tmp_path / "r"))
-    assert err(resolve_golden, "./nope") == "./nope: golden directory does not exist"
-    assert err(resolve_golden, "/nope/x") == "/nope/x: golden directory does not exist"
-    msg = err(resolve_golden, "gamma")
+    assert error_text(resolve_golden, "./nope") == "./nope: golden directory does not exist"
+    assert error_text(resolve_golden, "/nope/x") == "/nope/x: golden directory does not exist"
+    msg = error_text(resolve_golden, "gamma")
     assert msg.startswith("unknown golden set 'gamma'; available: ") and "demo-v1" in msg and f"MWEVAL_GOLDEN_PATH ({tmp_path / 'r'})" in msg
     assert "golden pull" not in msg
-    assert "`mweval golden pull v0.1.2` fetches it" in err(resolve_golden, "v0.1.2")
-    assert err(resolve_golden, "demo-v1/dev").startswith("golden set demo-v1 has no 'dev' split")
-    assert err(resolve_golden, "gamma/dev").startswith("unknown golden set 'gamma/dev'; available: ")  # no set, so no split
+    assert "`mweval golden pull v0.1.2` fetches it" in error_text(resolve_golden, "v0.1.2")
+    assert error_text(resolve_golden, "demo-v1/dev").startswith("golden set demo-v1 has no 'dev' split")
+    assert error_text(resolve_golden, "gamma/dev").startswith("unknown golden set 'gamma/dev'; available: ")  # no set, so no split
     monkeypatch.delenv("MWEVAL_GOLDEN_PATH")
-    assert "MWEVAL_GOLDEN_PATH" not in err(resolve_golden, "gamma")
+    assert "MWEVAL_GOLDEN_PATH" not in error_text(resolve_golden, "gamma")
 
 
 def test_substring_problems_mark_case_only():
@@ -441,7 +435,7 @@ def test_a_fifo_named_jsonl_is_refused_not_waited_on(tmp_path):
             pass
 
     threading.Thread(target=unblock, daemon=True).start()
-    assert err(read_jsonl, fifo) == f"{fifo}: not a regular file (a FIFO)"
+    assert error_text(read_jsonl, fifo) == f"{fifo}: not a regular file (a FIFO)"
 
 
 def test_a_path_string_and_dot_inside_a_split_load(tmp_path, monkeypatch):

@@ -22,11 +22,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import TOKENIZER_V010, need_shared
+from conftest import TOKENIZER_V010, error_text, need_shared
 from runfactory import make_run, save_run
 
 from mailwoman_eval import run as run_module
-from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.run import (
     PRED_FILE,
     RUN_FILE,
@@ -57,12 +56,6 @@ def tok():
 
 def spans(enc: Encoding) -> list[tuple[str, int, int]]:
     return list(zip(enc.pieces, enc.begin, enc.end, strict=True))
-
-
-def error(fn, *args, **kwargs) -> str:
-    with pytest.raises(MwevalError) as e:
-        fn(*args, **kwargs)
-    return str(e.value)
 
 
 # ---- tokenizer: byte offsets -> char offsets (§3, §3.1) -------------------------------------------
@@ -135,12 +128,12 @@ def test_the_v010_tokenizer_is_the_upstream_one(tok):
 
 def test_a_tokenizer_path_that_is_no_model_file_is_named_in_the_error(tmp_path):
     """A missing path, a directory, a FIFO (reading it would block forever) and an empty file."""
-    assert error(Tokenizer, tmp_path / "nope.model") == f"{tmp_path / 'nope.model'}: tokenizer model not found"
-    assert error(Tokenizer, tmp_path) == f"{tmp_path}: not a regular file (a directory)"
+    assert error_text(Tokenizer, tmp_path / "nope.model") == f"{tmp_path / 'nope.model'}: tokenizer model not found"
+    assert error_text(Tokenizer, tmp_path) == f"{tmp_path}: not a regular file (a directory)"
     os.mkfifo(tmp_path / "fifo.model")
-    assert error(Tokenizer, tmp_path / "fifo.model") == f"{tmp_path / 'fifo.model'}: not a regular file (a FIFO)"
+    assert error_text(Tokenizer, tmp_path / "fifo.model") == f"{tmp_path / 'fifo.model'}: not a regular file (a FIFO)"
     (tmp_path / "empty.model").write_bytes(b"")
-    assert error(Tokenizer, tmp_path / "empty.model") == f"{tmp_path / 'empty.model'}: not a SentencePiece model (INTERNAL: unk is not defined.)"
+    assert error_text(Tokenizer, tmp_path / "empty.model") == f"{tmp_path / 'empty.model'}: not a SentencePiece model (INTERNAL: unk is not defined.)"
 
 
 def test_loading_probes_the_offsets_and_refuses_code_points(monkeypatch):
@@ -160,7 +153,7 @@ def test_loading_probes_the_offsets_and_refuses_code_points(monkeypatch):
         return SimpleNamespace(pieces=[SimpleNamespace(begin=table[p.begin], end=table[p.end]) for p in proto.pieces])
 
     monkeypatch.setattr(spm.SentencePieceProcessor, "encode", code_points)
-    assert error(Tokenizer, TOKENIZER_V010) == (
+    assert error_text(Tokenizer, TOKENIZER_V010) == (
         f"{TOKENIZER_V010}: sentencepiece {spm.__version__} reports piece offsets that are not UTF-8 bytes "
         "(end 2 for 'aé'); install sentencepiece>=0.2.2")
 
@@ -211,7 +204,7 @@ def test_write_run_replaces_an_earlier_run_and_refuses_a_directory_of_other_file
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep")
-    assert error(write_run, mine, {"schema": SCHEMA}, []) == (
+    assert error_text(write_run, mine, {"schema": SCHEMA}, []) == (
         f"{mine}: output directory is not empty and holds no mweval run.json; refusing to write (use --force)")
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
     write_run(mine, {"schema": SCHEMA}, [], force=True)
@@ -465,13 +458,13 @@ def test_a_path_that_is_no_run_directory_is_told_what_to_give(tmp_path):
     (tmp_path / RUN_FILE).write_text("{}")
     (tmp_path / "s.json").write_text("{}")
     (tmp_path / "notes.txt").write_text("x")
-    assert error(load_run, tmp_path / RUN_FILE) == f"{tmp_path / RUN_FILE}: not a run directory: give its directory, {tmp_path}"
-    assert error(load_run, tmp_path / "s.json") == (
+    assert error_text(load_run, tmp_path / RUN_FILE) == f"{tmp_path / RUN_FILE}: not a run directory: give its directory, {tmp_path}"
+    assert error_text(load_run, tmp_path / "s.json") == (
         f"{tmp_path / 's.json'}: not a run directory: a scores JSON (export-scores) holds no entries: give the run directory it came from")
-    assert error(load_run, tmp_path / "notes.txt") == f"{tmp_path / 'notes.txt'}: not a run directory: a file"
-    assert error(load_run, tmp_path / "nope") == f"{tmp_path / 'nope'}: run directory does not exist"
+    assert error_text(load_run, tmp_path / "notes.txt") == f"{tmp_path / 'notes.txt'}: not a run directory: a file"
+    assert error_text(load_run, tmp_path / "nope") == f"{tmp_path / 'nope'}: run directory does not exist"
     (tmp_path / "empty").mkdir()
-    assert error(load_run, tmp_path / "empty") == f"{tmp_path / 'empty'}: not an mweval run directory (no run.json)"
+    assert error_text(load_run, tmp_path / "empty") == f"{tmp_path / 'empty'}: not an mweval run directory (no run.json)"
 
 
 def test_a_checkpoint_given_where_a_run_goes_is_recognised_by_its_config_or_its_onnx_model(tmp_path):
@@ -481,9 +474,9 @@ def test_a_checkpoint_given_where_a_run_goes_is_recognised_by_its_config_or_its_
         d = tmp_path / name.split(".")[0]
         d.mkdir()
         (d / name).write_text("{}")
-        assert error(load_run, d) == f"{d}: not an mweval run directory (no run.json){hint}"
+        assert error_text(load_run, d) == f"{d}: not an mweval run directory (no run.json){hint}"
     # a name that is no directory here but names a checkpoint (the bundled demo's)
-    assert error(load_run, "step-002200") == ("step-002200: run directory does not exist; 'step-002200' names the checkpoint "
+    assert error_text(load_run, "step-002200") == ("step-002200: run directory does not exist; 'step-002200' names the checkpoint "
                                               "regressed/step-002200: evaluate it with --ckpt step-002200 --golden …")
 
 
@@ -493,18 +486,18 @@ def test_run_json_must_be_of_the_run_schema_and_hold_what_readers_index(tmp_path
     d = tmp_path / "r"
     rj = d / RUN_FILE
     raw_run(d, {"schema": "mweval.scores/1"}, "")
-    assert error(load_run, d) == f"{rj}: run.json is not an mweval file of schema mweval.run/1"
+    assert error_text(load_run, d) == f"{rj}: run.json is not an mweval file of schema mweval.run/1"
     raw_run(d, [SCHEMA], "")
-    assert error(load_run, d) == f"{rj}: run.json is not an mweval file of schema mweval.run/1"
+    assert error_text(load_run, d) == f"{rj}: run.json is not an mweval file of schema mweval.run/1"
     raw_run(d, {"schema": SCHEMA, "tags": {}, "decode": {}}, "")
-    assert error(load_run, d) == (f"{rj}: run.json is incomplete (lacks or mistypes profile, tags, golden, checkpoint, "
+    assert error_text(load_run, d) == (f"{rj}: run.json is incomplete (lacks or mistypes profile, tags, golden, checkpoint, "
                                   "tokenizer, metrics)")
     for over in ({"golden": {"sha256": 1}}, {"golden": {}}, {"profile": {"name": "fast"}}, {"profile": {"name": None}},
                  {"profile": {"name": ["runtime"]}}):
         raw_run(d, cache_meta("k" * 32, 0, **over), "")
-        assert error(load_run, d) == f"{rj}: run.json is incomplete (lacks or mistypes golden/profile)", over
+        assert error_text(load_run, d) == f"{rj}: run.json is incomplete (lacks or mistypes golden/profile)", over
     (d / RUN_FILE).write_text("[1,")
-    assert error(load_run, d).startswith(f"{rj}: unreadable run.json (")
+    assert error_text(load_run, d).startswith(f"{rj}: unreadable run.json (")
     raw_run(d, cache_meta("k" * 32, 0, profile={"name": "upstream-eval"}), "")
     assert load_run(d).profile.name == "upstream-eval"
 
@@ -525,13 +518,13 @@ def test_each_bad_prediction_line_is_named_by_its_line_number(tmp_path):
         (line(pred={"postcode": "75008"}) + "\n", 1, "prediction row lacks or mistypes pred values"),
     ):
         raw_run(d, meta, text)
-        assert error(load_run, d).startswith(f"{pf}:{where}: {message}"), text
+        assert error_text(load_run, d).startswith(f"{pf}:{where}: {message}"), text
     raw_run(d, meta, (line() + "\n").encode() + b"\n\xff\xfe\n")
-    assert error(load_run, d) == f"{pf}:3: not UTF-8"
+    assert error_text(load_run, d) == f"{pf}:3: not UTF-8"
     raw_run(d, meta, b"\n\xff\n")
-    assert error(load_run, d) == f"{pf}:2: not UTF-8"
+    assert error_text(load_run, d) == f"{pf}:2: not UTF-8"
     pf.unlink()
-    assert error(load_run, d) == f"{pf}: cannot read predictions: No such file or directory"
+    assert error_text(load_run, d) == f"{pf}: cannot read predictions: No such file or directory"
 
 
 def test_predictions_must_match_run_jsons_hash_and_count(tmp_path):
@@ -541,11 +534,11 @@ def test_predictions_must_match_run_jsons_hash_and_count(tmp_path):
     run = load_run(d)
     assert len(run.predictions) == 2 and run.path == d
     (d / PRED_FILE).write_text(line() + "\n")
-    assert error(load_run, d) == f"{d / PRED_FILE}: predictions.jsonl does not match run.json (interrupted or edited write)"
+    assert error_text(load_run, d) == f"{d / PRED_FILE}: predictions.jsonl does not match run.json (interrupted or edited write)"
     raw_run(d, cache_meta("k" * 32, 2), line() + "\n")
-    assert error(load_run, d) == f"{d / PRED_FILE}: predictions.jsonl holds 1 row and run.json counts 2 (truncated or edited?)"
+    assert error_text(load_run, d) == f"{d / PRED_FILE}: predictions.jsonl holds 1 row and run.json counts 2 (truncated or edited?)"
     raw_run(d, cache_meta("k" * 32, 1), line() + "\n" + line() + "\n")
-    assert error(load_run, d) == f"{d / PRED_FILE}: predictions.jsonl holds 2 rows and run.json counts 1 (truncated or edited?)"
+    assert error_text(load_run, d) == f"{d / PRED_FILE}: predictions.jsonl holds 2 rows and run.json counts 1 (truncated or edited?)"
     raw_run(d, cache_meta("k" * 32, 2, counts=None), line() + "\n" + line() + "\n")  # nothing to check against
     assert len(load_run(d).predictions) == 2
 
@@ -576,7 +569,7 @@ def test_the_adversarial_view_is_adversarial_rows_and_with_non_latin_also_non_la
     assert run.adversarial_mask().tolist() == [False, False, False, True]
     assert run.adversarial_mask("non-latin").tolist() == [False, False, True, True]
     assert run.adversarial_mask().tolist() == [False, False, False, True]  # the mask of one call is not kept
-    assert error(run.adversarial_mask, "latin") == "unknown --adversarial mode 'latin' (default or non-latin)"
+    assert error_text(run.adversarial_mask, "latin") == "unknown --adversarial mode 'latin' (default or non-latin)"
 
 
 def test_export_scores_holds_per_entry_values_flags_sums_and_row_digests_and_no_pieces():
@@ -712,7 +705,7 @@ def test_a_scores_file_without_row_digests_pairs_by_id_and_refuses_an_id_the_can
     assert [p["raw"] for p in got.predictions] == ["Lyon 69001", "Paris 75008", "Москва 101000"]
     assert [row_identity(p) for p in got.predictions] == [None, None, None]
     short = hand_run(rows=ROWS[:2])
-    assert error(load_scores, path, short) == (
+    assert error_text(load_scores, path, short) == (
         f"{path}: entry adversarial.jsonl:3 of the baseline is not in the candidate run (different golden set?)")
     odd = scores_file(tmp_path, base, lambda doc: doc["entries"][0].update(id="us.jsonl:x", row=doc["entries"][1]["row"]))
     p = load_scores(odd, base).predictions[0]
@@ -737,9 +730,9 @@ def test_an_ids_line_is_its_ascii_digits_and_else_0(tmp_path, line, number):
 def test_a_malformed_scores_entry_is_named_by_its_index(tmp_path, bad):
     run = hand_run()
     path = scores_file(tmp_path, run, lambda doc: doc["entries"][1].update(bad))
-    assert error(load_scores, path, run) == f"{path}: scores entry 1 is malformed (id, adv, nl, pred, sums)"
+    assert error_text(load_scores, path, run) == f"{path}: scores entry 1 is malformed (id, adv, nl, pred, sums)"
     path = scores_file(tmp_path, run, lambda doc: doc["entries"].insert(2, list(bad.items())))
-    assert error(load_scores, path, run) == f"{path}: scores entry 2 is malformed (id, adv, nl, pred, sums)"
+    assert error_text(load_scores, path, run) == f"{path}: scores entry 2 is malformed (id, adv, nl, pred, sums)"
 
 
 @pytest.mark.parametrize("edit", [
@@ -751,7 +744,7 @@ def test_a_malformed_scores_entry_is_named_by_its_index(tmp_path, bad):
 def test_an_incomplete_scores_file_is_refused(tmp_path, edit):
     run = hand_run()
     path = scores_file(tmp_path, run, edit)
-    assert error(load_scores, path, run) == f"{path}: scores file is incomplete (not written by mweval export-scores?)"
+    assert error_text(load_scores, path, run) == f"{path}: scores file is incomplete (not written by mweval export-scores?)"
 
 
 def test_a_scores_file_keeps_its_warnings_and_an_older_one_has_none(tmp_path):
@@ -760,7 +753,7 @@ def test_a_scores_file_keeps_its_warnings_and_an_older_one_has_none(tmp_path):
     assert load_scores(scores_file(tmp_path, run), run).meta["warnings"] == ["OUT OF DISTRIBUTION: zero-fed", "7"]
     assert load_scores(scores_file(tmp_path, run, lambda d: d.pop("warnings")), run).meta["warnings"] == []
     path = scores_file(tmp_path, run, lambda d: d.update(schema="mweval.run/1"))
-    assert error(load_scores, path, run) == f"{path}: scores JSON is not an mweval file of schema mweval.scores/1"
+    assert error_text(load_scores, path, run) == f"{path}: scores JSON is not an mweval file of schema mweval.scores/1"
 
 
 def test_a_baseline_is_a_run_directory_its_run_json_or_with_a_partner_a_scores_json(tmp_path):
@@ -771,7 +764,7 @@ def test_a_baseline_is_a_run_directory_its_run_json_or_with_a_partner_a_scores_j
     assert load_run_or_scores(tmp_path / "run" / RUN_FILE).path == tmp_path / "run"
     path = scores_file(tmp_path, run)
     assert load_run_or_scores(path, run).meta["source"] == "scores"
-    assert error(load_run_or_scores, path) == (
+    assert error_text(load_run_or_scores, path) == (
         f"{path}: a scores JSON can only be the baseline (compare's BASE, gate's --baseline): it holds no entries "
         "for the other side to be compared against; the candidate is a run directory or a checkpoint")
-    assert error(load_run_or_scores, tmp_path / "nope.json", run) == f"{tmp_path / 'nope.json'}: no such run directory or scores file"
+    assert error_text(load_run_or_scores, tmp_path / "nope.json", run) == f"{tmp_path / 'nope.json'}: no such run directory or scores file"
