@@ -477,7 +477,7 @@ def test_a_checkpoint_given_where_a_run_goes_is_recognised_by_its_config_or_its_
         assert error_text(load_run, d) == f"{d}: not an mweval run directory (no run.json){hint}"
     # a name that is no directory here but names a checkpoint (the bundled demo's)
     assert error_text(load_run, "step-002200") == ("step-002200: run directory does not exist; 'step-002200' names the checkpoint "
-                                              "regressed/step-002200: evaluate it with --ckpt step-002200 --golden …")
+                                                   "regressed/step-002200: evaluate it with --ckpt step-002200 --golden …")
 
 
 def test_run_json_must_be_of_the_run_schema_and_hold_what_readers_index(tmp_path):
@@ -491,7 +491,7 @@ def test_run_json_must_be_of_the_run_schema_and_hold_what_readers_index(tmp_path
     assert error_text(load_run, d) == f"{rj}: run.json is not an mweval file of schema mweval.run/1"
     raw_run(d, {"schema": SCHEMA, "tags": {}, "decode": {}}, "")
     assert error_text(load_run, d) == (f"{rj}: run.json is incomplete (lacks or mistypes profile, tags, golden, checkpoint, "
-                                  "tokenizer, metrics)")
+                                       "tokenizer, metrics)")
     for over in ({"golden": {"sha256": 1}}, {"golden": {}}, {"profile": {"name": "fast"}}, {"profile": {"name": None}},
                  {"profile": {"name": ["runtime"]}}):
         raw_run(d, cache_meta("k" * 32, 0, **over), "")
