@@ -112,7 +112,10 @@ def audit(gset: GoldenSet, tags: list[str], profile: Profile) -> dict:
     }
 
 
-def environment() -> dict:
+def environment(engine: str | None = None) -> dict:
+    """The versions of what turns the inputs into numbers (recorded, and part of the cache key).
+    torch only under `--engine torch`: torch imported elsewhere in the process (a library user's
+    script, a test session) computed nothing, and changed the key and run.json all the same."""
     import onnxruntime
     import sentencepiece
 
@@ -123,8 +126,10 @@ def environment() -> dict:
         "sentencepiece": sentencepiece.__version__,
         "platform": platform.system().lower() + "-" + platform.machine(),
     }
-    if "torch" in sys.modules:
-        env["torch"] = sys.modules["torch"].__version__
+    if engine == "torch":
+        import torch  # already imported by the backend
+
+        env["torch"] = torch.__version__
     return env
 
 
@@ -357,7 +362,7 @@ def evaluate(
         log(f"warning: {w}")
     t_load = time.perf_counter()  # model loaded and golden set tokenized (overlapped)
 
-    env = environment()
+    env = environment(backend.info.get("engine"))
     checkpoint = {"name": ref.name, "path": str(ref.path), "kind": ref.kind, "found_in": ref.found_in}
     tok_meta = {"path": str(tok_path), "source": tok_source, "sha256": tokenizer.sha256, "vocab_size": tokenizer.vocab_size}
     key = cache_key(

@@ -1,6 +1,7 @@
 """`mweval golden pull` against a local HTTP server laying out ../shared/upstream/golden (no other network)."""
 
 import functools
+import hashlib
 import http.server
 import shutil
 import threading
@@ -50,8 +51,11 @@ def test_pull_refuses_a_file_whose_sha256_differs_and_installs_nothing(server):
     f = root / "data" / "eval" / "golden" / "v0.1.2" / "fr.jsonl"
     f.write_bytes(f.read_bytes() + b'{"raw":"x","components":{}}\n')
     r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", url])
-    assert r.exit_code == 2 and "does not match the pinned" in r.output
-    assert f"{url}/data/eval/golden/v0.1.2/fr.jsonl:" in r.output  # the URL it read, not "base fr.jsonl"
+    assert r.exit_code == 2
+    got = hashlib.sha256(f.read_bytes()).hexdigest()
+    # the URL it read (not "base fr.jsonl"), and both sha256s by their first 12 hex digits
+    assert r.output.strip().splitlines()[-1] == (f"mweval: error: {url}/data/eval/golden/v0.1.2/fr.jsonl: sha256 {got[:12]}… "
+                                                 "does not match the pinned 29d72dcd34ea… for v0.1.2")
     assert not (user_data_dir() / "v0.1.2").exists()
 
 
@@ -112,3 +116,35 @@ def test_a_failed_download_says_what_to_do_without_network():
     r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", "http://127.0.0.1:9"])
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
     assert "download failed" in r.output and "pass --from a directory that holds the golden sets (their sha256s are checked" in r.output
+
+
+def test_the_installed_path_is_printed_as_the_one_golden_names_resolve_to(server):
+    _root, url = server
+    r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", url])
+    assert r.exit_code == 0, r.output
+    dest = user_data_dir() / "v0.1.2"
+    assert r.stdout.strip() == f"v0.1.2 installed at {dest} (use --golden v0.1.2)"
+
+
+def test_a_source_that_is_neither_a_directory_nor_a_url_is_named_as_such(tmp_path, shared):
+    """A mistyped --from directory went to urllib, which said "unknown url type"; it is said as it is."""
+    missing = tmp_path / "no-such-checkout"
+    r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2", "--from", str(missing)])
+    assert r.exit_code == 2
+    assert r.output.strip() == f"mweval: error: {missing}: --from is neither a directory nor a URL"
+    assert list(user_data_dir().iterdir()) == []  # nothing installed, no staging left
+
+
+def test_without_from_the_pinned_upstream_commit_is_fetched(monkeypatch, shared):
+    """No network here: a proxy that refuses connections makes urllib's own request fail, and the
+    error names the URL it tried: the pinned commit's raw file, not a branch."""
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    r = CliRunner().invoke(main, ["golden", "pull", "v0.1.2@v0.4.0"])
+    assert r.exit_code == 2, r.output
+    url = ("https://raw.githubusercontent.com/sister-software/mailwoman/c7e5ae7f847275140c88e6828fd704e3db3cb838"
+           "/data/eval/golden/v0.1.2/adversarial.jsonl")
+    assert r.output.startswith(f"mweval: error: {url}: download failed (")
+    assert list(user_data_dir().iterdir()) == []

@@ -27,7 +27,7 @@ from mailwoman_eval.checkpoints.backend import (
 )
 from mailwoman_eval.decode import CRFParams
 from mailwoman_eval.errors import MwevalError
-from mailwoman_eval.fsutil import refuse_special_file, sha256_bytes, sha256_file
+from mailwoman_eval.fsutil import refuse_special_file, sha256_bytes
 from mailwoman_eval.labels import V040_LABELS, check_labels
 from mailwoman_eval.run import OOD_PREFIX
 from mailwoman_eval.tokenizer import MAX_LENGTH
@@ -87,10 +87,13 @@ def _sidecar_array(obj: dict, key: str, path: Path) -> np.ndarray:
     return a.astype(np.float32)
 
 
-def read_sidecar(path: Path) -> tuple[list[str], CRFParams]:
+def read_sidecar(path: Path) -> tuple[list[str], CRFParams, str]:
+    """The labels and CRF of a crf-transitions.json, and the sha256 of the bytes they were parsed
+    from (read once: a file rewritten meanwhile must not be recorded with the new bytes' hash)."""
     refuse_special_file(path)
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        obj = json.loads(data.decode("utf-8"))
         labels = check_labels(obj["labels"], "crf-transitions.json labels", str(path))
         crf = CRFParams(
             source="sidecar",
@@ -102,7 +105,7 @@ def read_sidecar(path: Path) -> tuple[list[str], CRFParams]:
         raise MwevalError(f"unreadable crf-transitions.json ({e})", where=str(path)) from None
     if crf.start.shape[0] != len(labels):
         raise MwevalError("crf-transitions.json size differs from its label list", where=str(path))
-    return labels, crf
+    return labels, crf, sha256_bytes(data)
 
 
 class OnnxBackend(Backend):
@@ -197,11 +200,13 @@ class OnnxBackend(Backend):
 
         # labels: model card, --labels, sidecar, else the v0.4.0 default
         card_path = directory / "model-card.json"
-        card = None
+        card = card_sha = None
         if card_path.exists():
             refuse_special_file(card_path)
             try:
-                card = json.loads(card_path.read_text(encoding="utf-8"))
+                card_bytes = card_path.read_bytes()  # read once: what is recorded is the hash of what was parsed
+                card_sha = sha256_bytes(card_bytes)
+                card = json.loads(card_bytes.decode("utf-8"))
             # ValueError: Python 3.11+ refuses integers of over 4300 digits with a plain ValueError
             except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
                 raise MwevalError(f"malformed model-card.json ({e})", where=str(card_path)) from None
@@ -252,9 +257,9 @@ class OnnxBackend(Backend):
         }
         info["files"][model_path.name] = info["sha256"]
         if sidecar is not None:
-            info["files"]["crf-transitions.json"] = sha256_file(sidecar_path)
+            info["files"]["crf-transitions.json"] = sidecar[2]
         if card is not None:
-            info["files"]["model-card.json"] = sha256_file(card_path)
+            info["files"]["model-card.json"] = card_sha
             info["model_card"] = {
                 "version": card.get("version"),
                 "lineage": (card.get("model_lineage") or "")[:200] or None,
