@@ -181,7 +181,7 @@ def remove_stale_staging(final: Path) -> None:
         for old in final.parent.glob(f".{glob.escape(final.name)}.{kind}-*"):
             pid = ascii_int(old.name[len(final.name) + len(kind) + 3 :].split("-", 1)[0], 9)
             if pid is not None and pid != os.getpid() and not _running(pid):
-                shutil.rmtree(old, ignore_errors=True)
+                _remove(old)  # a replaced output may be a file or a symlink, which rmtree leaves
 
 
 def _running(pid: int) -> bool:
