@@ -102,14 +102,19 @@ def _finalize(value):
 # --- formatting filters ------------------------------------------------------------------------
 
 
+def missing(x) -> bool:
+    """No number to show: None, or NaN (a cell a reader sees as "—", not "+nan" tinted green)."""
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
 def pct(x, digits: int = 1) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    if missing(x):
         return "—"
     return f"{x * 100:.{digits}f}"
 
 
 def signed_pp(x, digits: int = 1) -> str:
-    if x is None:
+    if missing(x):
         return "—"
     v = x * 100
     if round(v, digits) == 0:
@@ -118,14 +123,14 @@ def signed_pp(x, digits: int = 1) -> str:
 
 
 def delta_class(x, eps: float = 0.0005) -> str:
-    if x is None or abs(x) < eps:
+    if missing(x) or abs(x) < eps:
         return "d0"
     return "dpos" if x > 0 else "dneg"
 
 
 def heat(f1) -> str:
     """Background tint for an F1 cell: red (0) → amber → green (1)."""
-    if f1 is None:
+    if missing(f1):
         return ""
     hue = int(round(max(0.0, min(1.0, f1)) ** 2 * 125))
     return f"background:hsl({hue} 70% 93%)"
