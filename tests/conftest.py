@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,26 @@ def short_position_checkpoint(dest: Path, positions: int) -> Path:
     state["position_embeddings.weight"] = state["position_embeddings.weight"][:positions].clone()
     torch.save(state, dest / "pytorch_model.bin")
     return dest
+
+
+def fixed_width_onnx(tmp_path: Path, width: int, side_channel: bool = False) -> Path:
+    """The tiny upstream export with its inputs fixed at [1, width], as v0.1/v0.2 graphs fixed them
+    at [1, 128] (upstream-formats.md §5.1); `side_channel`: plus an unused float input
+    `anchor_features` fixed at [1, width, 50]. Written with its sidecar into tmp_path/fixed<width>."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    m = onnx.load(str(TINY / "onnx" / "model.onnx"))
+    if side_channel:
+        m.graph.input.append(helper.make_tensor_value_info("anchor_features", TensorProto.FLOAT, [1, width, 50]))
+    for i in m.graph.input:
+        dims = i.type.tensor_type.shape.dim
+        dims[0].ClearField("dim_param")
+        dims[0].dim_value = 1
+        dims[1].ClearField("dim_param")
+        dims[1].dim_value = width
+    d = tmp_path / f"fixed{width}"
+    d.mkdir()
+    onnx.save(m, str(d / "model.onnx"))
+    shutil.copyfile(TINY / "onnx" / "crf-transitions.json", d / "crf-transitions.json")
+    return d / "model.onnx"

@@ -63,3 +63,15 @@ def save_run(run: Run, directory) -> Path:
     meta["golden"] = {"files": {}, "rows": len(run.predictions), **meta["golden"]}
     write_run(Path(directory), meta, run.predictions)
     return Path(directory)
+
+
+def two_runs(n, lost, tag="postcode", n_adv=0, base_name="base", cand_name="cand"):
+    """n entries with a postcode; base gets all right, cand misses the first `lost` (the first
+    `n_adv` rows are adversarial.jsonl's)."""
+    rows_b, rows_c = [], []
+    for i in range(n):
+        pc = f"{10000 + i}"
+        f = "adversarial.jsonl" if i < n_adv else "us.jsonl"
+        rows_b.append((f"Town {pc}", {tag: pc}, {tag: pc}, f))
+        rows_c.append((f"Town {pc}", {tag: pc}, {} if i < lost else {tag: pc}, f))
+    return make_run(rows_b, [tag], "runtime", base_name), make_run(rows_c, [tag], "runtime", cand_name)

@@ -13,6 +13,7 @@ from conftest import (
     TINY_STEP,
     TOKENIZER_V010,
     V040SIZE,
+    fixed_width_onnx,
     need_shared,
     short_position_checkpoint,
 )
@@ -114,25 +115,8 @@ def test_upstream_onnx_export_is_batchable_by_trial_and_int8_is_fed_padded(share
     assert int8.crf is not None and int8.crf.source == "sidecar"
 
 
-def _fixed_width_copy(tmp_path, width: int):
-    """upstream-formats.md §5.1: v0.1/v0.2 graphs fixed their inputs at [1, 128]."""
-    onnx = pytest.importorskip("onnx")
-    m = onnx.load(str(TINY / "onnx" / "model.onnx"))
-    for i in m.graph.input:
-        dims = i.type.tensor_type.shape.dim
-        dims[0].ClearField("dim_param")
-        dims[0].dim_value = 1
-        dims[1].ClearField("dim_param")
-        dims[1].dim_value = width
-    d = tmp_path / f"fixed{width}"
-    d.mkdir()
-    onnx.save(m, str(d / "model.onnx"))
-    shutil.copyfile(TINY / "onnx" / "crf-transitions.json", d / "crf-transitions.json")
-    return d / "model.onnx"
-
-
 def test_a_graph_with_a_fixed_sequence_length_is_fed_at_that_length(tmp_path, test_ids):
-    fixed = OnnxBackend(_fixed_width_copy(tmp_path, MAX_LENGTH))
+    fixed = OnnxBackend(fixed_width_onnx(tmp_path, MAX_LENGTH))
     assert fixed.fixed_width == MAX_LENGTH and not fixed.batchable
     assert fixed.info["padding"] == "pad-to-128" and fixed.info["fixed_sequence_length"] == MAX_LENGTH
     assert OnnxBackend(fixed.model_path, pad_to="128").info["padding"] == "pad-to-128"
@@ -145,7 +129,7 @@ def test_a_graph_with_a_fixed_sequence_length_is_fed_at_that_length(tmp_path, te
         assert (a.argmax(-1) == b.argmax(-1)).all()
     with pytest.raises(MwevalError, match="fixes the sequence length at 128"):
         OnnxBackend(fixed.model_path, pad_to="own")
-    short = OnnxBackend(_fixed_width_copy(tmp_path, 16))
+    short = OnnxBackend(fixed_width_onnx(tmp_path, 16))
     long_rows = [x for x in test_ids if len(x) > 16][:3]
     with pytest.raises(MwevalError, match="more pieces than the graph's fixed sequence length 16"):
         short.infer(long_rows)

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from markupsafe import Markup
-from runfactory import make_run, save_run
+from runfactory import make_run, save_run, two_runs
 
 from mailwoman_eval.cli import main
 from mailwoman_eval.report.common import (
@@ -181,17 +181,6 @@ def test_anchor_keeps_only_safe_id_chars():
 
 
 # --- compare / gate at the command line --------------------------------------------------------
-
-
-def two_runs(n, lost, tag="postcode", n_adv=0, base_name="base", cand_name="cand"):
-    """n entries with a postcode; base gets all right, cand misses the first `lost`."""
-    rows_b, rows_c = [], []
-    for i in range(n):
-        pc = f"{10000 + i}"
-        f = "adversarial.jsonl" if i < n_adv else "us.jsonl"
-        rows_b.append((f"Town {pc}", {tag: pc}, {tag: pc}, f))
-        rows_c.append((f"Town {pc}", {tag: pc}, {} if i < lost else {tag: pc}, f))
-    return make_run(rows_b, [tag], "runtime", base_name), make_run(rows_c, [tag], "runtime", cand_name)
 
 
 def gate_run(tmp_path, base, cand, *extra, out="g"):

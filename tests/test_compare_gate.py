@@ -6,7 +6,7 @@ from xml.etree import ElementTree as ET
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from runfactory import make_run, save_run
+from runfactory import make_run, save_run, two_runs
 
 from mailwoman_eval.cli import main
 from mailwoman_eval.compare import compare, view_statistics
@@ -14,17 +14,6 @@ from mailwoman_eval.errors import MwevalError
 from mailwoman_eval.gate import Thresholds, gate, junit_xml, load_thresholds, markdown
 from mailwoman_eval.metrics import FN, TP
 from mailwoman_eval.stats import holm, one_sided_drop_p
-
-
-def two_runs(n, lost, tag="postcode", n_adv=0):
-    """n entries with a postcode; base gets all right, cand misses the first `lost`."""
-    rows_b, rows_c = [], []
-    for i in range(n):
-        pc = f"{10000 + i}"
-        f = "adversarial.jsonl" if i < n_adv else "us.jsonl"
-        rows_b.append((f"Town {pc}", {tag: pc}, {tag: pc}, f))
-        rows_c.append((f"Town {pc}", {tag: pc}, {} if i < lost else {tag: pc}, f))
-    return make_run(rows_b, [tag], "runtime", "base"), make_run(rows_c, [tag], "runtime", "cand")
 
 
 def test_hand_computable_ci_two_entries():

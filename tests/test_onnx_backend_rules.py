@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EN_US, GOLDEN_V012, TINY, TOKENIZER_V010, error_text, need_shared
+from conftest import EN_US, GOLDEN_V012, TINY, TOKENIZER_V010, error_text, fixed_width_onnx, need_shared
 
 from mailwoman_eval.checkpoints.backend import (
     Backend,
@@ -241,29 +241,9 @@ def test_the_default_is_one_worker_per_core_this_process_may_run_on_up_to_two():
 # a fixed sequence axis (upstream-formats.md §5.1: the v0.1/v0.2 graphs baked in [1, 128])
 
 
-def fixed_width_copy(tmp_path, width: int):
-    """The tiny export with [1, width] inputs and a (unused) side channel fixed at [1, width, 50]."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    m = onnx.load(str(FP32))
-    m.graph.input.append(helper.make_tensor_value_info("anchor_features", TensorProto.FLOAT, [1, width, 50]))
-    for i in m.graph.input:
-        dims = i.type.tensor_type.shape.dim
-        dims[0].ClearField("dim_param")
-        dims[0].dim_value = 1
-        dims[1].ClearField("dim_param")
-        dims[1].dim_value = width
-    d = tmp_path / f"fixed{width}"
-    d.mkdir()
-    onnx.save(m, str(d / "model.onnx"))
-    shutil.copyfile(SIDECAR, d / "crf-transitions.json")
-    return d / "model.onnx"
-
-
 def test_a_fixed_width_is_fed_at_that_width_and_longer_rows_are_refused_by_row_number(tmp_path, tiny_rows):
     need_shared()
-    path = fixed_width_copy(tmp_path, 24)
+    path = fixed_width_onnx(tmp_path, 24, side_channel=True)
     b = OnnxBackend(path)
     assert (b.fixed_width, b.pad_to, b.batchable) == (24, "128", False)
     assert (b.info["padding"], b.info["fixed_sequence_length"]) == ("pad-to-24", 24)
