@@ -54,17 +54,23 @@ def snapshot(root: Path) -> dict[str, str]:
     return out
 
 
-def assert_one_line_error(r: Result, expect: tuple[str, ...], root: Path, before: dict[str, str]) -> None:
-    """docs/robustness.md's rule: exit 2, one stderr line `mweval: error: …` holding every fragment of
-    `expect`, nothing on stdout, and nothing under `root` created or changed."""
+def one_line_error(r, *fragments: str) -> str:
+    """docs/robustness.md's rule for a result (ours or click's): exit 2, one stderr line
+    `mweval: error: …` holding every fragment, nothing on stdout. Returns the line."""
     assert "Traceback" not in r.stderr + r.stdout, r.stderr
     lines = r.stderr.splitlines()
     assert r.exit_code == 2, (r.exit_code, r.stderr, r.stdout)
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("mweval: error: "), lines[0]
     assert r.stdout == "", "an error left partial output on stdout"
-    for frag in expect:
+    for frag in fragments:
         assert frag in lines[0], (frag, lines[0])
+    return lines[0]
+
+
+def assert_one_line_error(r: Result, expect: tuple[str, ...], root: Path, before: dict[str, str]) -> None:
+    """`one_line_error`, and nothing under `root` created or changed."""
+    one_line_error(r, *expect)
     assert snapshot(root) == before, "an error left partial output behind"
     assert not list(root.rglob("*.tmp")), "a temp file was left behind"
 

@@ -26,6 +26,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from clicases import one_line_error
 from click.testing import CliRunner
 from conftest import GOLDEN_V012, TINY, TINY_STEP, TOKENIZER_V010, need_shared
 
@@ -34,17 +35,6 @@ from mailwoman_eval.cli import main
 
 def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_error(r, *fragments) -> str:
-    """Exit 2, nothing on stdout, one stderr line `mweval: error: …` holding every fragment."""
-    assert r.exit_code == 2, (r.exit_code, r.stdout, r.stderr)
-    assert r.stdout == ""
-    (line,) = r.stderr.splitlines()
-    assert line.startswith("mweval: error: "), line
-    for f in fragments:
-        assert f in line, (f, line)
-    return line
 
 
 def write_set(root: Path, rows: list[dict], name: str = "us.jsonl") -> Path:
@@ -124,7 +114,7 @@ def test_validate_ignore_case_fails_only_on_values_in_no_letter_case(tmp_path):
 
 def test_validate_refuses_a_negative_limit_in_one_line(tmp_path):
     g = write_set(tmp_path / "g", [CASE_ONLY])
-    line = one_error(cli("golden", "validate", g, "--limit", "-1"))
+    line = one_line_error(cli("golden", "validate", g, "--limit", "-1"))
     assert line == ("mweval: error: mweval golden validate: Invalid value for '--limit': -1 is not in the range x>=0. "
                     "Try 'mweval golden validate --help'.")
 
@@ -156,7 +146,7 @@ def test_verify_mismatch_warns_and_exits_0_strict_exits_2_with_the_problems(tmp_
     assert warnings and all(w.startswith("warning: ") for w in warnings)
     last = r.stdout.splitlines()[-1]
     assert last.startswith(f"demo-copy: manifest mismatch ({len(warnings)} problems, ") and last.endswith("MANIFEST.json)")
-    line = one_error(cli("golden", "verify", g, "--strict"), "demo-copy: manifest mismatch (")
+    line = one_line_error(cli("golden", "verify", g, "--strict"), "demo-copy: manifest mismatch (")
     for w in warnings:
         assert w.removeprefix("warning: ") in line
 
@@ -217,11 +207,11 @@ def test_eval_without_quiet_says_what_it_evaluates_on_stderr(small_set, tmp_path
 
 def test_eval_passes_labels_and_force_to_the_library(small_set):
     onnx = ["eval", "--ckpt", TINY / "onnx" / "model.onnx", "--tokenizer", TOKENIZER_V010, "--golden", small_set, "-q", "--no-cache"]
-    one_error(cli(*onnx, "--labels", "a,b", "--out", "l"), "--labels: label 0 'a' is neither O nor B-<tag> / I-<tag>")
+    one_line_error(cli(*onnx, "--labels", "a,b", "--out", "l"), "--labels: label 0 'a' is neither O nor B-<tag> / I-<tag>")
     assert not Path("l").exists()
     Path("notes").mkdir()
     Path("notes/mine.txt").write_text("mine")
-    assert one_error(cli(*onnx, "--out", "notes")) == ("mweval: error: notes: output directory is not empty and holds no mweval "
+    assert one_line_error(cli(*onnx, "--out", "notes")) == ("mweval: error: notes: output directory is not empty and holds no mweval "
                                                      "run.json; refusing to write (use --force)")
     r = cli(*onnx, "--out", "notes", "--force")
     assert r.exit_code == 0, r.stderr
@@ -237,7 +227,7 @@ def test_diagnose_passes_ckpt_root_to_the_lookup(small_set):
 
 
 def test_a_missing_required_option_is_one_usage_line():
-    line = one_error(cli("eval", "--golden", "demo-v1"))
+    line = one_line_error(cli("eval", "--golden", "demo-v1"))
     assert line == "mweval: error: mweval eval: Missing option '--ckpt'. Try 'mweval eval --help'."
 
 
@@ -279,14 +269,14 @@ SAVED_RUN = "applies only when a checkpoint is evaluated, and every input here i
                                      "re-scored (evaluate its checkpoint with --ckpt to change the profile)"),
 ])
 def test_diagnose_refuses_options_it_would_ignore(small_run, extra, what):
-    line = one_error(cli("diagnose", "--run", small_run, *extra))
+    line = one_line_error(cli("diagnose", "--run", small_run, *extra))
     assert line == "mweval: error: " + what.format(run=small_run)
     assert not Path("reports").exists() and not Path("runs").exists()
 
 
 def test_diagnose_needs_a_run_or_a_checkpoint_and_a_golden_set():
     for args in ([], ["--ckpt", "step-002200"], ["--golden", "demo-v1"]):
-        line = one_error(cli("diagnose", *args))
+        line = one_line_error(cli("diagnose", *args))
         assert line == "mweval: error: give --run DIR, or both --ckpt and --golden"
 
 
@@ -329,12 +319,12 @@ def test_diagnose_json_lists_the_outputs_it_wrote(small_run):
 
 def test_diagnose_refuses_to_replace_a_file_that_is_not_its_report(small_run):
     Path("mine.html").write_text("<html>my notes</html>")
-    one_error(cli("diagnose", "--run", small_run, "--out", "mine.html"), "mine.html: exists and is not an mweval report; pass --force")
+    one_line_error(cli("diagnose", "--run", small_run, "--out", "mine.html"), "mine.html: exists and is not an mweval report; pass --force")
     assert Path("mine.html").read_text() == "<html>my notes</html>"
     assert cli("diagnose", "--run", small_run, "--out", "mine.html", "--force", "-q").exit_code == 0
     Path("t").mkdir()
     Path("t/x.errors.csv").write_text("mine")
-    one_error(cli("diagnose", "--run", small_run, "--out", "t/x.html"), "t/x.errors.csv: exists, and no mweval report x.html beside it")
+    one_line_error(cli("diagnose", "--run", small_run, "--out", "t/x.html"), "t/x.errors.csv: exists, and no mweval report x.html beside it")
     assert not Path("t/x.html").exists()
 
 

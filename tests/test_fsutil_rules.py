@@ -140,15 +140,19 @@ def test_a_forced_directory_of_other_files_keeps_them_and_only_the_names_written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # the staging directory is gone
 
 
-def test_replacing_a_directory_leaves_no_backup(tmp_path):
-    final = tmp_path / "set"
-    final.mkdir()
-    (final / "old.jsonl").write_text("old")
+@pytest.mark.parametrize("there", ["a directory", "a file"])
+def test_what_stood_where_the_directory_goes_is_replaced_and_no_backup_stays(tmp_path, there):
+    final = tmp_path / "out"
+    if there == "a directory":
+        final.mkdir()
+        (final / "old.jsonl").write_text("old")
+    else:
+        final.write_text("a file of the same name")
     staging = staging_dir(final)
-    (staging / "new.jsonl").write_text("new")
+    (staging / "run.json").write_text("{}")
     replace_dir_atomically(staging, final)
-    assert sorted(p.name for p in final.iterdir()) == ["new.jsonl"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+    assert sorted(p.name for p in final.iterdir()) == ["run.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_a_symlink_where_the_directory_goes_is_removed_as_a_link_not_emptied(tmp_path):
@@ -166,16 +170,6 @@ def test_a_symlink_where_the_directory_goes_is_removed_as_a_link_not_emptied(tmp
     assert not final.is_symlink() and sorted(p.name for p in final.iterdir()) == ["run.json"]
     assert (elsewhere / "precious.txt").read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "out"]
-
-
-def test_a_file_where_the_directory_goes_is_replaced_and_no_backup_stays(tmp_path):
-    final = tmp_path / "out"
-    final.write_text("a file of the same name")
-    staging = staging_dir(final)
-    (staging / "run.json").write_text("{}")
-    replace_dir_atomically(staging, final)
-    assert sorted(p.name for p in final.iterdir()) == ["run.json"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_staging_of_live_processes_is_kept_and_they_are_not_signalled(tmp_path):
