@@ -267,6 +267,18 @@ def test_byte_order_member_absent_loads_and_big_endian_is_refused(tmp_path):
     assert error_text(load_state_dict, big) == f"{big}: big-endian torch archives are not supported"
 
 
+@pytest.mark.parametrize("order", [b"little\n", b"LITTLE", b"", b"middle"])
+def test_a_byte_order_other_than_little_or_big_is_refused_as_torch_does(tmp_path, order):
+    """torch.load accepts exactly b"little" or b"big" and refuses the rest ("Unknown endianness
+    type"); so does this reader, naming the value instead of calling it big-endian."""
+    src = saved({"w": torch.arange(3.0)}, tmp_path, "src.bin").read_bytes()
+    odd = tmp_path / "odd.bin"
+    odd.write_bytes(rezip(src, replace={"/byteorder": order}))
+    with pytest.raises(ValueError, match="Unknown endianness"):
+        torch.load(odd, weights_only=True)
+    assert error_text(load_state_dict, odd) == f"{odd}: unknown byte order {order!r} in the torch archive (torch writes 'little' or 'big')"
+
+
 @pytest.mark.parametrize("pkls", [0, 2])
 def test_an_archive_without_a_single_data_pkl_is_refused(tmp_path, pkls):
     buf = io.BytesIO()
