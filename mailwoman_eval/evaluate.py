@@ -115,7 +115,9 @@ def audit(gset: GoldenSet, tags: list[str], profile: Profile) -> dict:
 def environment(engine: str | None = None) -> dict:
     """The versions of what turns the inputs into numbers (recorded, and part of the cache key).
     torch only under `--engine torch`: torch imported elsewhere in the process (a library user's
-    script, a test session) computed nothing, and changed the key and run.json all the same."""
+    script, a test session) computed nothing, and changed the key and run.json all the same. onnx
+    only under `--engine onnx` (a PyTorch checkpoint's default): its graph is written by the onnx
+    package (onnx_build.py), which an ONNX model file never passes through."""
     import onnxruntime
     import sentencepiece
 
@@ -130,6 +132,10 @@ def environment(engine: str | None = None) -> dict:
         import torch  # already imported by the backend
 
         env["torch"] = torch.__version__
+    elif engine == "onnx":
+        import onnx  # already imported by onnx_build
+
+        env["onnx"] = onnx.__version__
     return env
 
 

@@ -24,7 +24,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import TINY_STEP, TOKENIZER_V010, error_text, need_shared
+from conftest import TINY, TINY_STEP, TOKENIZER_V010, error_text, need_shared
 
 from mailwoman_eval.align import gold_bio
 from mailwoman_eval.decode import CRFParams, build_transitions, components_from_labels, viterbi
@@ -376,7 +376,25 @@ def test_torch_is_in_the_environment_only_when_the_torch_engine_computed_the_run
         opts = EvalOptions(profile=RUNTIME, tokenizer=str(TOKENIZER_V010), use_cache=False, engine=engine)
         envs[engine] = evaluate(resolve_checkpoint(str(TINY_STEP)), gset, opts, tmp_path / engine).meta["environment"]
     assert "torch" in sys.modules and "torch" not in envs["onnx"]
-    assert envs["torch"] == {**envs["onnx"], "torch": torch.__version__}
+    base = {k: v for k, v in envs["onnx"].items() if k != "onnx"}
+    assert envs["torch"] == {**base, "torch": torch.__version__}
+
+
+def test_the_onnx_package_is_in_the_environment_when_it_wrote_the_graph_that_ran(tmp_path, shared):
+    """A PyTorch checkpoint's default engine runs a graph the onnx package writes (onnx_build), so
+    its version is part of what turned the inputs into numbers; an ONNX model file's is not."""
+    import onnx
+
+    from mailwoman_eval.checkpoints.resolve import resolve_checkpoint
+
+    gset = load_golden(write_set(tmp_path / "g"))
+    opts = EvalOptions(profile=RUNTIME, tokenizer=str(TOKENIZER_V010), use_cache=False)
+    built = evaluate(resolve_checkpoint(str(TINY_STEP)), gset, opts, tmp_path / "built")
+    assert built.meta["checkpoint"]["engine"] == "onnx" and built.meta["environment"]["onnx"] == onnx.__version__
+    numpy_opts = EvalOptions(profile=RUNTIME, tokenizer=str(TOKENIZER_V010), use_cache=False, engine="numpy")
+    assert "onnx" not in evaluate(resolve_checkpoint(str(TINY_STEP)), gset, numpy_opts, tmp_path / "np").meta["environment"]
+    exported = evaluate(resolve_checkpoint(str(TINY / "onnx" / "model.onnx")), gset, opts, tmp_path / "file")
+    assert exported.meta["checkpoint"]["kind"] == "onnx" and "onnx" not in exported.meta["environment"]
 
 
 def test_the_timings_block_adds_up_and_is_rounded_to_the_microsecond(hand):
