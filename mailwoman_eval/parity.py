@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -167,6 +168,14 @@ def _logit_diff(ref: Decoded, art: Decoded, gset: GoldenSet) -> dict:
     }
 
 
+def artifact_names(paths: list[Path]) -> list[str]:
+    """How the outputs name each artifact: its file name, or the path as given where another
+    artifact has the same file name (an old and a new `model.onnx`), so that no warning, table row,
+    `failed` entry or timing is about two files at once."""
+    counts = Counter(p.name for p in paths)
+    return [p.name if counts[p.name] == 1 else str(p) for p in paths]
+
+
 def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: ParityOptions, log=lambda s: None) -> dict:
     """Run the reference and each artifact on `gset`; return the parity document (exit code inside)."""
     from mailwoman_eval.checkpoints.onnx_backend import OnnxBackend
@@ -182,6 +191,11 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
             raise MwevalError("ONNX file not found", where=str(p))
         if p.suffix != ".onnx":
             raise MwevalError("not an .onnx file", where=str(p))
+    seen: dict[Path, Path] = {}
+    for p in onnx_paths:
+        if (first := seen.setdefault(p.resolve(), p)) is not p:
+            raise MwevalError(f"the same ONNX file is given twice (as {first} and as {p})", where=str(p))
+    display = artifact_names(onnx_paths)
     tok_path, tok_source = find_tokenizer(ref, opts.tokenizer)
     tokenizer = Tokenizer(tok_path)
     base = PytorchBackend(ref.path, engine=opts.engine)
@@ -207,7 +221,7 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
 
     artifacts = []
     artifact_seconds: dict[str, float] = {}
-    for path in onnx_paths:
+    for path, name in zip(onnx_paths, display, strict=True):
         labels_arg, labels_note = onnx_labels_arg(path, labels)
         backend = OnnxBackend(path, labels_arg=labels_arg, pad_to=opts.pad_to)
         if backend.labels != labels:
@@ -215,7 +229,7 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
                 f"ONNX label list ({backend.labels_source}, {len(backend.labels)} labels) differs from the checkpoint's "
                 f"({base.labels_source}, {len(labels)} labels)", where=str(path))
         kind = "int8" if backend.int8 else "fp32"
-        log(f"  {path.name}: {kind}, batched {'yes' if backend.batchable else 'no (by trial)'}, padding {backend.info['padding']}")
+        log(f"  {name}: {kind}, batched {'yes' if backend.batchable else 'no (by trial)'}, padding {backend.info['padding']}")
         t_art = time.perf_counter()
         backend.check_rows(ids, names)
         art_logits = backend.infer(ids)
@@ -259,7 +273,7 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
                                 f"the export may come from another checkpoint; parity decodes every model with the checkpoint's")
         artifacts.append({
             "path": str(path),
-            "name": path.name,
+            "name": name,
             "sha256": backend.info["sha256"],
             "kind": kind,
             "int8": bool(backend.int8),
@@ -280,7 +294,7 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
             "reasons": reasons,
             "warnings": warnings,
         })
-        artifact_seconds[path.name] = round(seconds, 3)
+        artifact_seconds[name] = round(seconds, 3)
     failed = [a["name"] for a in artifacts if a["verdict"] == "FAIL"]
     return {
         "schema": SCHEMA,
