@@ -83,8 +83,10 @@ def base_and_candidate(base, cand, golden, eval_args, quiet, allow_mismatch=Fals
     """Both sides of compare/gate as runs, each loaded or evaluated. An evaluation option is
     refused when it applies to neither checkpoint (or nothing is evaluated), before any work;
     a PyTorch step against its ONNX export takes --pad-to for the export and --engine for the step.
-    A saved side that could not be compared with the evaluated one is refused before evaluating,
-    and so is what `check_golden(golden set)` refuses (a bootstrap too large for its rows)."""
+    A saved side scored on another golden set or with another profile than the evaluated one is
+    refused before evaluating, and so is what `check_golden(golden set)` refuses (a bootstrap too
+    large for its rows). One with another label set is refused by the comparison, after the
+    evaluation: the checkpoint's labels are known only once its backend has loaded."""
     from mailwoman_eval.checkpoints.resolve import refuse_inapplicable_knobs
     from mailwoman_eval.golden import load_golden, resolve_golden
     from mailwoman_eval.run import load_run_or_scores
