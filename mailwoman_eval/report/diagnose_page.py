@@ -36,7 +36,7 @@ from mailwoman_eval.report.common import (
 )
 
 EXAMPLE_CAP = 20  # example rows per tag × kind × primary category; the rest are in the CSV
-FLAGS = ("non_latin", "gold_unreachable")  # categories that are never primary, after the primary ones
+FLAGS = ("non_latin", "gold_unreachable")  # flag categories, after the primary ones (non_latin is primary under upstream)
 
 
 def headline_numbers(metrics: dict) -> dict:
@@ -188,7 +188,8 @@ def tag_blocks(d, cap: int) -> tuple[list[dict], dict]:
                        "errors": sum(k["total"] for k in kinds)})
     filters = {
         "tag": [t for t in order if t in filt["tag"]],
-        "cats": [c for c in (*d.categories, *FLAGS) if c in filt["cats"]] + sorted(filt["cats"] - set(d.categories) - set(FLAGS)),
+        # dict.fromkeys: non_latin is a flag under the mweval scheme and primary under upstream's (listed once)
+        "cats": [c for c in dict.fromkeys((*d.categories, *FLAGS)) if c in filt["cats"]] + sorted(filt["cats"] - set(d.categories) - set(FLAGS)),
         "file": sorted(filt["file"]),
         "country": sorted(filt["country"]),
         "shown": shown_total,
