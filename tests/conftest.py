@@ -6,9 +6,11 @@ so that in CI an absent ../shared fails instead of silently skipping.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,18 @@ def fixed_width_onnx(tmp_path: Path, width: int, side_channel: bool = False) -> 
     onnx.save(m, str(d / "model.onnx"))
     shutil.copyfile(TINY / "onnx" / "crf-transitions.json", d / "crf-transitions.json")
     return d / "model.onnx"
+
+
+def rezip(src: bytes, method: int = zipfile.ZIP_STORED, replace: dict[str, bytes | None] | None = None) -> bytes:
+    """A torch archive rewritten with `method`; members whose name ends with a key of `replace` get
+    its bytes (None: the member is left out)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(src)) as zin, zipfile.ZipFile(buf, "w") as zout:
+        for info in zin.infolist():
+            body = zin.read(info)
+            for suffix, new in (replace or {}).items():
+                if info.filename.endswith(suffix):
+                    body = new
+            if body is not None:
+                zout.writestr(info.filename, body, compress_type=method)
+    return buf.getvalue()

@@ -37,6 +37,7 @@ from conftest import (
     TINY_STEP,
     TOKENIZER_V010,
     need_shared,
+    rezip,
     short_position_checkpoint,
 )
 from runfactory import make_run, save_run
@@ -723,6 +724,9 @@ CASES = [
          ("ck/pytorch_model.bin", "does not hold a state dict")),
     Case("ckpt-bin-pickled-module", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_obj=__import__("torch").nn.Linear(2, 2))),
          ("ck/pytorch_model.bin", "cannot read the state dict", "is not allowed in a state dict")),
+    Case("ckpt-bin-byteorder-unknown", E,
+         lambda c: c.eval(ckpt=c.ckpt_copy(bin_bytes=rezip((TINY_STEP / "pytorch_model.bin").read_bytes(), replace={"/byteorder": b"middle"}))),
+         ("ck/pytorch_model.bin", "unknown byte order b'middle' in the torch archive (torch writes 'little' or 'big')")),
     Case("ckpt-weights-nan", E, lambda c: c.eval(ckpt=c.ckpt_copy(bin_obj=nan_state(c))),
          ("ck/pytorch_model.bin", "weights contain NaN", "final_ln.weight")),
     Case("ckpt-config-malformed", E, lambda c: c.eval(ckpt=c.ckpt_copy(config='{"vocab_size": 16000,')),
@@ -974,6 +978,10 @@ CASES = [
          lambda c: ["parity", "--ckpt", str(TINY_STEP), "--onnx", str(onnx_nan_logits(c)), "--golden", str(c.golden(good_lines())),
                     "--tokenizer", str(TOKENIZER_V010), "--out", str(c.out), "-q"],
          ("nan.onnx", "the model produced NaN or infinite logits for 2 of 2 entries (first: g.jsonl:1)")),
+    Case("parity-same-onnx-twice", E,
+         lambda c: (lambda d: ["parity", "--ckpt", str(TINY_STEP), "--onnx", str(d / "model.onnx"), "--onnx", str(d / ".." / "onx" / "model.onnx"),
+                               "--golden", str(c.golden(good_lines())), "--tokenizer", str(TOKENIZER_V010), "--out", str(c.out), "-q"])(c.onnx_dir()),
+         ("onx/../onx/model.onnx", "the same ONNX file is given twice (as ", "/onx/model.onnx and as ")),
     # ---- the hostile-input audit: numbers, sizes and files no reader expected ---------------------
     Case("golden-manifest-int-over-4300-digits", E,
          lambda c: c.eval((lambda g: ((g / "MANIFEST.json").write_text('{"files": {"g.jsonl": {"entries": ' + BIG_INT + "}}}"), g)[-1])(c.golden(good_lines()))),

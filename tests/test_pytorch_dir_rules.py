@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_BF16, TINY_STEP, error_text, need_shared
+from conftest import TINY_BF16, TINY_STEP, error_text, need_shared, rezip
 
 from mailwoman_eval.checkpoints.pytorch_dir import (
     PytorchBackend,
@@ -65,21 +65,6 @@ def saved(obj, tmp: Path, name: str = "w.bin") -> Path:
     p = tmp / name
     torch.save(obj, p)
     return p
-
-
-def rezip(src: bytes, method: int = zipfile.ZIP_STORED, replace: dict[str, bytes | None] | None = None) -> bytes:
-    """A torch archive rewritten with `method`; members whose name ends with a key of `replace` get
-    its bytes (None: the member is left out)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(src)) as zin, zipfile.ZipFile(buf, "w") as zout:
-        for info in zin.infolist():
-            body = zin.read(info)
-            for suffix, new in (replace or {}).items():
-                if info.filename.endswith(suffix):
-                    body = new
-            if body is not None:
-                zout.writestr(info.filename, body, compress_type=method)
-    return buf.getvalue()
 
 
 # --- data.pkl written by hand, in torch's format -------------------------------------------
