@@ -31,7 +31,8 @@ def value_and_threshold(value: float, threshold: float, digits: tuple[int, ...] 
                         unit: str = "") -> tuple[str, str]:
     """A value and its threshold printed to the fewest of `digits` decimals that do not print them
     equal unless they are ("0.0069 is not ≤ 0.0069" for a drift of 0.006934; a threshold of
-    0.8293351 against 0.829335 needs 7)."""
+    0.8293351 against 0.829335 needs 7 decimals, so the defaults print 8, and digits=(3, ..., 7, 8)
+    prints 7)."""
     for d in digits:
         a, b = f"{value * scale:.{d}f}{unit}", f"{threshold * scale:.{d}f}{unit}"
         if a != b or value == threshold:
