@@ -186,13 +186,12 @@ def parity(ref: CheckpointRef, onnx_paths: list[Path], gset: GoldenSet, opts: Pa
         raise MwevalError(f"--ckpt must be a PyTorch checkpoint (step) directory, not {'an' if ref.kind[0] in 'aeiou' else 'a'} {ref.kind} ({ref.path})")
     if not onnx_paths:
         raise MwevalError("give at least one --onnx FILE")
+    seen: dict[Path, Path] = {}
     for p in onnx_paths:
         if not p.is_file():
             raise MwevalError("ONNX file not found", where=str(p))
         if p.suffix != ".onnx":
             raise MwevalError("not an .onnx file", where=str(p))
-    seen: dict[Path, Path] = {}
-    for p in onnx_paths:
         if (first := seen.setdefault(p.resolve(), p)) is not p:
             raise MwevalError(f"the same ONNX file is given twice (as {first} and as {p})", where=str(p))
     display = artifact_names(onnx_paths)

@@ -186,7 +186,7 @@ def load_state_dict(path: str | Path, data: bytes | None = None) -> tuple[dict[s
             if order == b"big":
                 raise MwevalError("big-endian torch archives are not supported", where=str(path))
             if order != b"little":  # torch.load refuses these too ("Unknown endianness type")
-                raise MwevalError(f"unknown byte order {order[:16]!r} in the torch archive (torch writes 'little' or 'big')",
+                raise MwevalError(f"unknown byte order {order!r} in the torch archive (torch writes 'little' or 'big')",
                                   where=str(path))
             if zf.getinfo(pkls[0]).file_size > MAX_PICKLE_BYTES:
                 raise ValueError(f"data.pkl is {zf.getinfo(pkls[0]).file_size} bytes; a state dict's is a few KB")
