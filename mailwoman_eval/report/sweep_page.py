@@ -131,12 +131,18 @@ def _x_axis(doc: dict) -> tuple[_Scale, list[dict]]:
     return x, [{"x": x(t), "label": f"{t:g}"} for t in ticks]
 
 
+def steps_span(steps: list[int], noun: str = "step") -> str:
+    """"5 steps (1200–2200)", or "1 step (1600)" for one."""
+    n = len(steps)
+    return f"{n} {noun} ({steps[0]})" if n == 1 else f"{n} {noun}s ({steps[0]}–{steps[-1]})"
+
+
 def _window_band(doc: dict, x: _Scale) -> dict:
     ws = doc["drift"]["steps"]
     a, b = x(ws[0]), x(ws[-1])
     if b - a < 10:
         a, b = a - 5, b + 5
-    return {"x": a, "w": round(b - a, 2), "title": f"drift window: last {len(ws)} evaluated steps ({ws[0]}–{ws[-1]})"}
+    return {"x": a, "w": round(b - a, 2), "title": f"drift window: last {steps_span(ws, 'evaluated step')}"}
 
 
 def f1_chart(doc: dict, height: int = 320) -> dict:
@@ -235,7 +241,7 @@ def page_context(doc: dict, lr: LRInfo) -> dict:
         {"key": "transitions", "value": doc["transitions"]},
         {"key": "LR from", "value": "; ".join(doc["lr"]["sources"])},
         {"key": "peak LR", "value": "unknown" if lr.peak is None else f"{fmt_lr(lr.peak)} ({lr.peak_source})"},
-        {"key": "checkpoints", "value": f"{len(rows)} steps ({rows[0]['step']}–{rows[-1]['step']})"},
+        {"key": "checkpoints", "value": steps_span([r["step"] for r in rows])},
     ]
     v = doc["verdict"]
     return {
